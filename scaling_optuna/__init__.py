@@ -1,0 +1,38 @@
+"""scaling-optuna: how does test error fall as the training set grows?
+
+One Optuna study per training-set size, workers that train and prune trials
+on any number of machines, and a fitted learning curve ε(m) ≈ α·m^β + γ.
+
+Example::
+
+    import scaling_optuna
+
+    exp = scaling_optuna.load_experiment("studies/digits.toml")
+    print(exp.best_trials())
+"""
+
+from scaling_optuna.errors import DataError
+from scaling_optuna.errors import ExperimentMismatchError
+from scaling_optuna.errors import SpecError
+from scaling_optuna.errors import StorageError
+from scaling_optuna.errors import UserError
+from scaling_optuna.experiment import BestTrial
+from scaling_optuna.experiment import Experiment
+from scaling_optuna.experiment import create_experiment
+from scaling_optuna.experiment import load_experiment
+from scaling_optuna.spec import ExperimentSpec
+from scaling_optuna.spec import load_spec
+
+__all__ = [
+    "BestTrial",
+    "DataError",
+    "Experiment",
+    "ExperimentMismatchError",
+    "ExperimentSpec",
+    "SpecError",
+    "StorageError",
+    "UserError",
+    "create_experiment",
+    "load_experiment",
+    "load_spec",
+]

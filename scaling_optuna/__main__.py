@@ -1,0 +1,5 @@
+import sys
+
+from scaling_optuna.cli import main
+
+sys.exit(main())

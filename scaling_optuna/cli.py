@@ -1,0 +1,257 @@
+"""The ``scaling-optuna`` command line.
+
+Every bad input ends with one line on stderr that names the problem and the
+fix, and exit status 2.
+
+Example::
+
+    scaling-optuna run studies/digits.toml --workers 2
+    scaling-optuna status studies/digits.toml
+    scaling-optuna best studies/digits.toml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from typing import Sequence
+
+from scaling_optuna.errors import UserError
+from scaling_optuna.storage import mask_url
+
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"error: {mask_url(str(e))}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message}; see '{self.prog} --help'", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="scaling-optuna",
+        description="Measure how test error scales with training-set size, one Optuna study per size.",
+    )
+    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    def command(name: str, func, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("spec", metavar="SPEC", help="experiment spec (.toml)")
+        p.add_argument("--storage", metavar="URL", help="store URL (default: the spec's, sqlite:///scaling-optuna.db)")
+        p.set_defaults(func=func)
+        return p
+
+    run = command("run", _cmd_run, "create the studies, run local workers with progress, print the best trial per size")
+    _worker_options(run)
+    run.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="local worker processes (default 1)")
+    command("create", _cmd_create, "create the experiment's studies (idempotent)")
+    worker = command("worker", _cmd_worker, "pull and train trials until every study has its budget")
+    _worker_options(worker)
+    worker.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="how many workers share this machine's cores (sets threads)")
+    command("status", _cmd_status, "trials complete/pruned/failed/running per size")
+    command("best", _cmd_best, "the best trial of every size")
+    return parser
+
+
+def _worker_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec)")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads per worker (default: cores / workers)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: the spec's)")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
+def _spec(args: argparse.Namespace):
+    from scaling_optuna.spec import load_spec
+
+    spec = load_spec(args.spec)
+    if getattr(args, "trials", None):
+        spec = spec.with_trials(args.trials)
+    return spec
+
+
+def _cmd_create(args: argparse.Namespace) -> int:
+    from scaling_optuna.experiment import create_experiment
+
+    spec = _spec(args)
+    exp = create_experiment(spec, args.storage)
+    print(f"experiment {spec.name!r}: {len(exp.sizes)} studies in {mask_url(exp.storage_url)}")
+    for size in exp.sizes:
+        print(f"  {exp.studies[size].study_name}  ({size} training examples)")
+    return 0
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from scaling_optuna.worker import default_threads
+    from scaling_optuna.worker import install_signal_handlers
+    from scaling_optuna.worker import run_worker
+
+    spec = _spec(args)
+    stop = threading.Event()
+    restore = install_signal_handlers(stop)
+    try:
+        summary = run_worker(
+            spec,
+            args.storage,
+            threads=args.threads or default_threads(args.workers),
+            device=args.device,
+            stop=stop,
+        )
+    finally:
+        restore()
+    how = "stopped by signal, trial handed back" if summary.stopped_by_signal else "no trials left"
+    print(f"worker done ({how}): {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from scaling_optuna.experiment import create_experiment
+    from scaling_optuna.worker import default_threads
+
+    spec = _spec(args)
+    exp = create_experiment(spec, args.storage)
+    threads = args.threads or default_threads(args.workers)
+    print(
+        f"experiment {spec.name!r}: {len(exp.sizes)} sizes {exp.sizes[0]}..{exp.sizes[-1]}, "
+        f"{spec.trials_per_size} trials each, {args.workers} worker(s) × {threads} thread(s), "
+        f"store {mask_url(exp.storage_url)}",
+        flush=True,
+    )
+    command = [sys.executable, "-m", "scaling_optuna", "--log-level", "warning", "worker", args.spec, "--storage", exp.storage_url, "--threads", str(threads)]
+    if args.trials:
+        command += ["--trials", str(args.trials)]
+    if args.device:
+        command += ["--device", args.device]
+    workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(args.workers)]
+    try:
+        _watch(exp, workers)
+    except KeyboardInterrupt:
+        for w in workers:
+            w.terminate()
+        for w in workers:
+            w.wait()
+        print("\ninterrupted: running trials were handed back; run the same command to continue", file=sys.stderr)
+        return 130
+    codes = [w.returncode for w in workers]
+    _print_best(exp)
+    if any(codes):
+        print(f"error: {sum(1 for c in codes if c)} worker(s) failed (exit codes {codes}); see their messages above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _watch(exp, workers: list[subprocess.Popen]) -> None:
+    start = time.monotonic()
+    tty = sys.stdout.isatty()
+    last_line, last_counts, last_print = "", "", 0.0
+    while True:
+        alive = any(w.poll() is None for w in workers)
+        rows = exp.status()
+        total = sum(r.budget for r in rows)
+        done = sum(min(r.finished, r.budget) for r in rows)
+        elapsed = time.monotonic() - start
+        counts = (
+            f"{done}/{total} trials finished · "
+            f"{sum(r.complete for r in rows)} complete, {sum(r.pruned for r in rows)} pruned, "
+            f"{sum(r.failed for r in rows)} failed, {sum(r.running for r in rows)} running"
+        )
+        line = f"[{_clock(elapsed)}] {counts}"
+        if tty:
+            print("\r" + line.ljust(len(last_line)), end="", flush=True)
+        elif counts != last_counts and (time.monotonic() - last_print > 10 or not alive):
+            print(line, flush=True)
+            last_print, last_counts = time.monotonic(), counts
+        last_line = line
+        if not alive:
+            break
+        time.sleep(1.0)
+    if tty:
+        print()
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}"
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from scaling_optuna.experiment import load_experiment
+
+    exp = load_experiment(_spec(args), args.storage)
+    header = f"{'size':>8} {'study':<28} {'budget':>6} {'complete':>8} {'pruned':>6} {'failed':>6} {'running':>7} {'waiting':>7}"
+    print(header)
+    for r in exp.status():
+        print(f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {r.complete:>8} {r.pruned:>6} {r.failed:>6} {r.running:>7} {r.waiting:>7}")
+    return 0
+
+
+def _cmd_best(args: argparse.Namespace) -> int:
+    from scaling_optuna.experiment import load_experiment
+
+    _print_best(load_experiment(_spec(args), args.storage))
+    return 0
+
+
+def _print_best(exp) -> None:
+    best = exp.best_trials()
+    if not best:
+        print("no finished trial yet")
+        return
+    print(f"{'size':>8} {'trial':>5} {'val loss':>9} {'test loss':>9} {'test err':>8} {'params':>9}  hyperparameters")
+    for b in best:
+        params = ", ".join(f"{k}={_short(v)}" for k, v in b.params.items())
+        print(
+            f"{b.size:>8} {b.trial_number:>5} {b.val_loss:>9.4f} {_num(b.test_loss, '.4f'):>9} "
+            f"{_num(b.test_error, '.4f'):>8} {_num(b.n_params, 'd'):>9}  {params}"
+        )
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _short(value) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,337 @@
+"""Datasets as in-memory tensors, split deterministically from the spec's seed.
+
+Every worker on every machine computes the same split: a permutation drawn
+from the spec's seed carves the validation set off the training images, and
+the training subset of size ``m`` is the first ``m`` examples of the permuted
+pool. Subsets are therefore nested and drawn without replacement. Each
+subset has a fingerprint of its raw bytes (and of the validation and test
+sets) so that a worker holding different data refuses to run.
+
+Example::
+
+    from scaling_optuna.data import load_dataset
+    from scaling_optuna.spec import load_spec
+
+    data = load_dataset(load_spec("studies/digits.toml"))
+    x, y = data.train_subset(100)      # normalised float32 tensors
+    print(data.fingerprint(100))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from scaling_optuna.errors import DataError
+from scaling_optuna.spec import DataSpec
+from scaling_optuna.spec import ExperimentSpec
+
+
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILE = "test_batch"
+
+
+@dataclasses.dataclass(frozen=True)
+class RawData:
+    """Arrays as loaded, before splitting: ``x`` is N×C×H×W (images) or N×D (vectors)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """The training pool, validation and test sets of one experiment, as tensors.
+
+    ``x_pool[:m]`` is the training subset of size ``m``; it is normalised with
+    the pool's per-channel (images) or per-feature (vectors) statistics.
+    """
+
+    name: str
+    x_pool: torch.Tensor
+    y_pool: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    x_test: torch.Tensor
+    y_test: torch.Tensor
+    num_classes: int
+    _raw_pool: tuple[np.ndarray, np.ndarray] = dataclasses.field(repr=False)
+    _eval_digest: bytes = dataclasses.field(repr=False)
+
+    @property
+    def pool_size(self) -> int:
+        return len(self.y_pool)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_pool.shape[1:])
+
+    def train_subset(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first ``size`` examples of the permuted pool (nested, no repeats)."""
+        if not 0 < size <= self.pool_size:
+            raise DataError(f"training-set size {size} is outside 1..{self.pool_size}, the pool's size")
+        return self.x_pool[:size], self.y_pool[:size]
+
+    def fingerprint(self, size: int) -> str:
+        """A hash of the raw training subset of ``size`` and of the validation and test sets."""
+        if not 0 < size <= self.pool_size:
+            raise DataError(f"training-set size {size} is outside 1..{self.pool_size}, the pool's size")
+        x, y = self._raw_pool
+        h = hashlib.sha256(self._eval_digest)
+        h.update(np.ascontiguousarray(x[:size]).tobytes())
+        h.update(np.ascontiguousarray(y[:size]).astype(np.int64).tobytes())
+        return h.hexdigest()[:16]
+
+    def majority_error(self) -> float:
+        """Test error of always guessing the most frequent training class: the plateau."""
+        counts = torch.bincount(self.y_pool, minlength=self.num_classes)
+        guess = int(torch.argmax(counts))
+        return float((self.y_test != guess).float().mean())
+
+
+def load_dataset(spec: ExperimentSpec) -> Dataset:
+    """Load the spec's dataset, split it with the spec's seed, and normalise it."""
+    raw = load_raw(spec.data)
+    _validate(raw, spec.data.dataset)
+    return split(raw, spec.data, seed=spec.seed, name=spec.data.dataset)
+
+
+def load_raw(data: DataSpec) -> RawData:
+    """The dataset's arrays as shipped, with its own test split where it has one."""
+    if data.dataset == "cifar10":
+        return _load_cifar10(Path(data.root), download=data.download)
+    if data.dataset == "digits":
+        return _load_digits(data.test_fraction)
+    if data.dataset == "mnist1d":
+        return _load_mnist1d(Path(data.root), data.num_samples)
+    if data.dataset == "npz":
+        assert data.path is not None
+        return _load_npz(Path(data.path))
+    raise DataError(f"unknown dataset {data.dataset!r}")
+
+
+def split(raw: RawData, data: DataSpec, *, seed: int, name: str) -> Dataset:
+    """Carve the validation set from the training arrays and normalise everything."""
+    n = len(raw.y_train)
+    n_val = data.validation_size if data.validation_size is not None else int(n * data.validation_fraction)
+    if not 0 < n_val < n:
+        raise DataError(
+            f"validation set of {n_val} leaves no training pool from {n} training examples; "
+            "lower data.validation_size or data.validation_fraction"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    val_idx, pool_idx = order[:n_val], order[n_val:]
+    x_pool, y_pool = raw.x_train[pool_idx], raw.y_train[pool_idx]
+    x_val, y_val = raw.x_train[val_idx], raw.y_train[val_idx]
+
+    mean, std = _statistics(x_pool)
+    eval_hash = hashlib.sha256()
+    for array in (x_val, y_val.astype(np.int64), raw.x_test, raw.y_test.astype(np.int64)):
+        eval_hash.update(np.ascontiguousarray(array).tobytes())
+    num_classes = int(max(raw.y_train.max(), raw.y_test.max())) + 1
+    return Dataset(
+        name=name,
+        x_pool=_normalise(x_pool, mean, std),
+        y_pool=torch.from_numpy(y_pool.astype(np.int64)),
+        x_val=_normalise(x_val, mean, std),
+        y_val=torch.from_numpy(y_val.astype(np.int64)),
+        x_test=_normalise(raw.x_test, mean, std),
+        y_test=torch.from_numpy(raw.y_test.astype(np.int64)),
+        num_classes=num_classes,
+        _raw_pool=(x_pool, y_pool),
+        _eval_digest=eval_hash.digest(),
+    )
+
+
+def write_cifar10(root: str | Path, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Path:
+    """Write arrays (N×3×32×32 uint8) as a CIFAR-10 python-format copy under ``root``.
+
+    The files have the layout and encoding of the official archive: five
+    training batches, a test batch and ``batches.meta``. Useful to test with
+    small data, or to bring your own 32×32 images in CIFAR-10's format.
+    """
+    folder = Path(root) / CIFAR10_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = np.array_split(np.arange(len(y_train)), len(CIFAR10_TRAIN_FILES))
+    for file_name, idx in zip(CIFAR10_TRAIN_FILES, parts):
+        _write_cifar_batch(folder / file_name, x_train[idx], y_train[idx])
+    _write_cifar_batch(folder / CIFAR10_TEST_FILE, x_test, y_test)
+    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"], "num_cases_per_batch": len(parts[0]), "num_vis": 3072}
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump(meta, f, protocol=2)
+    return folder
+
+
+def _write_cifar_batch(path: Path, x: np.ndarray, y: np.ndarray) -> None:
+    batch = {
+        b"batch_label": path.name.encode(),
+        b"labels": [int(v) for v in y],
+        b"data": np.ascontiguousarray(x, dtype=np.uint8).reshape(len(y), 3 * 32 * 32),
+        b"filenames": [f"{i}.png".encode() for i in range(len(y))],
+    }
+    with open(path, "wb") as f:
+        pickle.dump(batch, f, protocol=2)
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR-10's batches, refusing every global but numpy's array rebuilders.
+
+    The official files are pickles; a crafted file could otherwise run code.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a CIFAR-10 batch")
+
+
+def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            batch = _ArrayUnpickler(io.BytesIO(f.read()), encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+        x = data.reshape(len(data), 3, 32, 32)
+    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, TypeError, AttributeError) as e:
+        raise DataError(
+            f"{path}: not a CIFAR-10 python batch ({e}); delete the folder to re-download, "
+            "or replace it with the official cifar-10-python archive's contents"
+        ) from None
+    if len(labels) != len(x):
+        raise DataError(f"{path}: {len(x)} images but {len(labels)} labels; the file is damaged")
+    return x, labels
+
+
+def _load_cifar10(root: Path, *, download: bool) -> RawData:
+    folder = root / CIFAR10_FOLDER
+    needed = [folder / name for name in (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE)]
+    if not all(p.is_file() for p in needed):
+        if not download:
+            raise DataError(
+                f"CIFAR-10 not found in {folder}; place the python version there "
+                "(cifar-10-python.tar.gz extracted) or set data.download = true"
+            )
+        _download_cifar10(root)
+    parts = [_read_cifar_batch(folder / name) for name in CIFAR10_TRAIN_FILES]
+    x_test, y_test = _read_cifar_batch(folder / CIFAR10_TEST_FILE)
+    return RawData(
+        x_train=np.concatenate([p[0] for p in parts]),
+        y_train=np.concatenate([p[1] for p in parts]),
+        x_test=x_test,
+        y_test=y_test,
+    )
+
+
+def _download_cifar10(root: Path) -> None:
+    import torchvision
+
+    try:
+        torchvision.datasets.CIFAR10(str(root), train=True, download=True)
+    except Exception as e:  # no network, a proxy, a full disk: all end the same way for the user
+        raise DataError(
+            f"CIFAR-10 is not in {root / CIFAR10_FOLDER} and could not be downloaded ({type(e).__name__}: {e}); "
+            "copy the extracted cifar-10-python archive there, or run where there is a network"
+        ) from None
+
+
+def _load_digits(test_fraction: float) -> RawData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype(np.float32)[:, None, :, :]
+    y = bunch.target.astype(np.int64)
+    # Digits ships no test split: a fixed permutation (independent of the spec's
+    # seed, so the test set never moves) sets one aside.
+    order = np.random.default_rng(20171201).permutation(len(y))
+    n_test = int(len(y) * test_fraction)
+    test, train = order[:n_test], order[n_test:]
+    return RawData(x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
+
+
+def _load_mnist1d(root: Path, num_samples: int) -> RawData:
+    cache = root / f"mnist1d-{num_samples}.npz"
+    if not cache.is_file():
+        from mnist1d.data import get_dataset_args
+        from mnist1d.data import make_dataset
+
+        args = get_dataset_args()
+        args.num_samples = num_samples
+        made = make_dataset(args)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(".tmp.npz")
+        np.savez(tmp, x_train=made["x"].astype(np.float32), y_train=made["y"], x_test=made["x_test"].astype(np.float32), y_test=made["y_test"])
+        tmp.replace(cache)
+    return _load_npz(cache)
+
+
+def _load_npz(path: Path) -> RawData:
+    if not path.is_file():
+        raise DataError(f"npz file {str(path)!r} does not exist; set data.path to your file")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in archive.files]
+            if missing:
+                raise DataError(
+                    f"{path}: missing array(s) {', '.join(missing)}; save x_train, y_train, x_test, y_test "
+                    "with numpy.savez"
+                )
+            arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except DataError:
+        raise
+    except (ValueError, OSError) as e:
+        raise DataError(f"{path}: not a readable .npz archive ({e}); save it with numpy.savez") from None
+    return RawData(**arrays)
+
+
+def _validate(raw: RawData, name: str) -> None:
+    for part in ("train", "test"):
+        x, y = getattr(raw, f"x_{part}"), getattr(raw, f"y_{part}")
+        if x.ndim < 2:
+            raise DataError(f"{name}: x_{part} has shape {x.shape}; it needs one row per example (N×D or N×C×H×W)")
+        if y.ndim != 1 or len(y) != len(x):
+            raise DataError(f"{name}: y_{part} has shape {y.shape} but x_{part} has {len(x)} rows; give one label per row")
+        if not np.issubdtype(x.dtype, np.number):
+            raise DataError(f"{name}: x_{part} has dtype {x.dtype}; it must be numeric")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise DataError(f"{name}: y_{part} has dtype {y.dtype}; labels must be integers 0..C-1")
+        if len(y) == 0:
+            raise DataError(f"{name}: x_{part} is empty")
+        if y.min() < 0:
+            raise DataError(f"{name}: y_{part} has label {y.min()}; labels must be integers 0..C-1")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            raise DataError(f"{name}: x_{part} holds NaN or infinite values; clean or impute them first")
+    if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
+        raise DataError(f"{name}: x_train rows have shape {raw.x_train.shape[1:]} but x_test rows {raw.x_test.shape[1:]}; they must match")
+    if raw.x_train.ndim not in (2, 4):
+        raise DataError(f"{name}: x_train has shape {raw.x_train.shape}; use N×D vectors or N×C×H×W images")
+
+
+def _statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    axes = (0, 2, 3) if x.ndim == 4 else (0,)
+    xf = x.astype(np.float64)
+    mean = xf.mean(axis=axes, keepdims=True)
+    std = xf.std(axis=axes, keepdims=True)
+    std[std < 1e-8] = 1.0
+    return mean, std
+
+
+def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(((x.astype(np.float64) - mean) / std).astype(np.float32))

@@ -1,0 +1,87 @@
+"""The models a trial trains: the seed's 5-layer CNN and an MLP for vectors.
+
+Example::
+
+    from scaling_optuna.model import build_model, count_parameters
+
+    net = build_model("cnn", (3, 32, 32), 10, {"conv1": 6, "conv2": 16, "fc1": 120, "fc2": 84})
+    print(count_parameters(net))  # 62006, the PyTorch tutorial's network
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class SeedCNN(nn.Module):
+    """conv → pool → conv → pool → fc → fc → fc, the PyTorch tutorial's network.
+
+    On 32×32 inputs it is exactly the seed's model (5×5 convolutions without
+    padding). Smaller images cannot take two unpadded 5×5 convolutions and two
+    poolings, so there the convolutions are 3×3 with padding 1.
+    """
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, conv1: int, conv2: int, fc1: int, fc2: int) -> None:
+        super().__init__()
+        channels, height, width = input_shape
+        kernel, padding = (5, 0) if min(height, width) >= 32 else (3, 1)
+        self.conv1 = nn.Conv2d(channels, conv1, kernel, padding=padding)
+        self.conv2 = nn.Conv2d(conv1, conv2, kernel, padding=padding)
+        side_h = _after_block(_after_block(height, kernel, padding), kernel, padding)
+        side_w = _after_block(_after_block(width, kernel, padding), kernel, padding)
+        if side_h < 1 or side_w < 1:
+            raise ValueError(f"images of {height}×{width} are too small for two conv+pool blocks")
+        self.fc1 = nn.Linear(conv2 * side_h * side_w, fc1)
+        self.fc2 = nn.Linear(fc1, fc2)
+        self.fc3 = nn.Linear(fc2, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+class MLP(nn.Module):
+    """Two hidden ReLU layers for vector data (any input shape is flattened)."""
+
+    def __init__(self, input_shape: tuple[int, ...], num_classes: int, fc1: int, fc2: int) -> None:
+        super().__init__()
+        features = 1
+        for dim in input_shape:
+            features *= dim
+        self.fc1 = nn.Linear(features, fc1)
+        self.fc2 = nn.Linear(fc1, fc2)
+        self.fc3 = nn.Linear(fc2, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        x = F.relu(self.fc1(x))
+        x = F.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def build_model(kind: str, input_shape: tuple[int, ...], num_classes: int, params: Mapping[str, Any]) -> nn.Module:
+    """Build ``kind`` ("cnn" or "mlp") with the layer widths in ``params``."""
+    if kind == "cnn":
+        if len(input_shape) != 3:
+            raise ValueError(f"the cnn model needs images (C×H×W); this data has rows of shape {input_shape}")
+        return SeedCNN(input_shape, num_classes, int(params["conv1"]), int(params["conv2"]), int(params["fc1"]), int(params["fc2"]))
+    if kind == "mlp":
+        return MLP(input_shape, num_classes, int(params["fc1"]), int(params["fc2"]))
+    raise ValueError(f"unknown model kind {kind!r}")
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def _after_block(side: int, kernel: int, padding: int) -> int:
+    return (side + 2 * padding - kernel + 1) // 2

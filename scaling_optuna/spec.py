@@ -1,0 +1,511 @@
+"""Experiment specs: one TOML file describes one scaling experiment.
+
+A spec names the dataset, the ladder of training-set sizes, the model and its
+search space, the trainer, the sampler and pruner, and the trials per size.
+:func:`load_spec` validates all of it and names the offending key in its error.
+
+Example::
+
+    from scaling_optuna.spec import load_spec
+
+    spec = load_spec("studies/digits.toml")
+    print(spec.name, spec.trials_per_size, list(spec.search_space))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.distributions import CategoricalDistribution
+from optuna.distributions import FloatDistribution
+from optuna.distributions import IntDistribution
+
+from scaling_optuna.errors import SpecError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+DATASETS = ("cifar10", "digits", "mnist1d", "npz")
+MODELS = ("auto", "cnn", "mlp")
+DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
+
+# The seed notebook's random search: lr 10^U(-6,-1), weight decay 10^U(-6,-3),
+# momentum 10^U(-1,0), and the four layer widths.
+SEED_SEARCH_SPACE: dict[str, BaseDistribution] = {
+    "lr": FloatDistribution(1e-6, 1e-1, log=True),
+    "weight_decay": FloatDistribution(1e-6, 1e-3, log=True),
+    "momentum": FloatDistribution(0.1, 1.0, log=True),
+    "conv1": IntDistribution(10, 100),
+    "conv2": IntDistribution(10, 100),
+    "fc1": IntDistribution(30, 200),
+    "fc2": IntDistribution(30, 200),
+}
+# The PyTorch tutorial's network and optimiser, which the seed trained before tuning.
+SEED_DEFAULT_PARAMS: dict[str, Any] = {
+    "lr": 1e-3,
+    "weight_decay": 1e-6,
+    "momentum": 0.9,
+    "conv1": 6,
+    "conv2": 16,
+    "fc1": 120,
+    "fc2": 84,
+}
+MODEL_PARAMS = {
+    "cnn": ("conv1", "conv2", "fc1", "fc2"),
+    "mlp": ("fc1", "fc2"),
+}
+OPTIMIZER_PARAMS = ("lr", "weight_decay", "momentum")
+OPTIONAL_PARAMS = ("batch_size",)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSpec:
+    """Where the examples come from and how the validation and test sets are carved."""
+
+    dataset: str
+    root: str = "data"
+    path: str | None = None
+    download: bool = True
+    validation_size: int | None = None
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.2
+    num_samples: int = 25000
+
+
+@dataclasses.dataclass(frozen=True)
+class SizesSpec:
+    """A doubling ladder from ``start_fraction`` of the pool to all of it, or explicit counts."""
+
+    start_fraction: float | None = None
+    counts: tuple[int, ...] | None = None
+
+    def resolve(self, pool_size: int) -> list[int]:
+        """Training-set sizes in examples for a pool of ``pool_size`` examples."""
+        if self.counts is not None:
+            too_big = [c for c in self.counts if c > pool_size]
+            if too_big:
+                raise SpecError(
+                    f"sizes.counts: {too_big[0]} is larger than the training pool of {pool_size} "
+                    f"examples; use counts up to {pool_size}"
+                )
+            return list(self.counts)
+        assert self.start_fraction is not None
+        fractions = [self.start_fraction]
+        while fractions[-1] * 2 < 1.0 - 1e-9:
+            fractions.append(fractions[-1] * 2)
+        fractions.append(1.0)
+        sizes = sorted({max(1, int(round(f * pool_size))) for f in fractions})
+        if sizes[0] < 2:
+            raise SpecError(
+                f"sizes.start_fraction: {self.start_fraction} of {pool_size} examples is "
+                "fewer than 2 examples; raise start_fraction"
+            )
+        return sizes
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainerSpec:
+    """Epoch budget, early stopping and batch sizes."""
+
+    max_epochs: int = 15
+    patience: int = 3
+    batch_size: int = 64
+    # Small subsets would get one or two SGD steps per epoch at the full batch size;
+    # the batch shrinks so that every epoch takes at least this many steps.
+    min_steps_per_epoch: int = 16
+    eval_batch_size: int = 2048
+    device: str = "auto"
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentSpec:
+    """An Optuna sampler or pruner: its class name and keyword arguments."""
+
+    name: str
+    options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentSpec:
+    """A validated experiment spec. Build it with :func:`load_spec` or :func:`parse_spec`."""
+
+    name: str
+    seed: int
+    trials_per_size: int
+    storage: str
+    data: DataSpec
+    sizes: SizesSpec
+    model: str
+    search_space: Mapping[str, BaseDistribution]
+    default_params: Mapping[str, Any]
+    trainer: TrainerSpec
+    sampler: ComponentSpec
+    pruner: ComponentSpec
+    path: str | None = None
+
+    def batch_size_for(self, size: int, params: Mapping[str, Any]) -> int:
+        """The batch size a trial on ``size`` examples trains with."""
+        batch = int(params.get("batch_size", self.trainer.batch_size))
+        return max(1, min(batch, math.ceil(size / self.trainer.min_steps_per_epoch)))
+
+    def with_trials(self, trials_per_size: int) -> "ExperimentSpec":
+        """The same spec with another trial budget per size."""
+        if not isinstance(trials_per_size, int) or trials_per_size <= 0:
+            raise SpecError(f"trials: {trials_per_size!r} must be a positive integer")
+        return dataclasses.replace(self, trials_per_size=trials_per_size)
+
+    def compatibility_hash(self) -> str:
+        """Hash of everything that decides what one trial computes.
+
+        Trials per size, the size ladder, the sampler, the pruner and the storage
+        may change between runs of one experiment; the data, model, search space
+        and trainer may not, or trials of two different experiments would mix.
+        """
+        content = {
+            "name": self.name,
+            "seed": self.seed,
+            "data": {k: v for k, v in dataclasses.asdict(self.data).items() if k != "download"},
+            "model": self.model,
+            "search_space": {
+                k: optuna.distributions.distribution_to_json(v)
+                for k, v in sorted(self.search_space.items())
+            },
+            "trainer": {
+                k: v for k, v in dataclasses.asdict(self.trainer).items() if k != "device"
+            },
+        }
+        blob = json.dumps(content, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def create_sampler(self) -> optuna.samplers.BaseSampler:
+        return _instantiate(optuna.samplers, self.sampler, "sampler")
+
+    def create_pruner(self) -> optuna.pruners.BasePruner:
+        return _instantiate(optuna.pruners, self.pruner, "pruner")
+
+
+def load_spec(path: str | Path) -> ExperimentSpec:
+    """Read and validate an experiment spec from a TOML file.
+
+    Raises:
+        SpecError: the file is missing, is not valid TOML, or holds a bad value;
+            the message names the key and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"spec file {str(path)!r} does not exist; pass the path of a .toml spec")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not a UTF-8 text file; pass a TOML spec") from None
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: invalid TOML ({e}); fix the syntax at that line") from None
+    spec = parse_spec(raw)
+    return dataclasses.replace(spec, path=str(path))
+
+
+def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
+    """Validate a spec given as a mapping (the parsed TOML)."""
+    _check_keys(
+        raw,
+        "",
+        {
+            "name",
+            "seed",
+            "trials_per_size",
+            "storage",
+            "data",
+            "sizes",
+            "model",
+            "search_space",
+            "default_params",
+            "trainer",
+            "sampler",
+            "pruner",
+        },
+        required={"name", "data", "sizes"},
+    )
+    name = _get(raw, "name", str)
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise SpecError(f"name: {name!r} must be non-empty letters, digits, '-', '_' or '.'")
+    seed = _get(raw, "seed", int, default=0)
+    trials = _get(raw, "trials_per_size", int, default=20)
+    if trials <= 0:
+        raise SpecError(f"trials_per_size: {trials} must be a positive integer")
+    storage = _get(raw, "storage", str, default=DEFAULT_STORAGE)
+
+    data = _parse_data(_get(raw, "data", dict))
+    sizes = _parse_sizes(_get(raw, "sizes", dict))
+    model_table = _get(raw, "model", dict, default={})
+    _check_keys(model_table, "model", {"kind"})
+    model = _get(model_table, "kind", str, default="auto", where="model")
+    if model not in MODELS:
+        raise SpecError(f"model.kind: unknown model {model!r}{_suggest(model, MODELS)}; use one of {', '.join(MODELS)}")
+    if model == "auto":
+        # Images get the seed's CNN; vectors (and npz arrays of any shape) an MLP.
+        model = "cnn" if data.dataset in ("cifar10", "digits") else "mlp"
+
+    search_space = _parse_search_space(_get(raw, "search_space", dict, default=None), model)
+    default_params = _parse_default_params(
+        _get(raw, "default_params", dict, default=None), search_space, model
+    )
+    trainer = _parse_trainer(_get(raw, "trainer", dict, default={}))
+    sampler = _parse_component(_get(raw, "sampler", dict, default={"name": "TPESampler"}), "sampler")
+    pruner = _parse_component(_get(raw, "pruner", dict, default={"name": "MedianPruner"}), "pruner")
+    spec = ExperimentSpec(
+        name=name,
+        seed=seed,
+        trials_per_size=trials,
+        storage=storage,
+        data=data,
+        sizes=sizes,
+        model=model,
+        search_space=search_space,
+        default_params=default_params,
+        trainer=trainer,
+        sampler=sampler,
+        pruner=pruner,
+    )
+    # Instantiating now turns a bad option into a SpecError before anything runs.
+    spec.create_sampler()
+    spec.create_pruner()
+    return spec
+
+
+def _parse_data(table: Mapping[str, Any]) -> DataSpec:
+    fields = {f.name for f in dataclasses.fields(DataSpec)}
+    _check_keys(table, "data", fields, required={"dataset"})
+    dataset = _get(table, "dataset", str, where="data")
+    if dataset not in DATASETS:
+        raise SpecError(
+            f"data.dataset: unknown dataset {dataset!r}{_suggest(dataset, DATASETS)}; "
+            f"use one of {', '.join(DATASETS)}"
+        )
+    kwargs: dict[str, Any] = {"dataset": dataset}
+    kwargs["root"] = _get(table, "root", str, default="data", where="data")
+    kwargs["path"] = _get(table, "path", str, default=None, where="data")
+    kwargs["download"] = _get(table, "download", bool, default=True, where="data")
+    kwargs["validation_size"] = _get(table, "validation_size", int, default=None, where="data")
+    kwargs["validation_fraction"] = _get(table, "validation_fraction", float, default=0.2, where="data")
+    kwargs["test_fraction"] = _get(table, "test_fraction", float, default=0.2, where="data")
+    kwargs["num_samples"] = _get(table, "num_samples", int, default=25000, where="data")
+    if dataset == "npz" and not kwargs["path"]:
+        raise SpecError("data.path: dataset 'npz' needs path = \"your.npz\" (arrays x_train, y_train, x_test, y_test)")
+    if kwargs["validation_size"] is not None and kwargs["validation_size"] <= 0:
+        raise SpecError(f"data.validation_size: {kwargs['validation_size']} must be a positive integer")
+    for key in ("validation_fraction", "test_fraction"):
+        if not 0.0 < kwargs[key] < 1.0:
+            raise SpecError(f"data.{key}: {kwargs[key]} must lie strictly between 0 and 1")
+    if kwargs["num_samples"] < 100:
+        raise SpecError(f"data.num_samples: {kwargs['num_samples']} must be at least 100")
+    return DataSpec(**kwargs)
+
+
+def _parse_sizes(table: Mapping[str, Any]) -> SizesSpec:
+    _check_keys(table, "sizes", {"start_fraction", "counts"})
+    if ("start_fraction" in table) == ("counts" in table):
+        raise SpecError(
+            "sizes: give exactly one of start_fraction (a doubling ladder, e.g. 0.005) "
+            "or counts (a list of example counts)"
+        )
+    if "start_fraction" in table:
+        start = _get(table, "start_fraction", float, where="sizes")
+        if not 0.0 < start <= 1.0:
+            raise SpecError(f"sizes.start_fraction: {start} must lie in (0, 1]")
+        return SizesSpec(start_fraction=start)
+    counts = table["counts"]
+    if not isinstance(counts, list) or not counts or not all(_is_int(c) for c in counts):
+        raise SpecError("sizes.counts: must be a non-empty list of integers, e.g. [100, 200, 400]")
+    if any(c <= 0 for c in counts):
+        raise SpecError(f"sizes.counts: {min(counts)} is not a positive count; use counts ≥ 1")
+    if len(set(counts)) != len(counts):
+        raise SpecError("sizes.counts: duplicated count; list each size once")
+    if list(counts) != sorted(counts):
+        raise SpecError("sizes.counts: counts must be in increasing order")
+    return SizesSpec(counts=tuple(int(c) for c in counts))
+
+
+def _parse_search_space(
+    table: Mapping[str, Any] | None, model: str
+) -> dict[str, BaseDistribution]:
+    needed = _needed_params(model)
+    if table is None:
+        return {k: v for k, v in SEED_SEARCH_SPACE.items() if k in needed}
+    if not table:
+        raise SpecError("search_space: is empty; remove the table to use the seed's space, or list parameters")
+    allowed = set(SEED_SEARCH_SPACE) | set(OPTIONAL_PARAMS)
+    _check_keys(table, "search_space", allowed)
+    space: dict[str, BaseDistribution] = {}
+    for key, value in table.items():
+        space[key] = _parse_distribution(value, f"search_space.{key}", integer=key in ("conv1", "conv2", "fc1", "fc2", "batch_size"))
+    missing = [k for k in needed if k not in space]
+    if missing:
+        raise SpecError(
+            f"search_space: missing {', '.join(missing)} needed by the {model} model; "
+            "add them (a fixed number or a {low, high} table)"
+        )
+    return space
+
+
+def _parse_distribution(value: Any, where: str, *, integer: bool) -> BaseDistribution:
+    if _is_number(value):
+        if integer:
+            if not _is_int(value) or value <= 0:
+                raise SpecError(f"{where}: fixed value {value!r} must be a positive integer")
+            return IntDistribution(int(value), int(value))
+        return FloatDistribution(float(value), float(value))
+    if not isinstance(value, dict):
+        raise SpecError(f"{where}: must be a number or a table like {{ low = 1e-4, high = 1e-1, log = true }}")
+    if "choices" in value:
+        _check_keys(value, where, {"choices"})
+        choices = value["choices"]
+        if not isinstance(choices, list) or not choices:
+            raise SpecError(f"{where}.choices: must be a non-empty list")
+        return CategoricalDistribution(choices)
+    _check_keys(value, where, {"low", "high", "log", "step"}, required={"low", "high"})
+    low, high = value["low"], value["high"]
+    if not (_is_number(low) and _is_number(high)):
+        raise SpecError(f"{where}: low and high must be numbers")
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise SpecError(f"{where}: low and high must be finite")
+    if low > high:
+        raise SpecError(f"{where}: low {low} is above high {high}; swap them")
+    log = value.get("log", False)
+    if not isinstance(log, bool):
+        raise SpecError(f"{where}.log: must be true or false")
+    if log and low <= 0:
+        raise SpecError(f"{where}: a log-scaled range needs low > 0, got {low}")
+    step = value.get("step")
+    if step is not None and (not _is_number(step) or step <= 0):
+        raise SpecError(f"{where}.step: must be a positive number")
+    if log and step is not None:
+        raise SpecError(f"{where}: log and step cannot be combined; drop one")
+    if integer:
+        if not (_is_int(low) and _is_int(high)):
+            raise SpecError(f"{where}: low and high must be integers")
+        if low <= 0:
+            raise SpecError(f"{where}: low {low} must be a positive integer")
+        return IntDistribution(int(low), int(high), log=log, step=int(step or 1))
+    return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+
+
+def _parse_default_params(
+    table: Mapping[str, Any] | None, space: Mapping[str, BaseDistribution], model: str
+) -> dict[str, Any]:
+    if table is None:
+        return {k: v for k, v in SEED_DEFAULT_PARAMS.items() if k in space}
+    _check_keys(table, "default_params", set(space))
+    params = {}
+    for key, value in table.items():
+        if not _is_number(value) or value <= 0:
+            raise SpecError(f"default_params.{key}: {value!r} must be a positive number")
+        params[key] = value
+    missing = [k for k in space if k not in params]
+    if params and missing:
+        raise SpecError(
+            f"default_params: missing {', '.join(missing)}; give every search-space parameter "
+            "or leave the table empty to skip the untuned baseline"
+        )
+    return params
+
+
+def _parse_trainer(table: Mapping[str, Any]) -> TrainerSpec:
+    fields = {f.name for f in dataclasses.fields(TrainerSpec)}
+    _check_keys(table, "trainer", fields)
+    kwargs = {}
+    for key in ("max_epochs", "patience", "batch_size", "min_steps_per_epoch", "eval_batch_size"):
+        if key in table:
+            value = _get(table, key, int, where="trainer")
+            if value <= 0:
+                raise SpecError(f"trainer.{key}: {value} must be a positive integer")
+            kwargs[key] = value
+    if "device" in table:
+        device = _get(table, "device", str, where="trainer")
+        if device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
+            raise SpecError(f"trainer.device: {device!r} must be auto, cpu, cuda, cuda:N or mps")
+        kwargs["device"] = device
+    return TrainerSpec(**kwargs)
+
+
+def _parse_component(table: Mapping[str, Any], kind: str) -> ComponentSpec:
+    if not isinstance(table.get("name"), str):
+        raise SpecError(f"{kind}.name: give the Optuna class name, e.g. name = \"{'TPESampler' if kind == 'sampler' else 'MedianPruner'}\"")
+    options = {k: v for k, v in table.items() if k != "name"}
+    return ComponentSpec(name=table["name"], options=options)
+
+
+def _instantiate(module: Any, component: ComponentSpec, kind: str) -> Any:
+    base = optuna.samplers.BaseSampler if kind == "sampler" else optuna.pruners.BasePruner
+    names = [n for n in dir(module) if isinstance(getattr(module, n), type) and issubclass(getattr(module, n), base) and n != base.__name__]
+    cls = getattr(module, component.name, None)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise SpecError(
+            f"{kind}.name: unknown Optuna {kind} {component.name!r}{_suggest(component.name, names)}"
+        )
+    try:
+        return cls(**component.options)
+    except (TypeError, ValueError) as e:
+        raise SpecError(f"{kind}: {component.name} rejects its options ({e}); fix the [{kind}] table") from None
+
+
+def _needed_params(model: str) -> tuple[str, ...]:
+    return OPTIMIZER_PARAMS + MODEL_PARAMS[model]
+
+
+def _check_keys(
+    table: Mapping[str, Any], where: str, allowed: set[str], required: set[str] = frozenset()
+) -> None:
+    prefix = f"{where}." if where else ""
+    for key in table:
+        if key not in allowed:
+            raise SpecError(
+                f"{prefix}{key}: unknown key{_suggest(key, sorted(allowed))}; "
+                f"allowed keys are {', '.join(sorted(allowed))}"
+            )
+    for key in sorted(required):
+        if key not in table:
+            raise SpecError(f"{prefix}{key}: missing required key")
+
+
+def _get(
+    table: Mapping[str, Any], key: str, kind: type, *, default: Any = ..., where: str = ""
+) -> Any:
+    name = f"{where}.{key}" if where else key
+    if key not in table:
+        if default is ...:
+            raise SpecError(f"{name}: missing required key")
+        return default
+    value = table[key]
+    if kind is float and _is_number(value):
+        return float(value)
+    if kind is int and _is_int(value):
+        return int(value)
+    if kind in (str, dict, bool) and isinstance(value, kind):
+        return value
+    type_name = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a table"}[kind]
+    raise SpecError(f"{name}: {value!r} must be {type_name}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _suggest(word: str, options: Any) -> str:
+    match = difflib.get_close_matches(word, list(options), n=1)
+    return f" (did you mean {match[0]!r}?)" if match else ""
