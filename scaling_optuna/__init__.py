@@ -20,6 +20,12 @@ from scaling_optuna.experiment import BestTrial
 from scaling_optuna.experiment import Experiment
 from scaling_optuna.experiment import create_experiment
 from scaling_optuna.experiment import load_experiment
+from scaling_optuna.report import Report
+from scaling_optuna.report import build_report
+from scaling_optuna.report import write_report
+from scaling_optuna.scaling_law import ScalingLawFit
+from scaling_optuna.scaling_law import fit_log_log_line
+from scaling_optuna.scaling_law import fit_scaling_law
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
 
@@ -29,10 +35,16 @@ __all__ = [
     "Experiment",
     "ExperimentMismatchError",
     "ExperimentSpec",
+    "Report",
+    "ScalingLawFit",
     "SpecError",
     "StorageError",
     "UserError",
+    "build_report",
     "create_experiment",
+    "fit_log_log_line",
+    "fit_scaling_law",
     "load_experiment",
     "load_spec",
+    "write_report",
 ]

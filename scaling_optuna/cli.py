@@ -8,6 +8,8 @@ Example::
     scaling-optuna run studies/digits.toml --workers 2
     scaling-optuna status studies/digits.toml
     scaling-optuna best studies/digits.toml
+    scaling-optuna report studies/digits.toml --target 0.02
+    scaling-optuna dashboard --storage sqlite:///scaling-optuna.db
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from scaling_optuna.errors import UserError
 from scaling_optuna.storage import mask_url
 
 EXIT_USAGE = 2
+STORAGE_ENV = "SCALING_OPTUNA_STORAGE"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,7 +70,12 @@ def _parser() -> argparse.ArgumentParser:
     def command(name: str, func, help: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         p.add_argument("spec", metavar="SPEC", help="experiment spec (.toml)")
-        p.add_argument("--storage", metavar="URL", help="store URL (default: the spec's, sqlite:///scaling-optuna.db)")
+        p.add_argument(
+            "--storage",
+            metavar="URL",
+            default=os.environ.get(STORAGE_ENV) or None,
+            help=f"store URL (default: ${STORAGE_ENV}, else the spec's, sqlite:///scaling-optuna.db)",
+        )
         p.set_defaults(func=func)
         return p
 
@@ -80,6 +88,29 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="how many workers share this machine's cores (sets threads)")
     command("status", _cmd_status, "trials complete/pruned/failed/running per size")
     command("best", _cmd_best, "the best trial of every size")
+    proxy = sub.add_parser("proxy", help="serve the store through Optuna's gRPC storage proxy (workers use grpc://HOST:PORT)", description="serve the store through Optuna's gRPC storage proxy, so that hundreds of workers share its few database connections")
+    proxy.add_argument("--storage", metavar="URL", default=os.environ.get(STORAGE_ENV) or None, help=f"the database behind the proxy (default: ${STORAGE_ENV})")
+    proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
+    proxy.add_argument("--port", type=_port, default=13000, help="port (default 13000)")
+    proxy.add_argument("--threads", type=_positive_int, default=16, metavar="N", help="request threads, one database connection each (default 16)")
+    _heartbeat_options(proxy)
+    proxy.set_defaults(func=_cmd_proxy)
+    report = command("report", _cmd_report, "fit the scaling law to the best trial per size; write report.json and report.html")
+    report.add_argument("--out", metavar="DIR", help="folder for report.json and report.html (default: report-<experiment>)")
+    report.add_argument("--target", type=_target, metavar="VALUE", help="a test error, e.g. 0.02: how much data reaches it")
+    report.add_argument("--no-publish", action="store_true", help="do not publish the plots to optuna-dashboard")
+    dashboard = sub.add_parser("dashboard", help="run optuna-dashboard on the store", description="run optuna-dashboard on the store")
+    dashboard.add_argument("--storage", metavar="URL", default="sqlite:///scaling-optuna.db", help="store URL (default: sqlite:///scaling-optuna.db)")
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
+    dashboard.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
+    dashboard.set_defaults(func=_cmd_dashboard)
+    fit = sub.add_parser("fit", help="fit a scaling law to a learning curve given as numbers", description="fit a scaling law to a learning curve given as numbers")
+    fit.add_argument("--sizes", required=True, metavar="N,N,...", help="training-set sizes, e.g. 100,200,400,800")
+    fit.add_argument("--values", required=True, metavar="V,V,...", help="the metric at each size, e.g. 0.5,0.37,0.28,0.21")
+    fit.add_argument("--target", metavar="VALUE", help="a value to reach: how much data it needs")
+    fit.add_argument("--plateau", metavar="VALUE", help="the best-guess error (small-data plateau), e.g. 0.9")
+    fit.add_argument("--form", choices=["auto", "saturating", "power"], default="auto")
+    fit.set_defaults(func=_cmd_fit)
     return parser
 
 
@@ -87,6 +118,14 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads per worker (default: cores / workers)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: the spec's)")
+    _heartbeat_options(p)
+
+
+def _heartbeat_options(p: argparse.ArgumentParser) -> None:
+    from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
+
+    p.add_argument("--heartbeat", type=_positive_int, default=HEARTBEAT_INTERVAL_S, metavar="SECONDS", help=f"heartbeat interval of running trials (default {HEARTBEAT_INTERVAL_S})")
+    p.add_argument("--grace", type=_positive_int, metavar="SECONDS", help="a trial without heartbeat this long is failed and retried (default 3 × --heartbeat)")
 
 
 def _positive_int(text: str) -> int:
@@ -96,6 +135,25 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
+    return value
+
+
+def _target(text: str) -> float:
+    from scaling_optuna.report import validate_target
+
+    try:
+        return validate_target(float(text))  # type: ignore[return-value]
+    except ValueError as e:  # a non-number, or UserError's range message
+        raise argparse.ArgumentTypeError(str(e) if isinstance(e, UserError) else f"{text!r} is not a number; pass a test error such as 0.05") from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (0-65535)")
     return value
 
 
@@ -134,6 +192,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             threads=args.threads or default_threads(args.workers),
             device=args.device,
             stop=stop,
+            heartbeat_interval=args.heartbeat,
+            grace_period=args.grace,
         )
     finally:
         restore()
@@ -155,12 +215,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         f"store {mask_url(exp.storage_url)}",
         flush=True,
     )
-    command = [sys.executable, "-m", "scaling_optuna", "--log-level", "warning", "worker", args.spec, "--storage", exp.storage_url, "--threads", str(threads)]
+    # The URL goes through the environment: a password on a command line shows in `ps`.
+    command = [sys.executable, "-m", "scaling_optuna", "--log-level", "warning", "worker", args.spec, "--threads", str(threads), "--heartbeat", str(args.heartbeat)]
+    if args.grace:
+        command += ["--grace", str(args.grace)]
     if args.trials:
         command += ["--trials", str(args.trials)]
     if args.device:
         command += ["--device", args.device]
-    workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL) for _ in range(args.workers)]
+    env = {**os.environ, STORAGE_ENV: exp.storage_url}
+    workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(args.workers)]
     try:
         _watch(exp, workers)
     except KeyboardInterrupt:
@@ -213,6 +277,13 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
+def _cmd_proxy(args: argparse.Namespace) -> int:
+    from scaling_optuna.proxy import serve
+
+    serve(args.storage, host=args.host, port=args.port, threads=args.threads, heartbeat_interval=args.heartbeat, grace_period=args.grace)
+    return 0
+
+
 def _cmd_status(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import load_experiment
 
@@ -228,6 +299,46 @@ def _cmd_best(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import load_experiment
 
     _print_best(load_experiment(_spec(args), args.storage))
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from scaling_optuna.dashboard import publish_report
+    from scaling_optuna.experiment import load_experiment
+    from scaling_optuna.report import build_report
+    from scaling_optuna.report import write_report
+
+    exp = load_experiment(_spec(args), args.storage)
+    report = build_report(exp, target=args.target)
+    if not args.no_publish:
+        report.dashboard = publish_report(exp, report)
+    json_path, html_path = write_report(report, args.out or f"report-{exp.spec.name}")
+    print(report.to_text())
+    print(f"\nwrote {json_path} and {html_path}")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from scaling_optuna.dashboard import serve
+
+    serve(args.storage, host=args.host, port=args.port)
+    return 0
+
+
+def _cmd_fit(args: argparse.Namespace) -> int:
+    from scaling_optuna.report import curve_summary
+    from scaling_optuna.report import parse_number
+    from scaling_optuna.report import parse_numbers
+
+    print(
+        curve_summary(
+            parse_numbers(args.sizes, "--sizes"),
+            parse_numbers(args.values, "--values"),
+            target=parse_number(args.target, "--target"),
+            plateau=parse_number(args.plateau, "--plateau"),
+            form=args.form,
+        )
+    )
     return 0
 
 

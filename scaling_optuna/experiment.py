@@ -140,6 +140,21 @@ class Experiment:
         """The size's trials in the given states."""
         return self.studies[size].get_trials(deepcopy=False, states=states)
 
+    def report(self, target: float | None = None, **options: Any) -> dict[str, Any]:
+        """The scaling report as a dict: the content of ``report.json``.
+
+        ``target`` is a test error to say how much data reaches; ``options`` go to
+        :func:`scaling_optuna.report.build_report`. Reads the store only.
+
+        Example::
+
+            report = exp.report(target=0.02)
+            print(report["fits"]["test_error"]["tuned"]["beta"], report["target"]["message"])
+        """
+        from scaling_optuna.report import build_report
+
+        return build_report(self, target=target, **options).to_dict()
+
 
 def load_experiment(spec_path: str | Path | ExperimentSpec, storage: str | None = None) -> Experiment:
     """Open an experiment's studies in ``storage`` (default: the spec's storage).

@@ -38,30 +38,46 @@ Design decisions (the rules the code follows):
   - with ``plateau=P``: leading points whose value is ≥ ``(1 − 0.05)·P``
     (within 5 % of the best-guess error, or worse) are excluded;
   - always: leading points whose log-drop below the first value is less than
-    10 % of the curve's total log-drop (``log y₀ − log min y``) are excluded,
-    provided at least two points form that flat run (one point alone is never
-    a plateau).
+    10 % of the curve's total log-drop (``log y₀ − log min y``) form a
+    candidate flat run; it is excluded if it has at least two points (one
+    point alone is never a plateau) and the straight log-log line through the
+    later points, extrapolated back to the first size, lies above the first
+    value by more than ``max(2.5·s, 0.05)`` in log units (``s`` that line's
+    residual std) — so a start that is flat only by noise is kept.
 
   The longer of the two runs is excluded; ``excluded_reason`` says which rule.
 * **Auto form rule** (``form="auto"``): an increasing curve (log-log slope
   > 0) gets ``"power"``.  A decreasing curve with 3 or 4 used points gets
   ``"power"`` (with 3 points only the power law is identifiable, and with 4 the
   3-parameter law has a single residual degree of freedom, so it cannot be
-  validated).  With ≥ 5 points both forms are scored by rolling-origin
-  leave-last-out extrapolation: for each of the last ``h = min(3, n − 4)``
-  origins the form is fitted on the points before it and predicts all the
-  points from it onwards; the score is the RMS log error of those predictions
-  (``form_scores``).  ``"saturating"`` is chosen only when its score is below
-  ``0.9 ×`` the power score (the simpler law wins near-ties).
-* **Intervals**: percentile bootstrap with the form (and the excluded points)
-  held fixed.  Without ``groups``: residual bootstrap in log space — centred
+  validated).  With ≥ 5 points both forms are fitted and ``"saturating"`` is
+  chosen when the nested F-test of γ = 0 in log space (boundary-corrected:
+  ``p = ½·P(F(1, n−3) > F)``) gives ``p < 0.2`` *and* the fitted γ is at
+  least 2 % of the smallest fitted value (a γ smaller than that cannot matter
+  for any practical extrapolation, and the floor makes clean power laws come
+  out as ``"power"`` deterministically).  ``form_scores`` reports the two
+  forms' log-space residual std and ``p_value_gamma_zero``.  A leave-last-out
+  (rolling-origin) prediction score was tried first and discarded: with 6–9
+  points the saturating law refitted on 4–6 points extrapolates too wildly to
+  score fairly, and it picked the wrong form far more often than the test.
+  Because the choice is uncertain on short noisy curves, the bootstrap
+  re-makes it in every replicate (see Intervals).
+* **Intervals**: percentile bootstrap with the excluded points held fixed.
+  The form is held fixed too, except for ``form="auto"`` with ≥ 5 points:
+  then replicates are generated from the saturating fit (the larger model)
+  and each replicate re-chooses its form by the rule above, so the bands
+  include the uncertainty of the choice (without this, a saturating curve
+  that happened to be fitted as a power law got 40 % coverage instead of 95 %).
+  Without ``groups``: residual bootstrap in log space — centred
   residuals inflated by ``sqrt(n/(n−p))`` and, per replicate, multiplied by
   ``sqrt(dof/χ²_dof)`` so that the uncertainty of the noise level on short
   curves is propagated (this turns the normal-theory interval into a
   Student-t-like one; without it 6–9-point curves under-cover badly).  With
-  ``groups``: each replicate perturbs every used value by a log-deviation drawn
-  from that size's group (centred on the group's mean log value; sizes with a
-  single alternative draw from the pooled deviations of all groups).
+  ``groups`` (each entry: alternative values of the same kind as ``values``,
+  e.g. the test errors of the top-k trials at that size): each replicate
+  perturbs every used value by a log-deviation drawn from that size's group
+  (centred on the group's mean log value, scaled by ``sqrt(k/(k−1))``; sizes
+  with a single alternative draw from the pooled deviations of all groups).
 * **Bands**: :meth:`ScalingLawFit.predict` returns the point-estimate curve as
   ``mean`` and, by default, the *curve* band (uncertainty of the fitted curve —
   the right band for covering the true curve value at an extrapolated size);
@@ -81,7 +97,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import optimize
+from scipy import optimize, stats
 
 from scaling_optuna.errors import UserError
 
@@ -100,9 +116,12 @@ _BETA_LO = -4.0  # steepest saturating exponent allowed
 _BETA_HI = -1e-4  # flattest (must stay strictly negative)
 _PLATEAU_TOL = 0.05  # relative distance to the given plateau counted as "on it"
 _FLAT_FRACTION = 0.10  # fraction of the total log-drop counted as "not meaningful"
-_AUTO_MARGIN = 0.9  # saturating must beat power's held-out score by 10 %
+_FLAT_SIGMAS = 2.5  # back-extrapolation deficit (in residual SDs) that confirms a flat run
+_FLAT_MIN_DEFICIT = 0.05  # ... and at least this much in log units
+_AUTO_ALPHA = 0.2  # auto picks "saturating" when the test of gamma = 0 has p < this
+_AUTO_MIN_GAMMA = 0.02  # ... and its gamma is at least 2 % of the smallest value fitted
 _MIN_SAT_POINTS = 4
-_MIN_AUTO_CV_POINTS = 5
+_MIN_AUTO_POINTS = 5
 _EXP_CLIP = 700.0
 
 # Start grid for the saturating fit: β (denser near 0) × γ as a fraction of min(y).
@@ -424,6 +443,13 @@ def fit_scaling_law(
         print(fit)
         print(fit.predict([81920]).mean, fit.data_needed(0.15).message)
     """
+    with np.errstate(all="ignore"):  # every result is checked for finiteness below
+        return _fit_scaling_law(sizes, values, form, plateau, n_bootstrap, seed, groups, confidence)
+
+
+def _fit_scaling_law(
+    sizes: Any, values: Any, form: Any, plateau: Any, n_bootstrap: Any, seed: Any, groups: Any, confidence: Any
+) -> ScalingLawFit:
     m, y, order = _validate_xy(sizes, values)
     if not isinstance(form, str) or form not in FORMS:
         raise UserError(f"unknown form {form!r}: use 'auto', 'saturating' or 'power'")
@@ -454,12 +480,17 @@ def fit_scaling_law(
     n = len(mu)
 
     scores: dict[str, float] = {}
+    reselect = False
     if form == "auto":
-        chosen, scores = _choose_form(lx, ly, decreasing)
+        chosen, scores, p_pow, p_sat = _choose_form(lx, ly, decreasing)
+        reselect = p_sat is not None
     else:
         chosen = form
-
-    params, sse = _fit_point(chosen, lx, ly)
+    if reselect:
+        params = p_sat if chosen == "saturating" else p_pow
+        sse = float(np.sum((ly - np.log(_curve(params[None, :], lx)[0])) ** 2))
+    else:
+        params, sse = _fit_point(chosen, lx, ly)
     p = 3 if chosen == "saturating" else 2
     dof = n - p
     resid_std = math.sqrt(max(sse, 0.0) / dof)
@@ -468,19 +499,27 @@ def fit_scaling_law(
     noise = np.empty(0)
     method = "none"
     if n_boot > 0:
-        fitted_log = np.log(_curve(params[None, :], lx)[0])
         if group_devs is not None:
             devs = [group_devs[i] for i in range(n_ex, len(m))]
             ly_star = ly[None, :] + _draw_group_devs(devs, n_boot, rng)
             method = "group-bootstrap"
         else:
+            # Resample from the larger (saturating) model when the form is re-chosen
+            # per replicate, so that the replicates can disagree with the choice.
+            gen = p_sat if reselect else params
+            gen_dof = n - 3 if reselect else dof
+            fitted_log = np.log(_curve(gen[None, :], lx)[0])
             r = ly - fitted_log
-            r = (r - r.mean()) * math.sqrt(n / dof)
+            r = (r - r.mean()) * math.sqrt(n / gen_dof)
             idx = rng.integers(0, n, size=(n_boot, n))
-            scale = np.sqrt(dof / rng.chisquare(dof, size=n_boot))
+            scale = np.sqrt(gen_dof / rng.chisquare(gen_dof, size=n_boot))
             ly_star = fitted_log[None, :] + r[idx] * scale[:, None]
             method = "residual-bootstrap"
-        draws = _fit_batch(chosen, lx, ly_star)
+        if reselect:
+            draws = _fit_batch_auto(lx, ly_star)
+            method += ", form re-chosen per replicate"
+        else:
+            draws = _fit_batch(chosen, lx, ly_star)
         noise = resid_std * rng.standard_t(dof, size=n_boot)
 
     return _make_fit(
@@ -511,6 +550,11 @@ def fit_log_log_line(
         naive = fit_log_log_line([100, 200, 400, 800], [0.5, 0.37, 0.28, 0.21])
         naive.beta, naive.predict([8000]).mean
     """
+    with np.errstate(all="ignore"):
+        return _fit_log_log_line(sizes, values, confidence, n_draws, seed)
+
+
+def _fit_log_log_line(sizes: Any, values: Any, confidence: Any, n_draws: Any, seed: Any) -> ScalingLawFit:
     m, y, _ = _validate_xy(sizes, values)
     conf = _validate_confidence(confidence)
     n_draws = _validate_n_bootstrap(n_draws)
@@ -652,7 +696,8 @@ def _validate_groups(groups: Any, n: int, order: np.ndarray) -> list[np.ndarray]
         if (~np.isfinite(a) | (a <= 0)).any():
             raise UserError(f"groups[{i}] contains non-positive or non-finite values: drop them")
         la = np.log(a)
-        devs.append(la - la.mean())
+        # centred, and scaled so that their variance is unbiased for one draw
+        devs.append((la - la.mean()) * (math.sqrt(a.size / (a.size - 1)) if a.size > 1 else 1.0))
     if all(d.size < 2 for d in devs):
         raise UserError("groups give no spread to resample (one value per size): pass ≥2 values per size or omit groups")
     return [devs[int(i)] for i in order]
@@ -676,21 +721,32 @@ def _detect_plateau(
     n = len(y)
     if not decreasing or n <= min_keep:
         return 0, ""
-    ly = np.log(y)
+    lm, ly = np.log(m), np.log(y)
     k_plateau = 0
     if plateau is not None:
         while k_plateau < n and y[k_plateau] >= (1.0 - _PLATEAU_TOL) * plateau:
             k_plateau += 1
-    total_drop = ly[0] - ly.min()
-    k_flat = 0
-    if total_drop > 0:
-        while k_flat < n and ly[0] - ly[k_flat] < _FLAT_FRACTION * total_drop:
-            k_flat += 1
-        if k_flat < 2:
-            k_flat = 0
-    k = min(max(k_plateau, k_flat), n - min_keep)
+    k_flat = _flat_candidates(ly)
+    cand = min(max(k_plateau, k_flat), n - min_keep)
+    k = 0
+    if cand > 0:
+        deficit, thr = _back_extrapolation_deficit(lm, ly, cand)
+        confirmed = deficit > thr
+        if plateau is not None:
+            # within the tolerance of the best-guess error and closer to it than to
+            # the later points' law (a transition point on the law is kept)
+            lp = math.log(plateau)
+            line = ly[:cand] + deficit
+            near = (y[:cand] >= (1.0 - _PLATEAU_TOL) * plateau) & (
+                np.abs(ly[:cand] - lp) < np.abs(ly[:cand] - line)
+            )
+            confirmed |= near | (y[:cand] >= plateau)
+        hits = np.flatnonzero(confirmed)
+        k = int(hits[-1]) + 1 if hits.size else 0
+        if k_plateau < k and k < 2:
+            k = 0  # without the plateau rule a single point is never a plateau
     # The kept points must still decrease overall.
-    while k > 0 and _ols_slope(np.log(m[k:]), ly[k:]) > 0:
+    while k > 0 and _ols_slope(lm[k:], ly[k:]) > 0:
         k -= 1
     if k == 0:
         return 0, ""
@@ -698,30 +754,84 @@ def _detect_plateau(
     if k_plateau >= k and plateau is not None:
         why = f"value within {_PLATEAU_TOL:.0%} of the best-guess plateau {plateau:g} (or above it)"
     else:
-        why = (
-            f"leading points not meaningfully below the first value {y[0]:.3g} "
-            f"(log-drop < {_FLAT_FRACTION:.0%} of the curve's total log-drop)"
-        )
-    capped = " (capped so that enough points remain)" if k < max(k_plateau, k_flat) else ""
+        why = f"leading points not meaningfully below the first value {y[0]:.3g}"
+    why += ", and below the power law of the later points extrapolated back"
+    capped = " (capped so that enough points remain)" if cand < max(k_plateau, k_flat) else ""
     return k, f"small-data plateau: sizes {sizes}: {why}{capped}"
 
 
-def _choose_form(lx: np.ndarray, ly: np.ndarray, decreasing: bool) -> tuple[str, dict[str, float]]:
+def _flat_candidates(ly: np.ndarray) -> int:
+    """Leading points whose log-drop below the first is < 10 % of the total log-drop (0 if < 2)."""
+    n = len(ly)
+    total_drop = ly[0] - ly.min()
+    if total_drop <= 0:
+        return 0
+    k = 0
+    while k < n and ly[0] - ly[k] < _FLAT_FRACTION * total_drop:
+        k += 1
+    return k if k >= 2 else 0
+
+
+def _back_extrapolation_deficit(lm: np.ndarray, ly: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """How far each of the first ``k`` points lies below the log-log line of the later points.
+
+    Returns the log deficits (positive: the point is lower than the later
+    points' power law predicts, as on a plateau) and the threshold
+    ``max(2.5·s, 0.05)`` with ``s`` that line's residual std.
+    """
+    x, v = lm[k:], ly[k:]
+    slope = _ols_slope(x, v)
+    icpt = v.mean() - slope * x.mean()
+    resid = v - (icpt + slope * x)
+    s = math.sqrt(float(np.dot(resid, resid)) / (len(v) - 2)) if len(v) > 2 else 0.0
+    deficit = (icpt + slope * lm[:k]) - ly[:k]
+    return deficit, max(_FLAT_SIGMAS * s, _FLAT_MIN_DEFICIT)
+
+
+def _gamma_p_value(sse_power: np.ndarray, sse_sat: np.ndarray, n: int) -> np.ndarray:
+    """p-value of the test "gamma = 0" (power law) against the saturating law.
+
+    Nested F-test in log space with the boundary correction for gamma ≥ 0:
+    under gamma = 0 the estimate sits on the boundary half of the time, so
+    ``p = ½·P(F(1, n−3) > F)``.  Residual variances below (1e-6)² count as
+    numerical noise, so exact power-law data never looks saturating.
+    """
+    dof = n - 3
+    num = np.maximum(np.asarray(sse_power, float) - np.asarray(sse_sat, float), 0.0)
+    den = np.maximum(np.asarray(sse_sat, float) / dof, 1e-12)
+    f = num / den
+    return 0.5 * stats.f.sf(f, 1, dof)
+
+
+def _choose_form(
+    lx: np.ndarray, ly: np.ndarray, decreasing: bool
+) -> tuple[str, dict[str, float], np.ndarray | None, np.ndarray | None]:
+    """Auto form choice; also returns both point fits when both were made."""
     n = len(lx)
-    if not decreasing or _ols_slope(lx, ly) > 0 or n < _MIN_AUTO_CV_POINTS:
-        return "power", {}
-    h = min(3, n - _MIN_SAT_POINTS)
-    scores: dict[str, float] = {}
-    for form in ("power", "saturating"):
-        errs = []
-        for o in range(n - h, n):
-            params, _ = _fit_point(form, lx[:o], ly[:o])
-            pred = np.log(_curve(params[None, :], lx[o:])[0])
-            errs.append(ly[o:] - pred)
-        e = np.concatenate(errs)
-        scores[form] = float(np.sqrt(np.mean(e**2)))
-    chosen = "saturating" if scores["saturating"] < _AUTO_MARGIN * scores["power"] else "power"
-    return chosen, scores
+    if not decreasing or _ols_slope(lx, ly) > 0 or n < _MIN_AUTO_POINTS:
+        return "power", {}, None, None
+    pp, sse_p = _fit_point("power", lx, ly)
+    ps, sse_s = _fit_point("saturating", lx, ly)
+    pv = float(_gamma_p_value(sse_p, sse_s, n))
+    scores = {
+        "power": math.sqrt(sse_p / (n - 2)),
+        "saturating": math.sqrt(sse_s / (n - 3)),
+        "p_value_gamma_zero": pv,
+    }
+    chosen = "saturating" if pv < _AUTO_ALPHA and ps[2] >= _AUTO_MIN_GAMMA * math.exp(ly.min()) else "power"
+    return chosen, scores, pp, ps
+
+
+def _fit_batch_auto(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """Fit both forms to every row and keep, per row, the one the auto rule picks."""
+    n = len(lx)
+    pw = _fit_batch("power", lx, ly)
+    st = _fit_batch("saturating", lx, ly)
+    sse_p = ((ly - np.log(_curve(pw, lx))) ** 2).sum(axis=1)
+    sse_s = ((ly - np.log(_curve(st, lx))) ** 2).sum(axis=1)
+    sse_s = np.where(np.isfinite(sse_s), sse_s, np.inf)
+    pick = (_gamma_p_value(sse_p, sse_s, n) < _AUTO_ALPHA) & (st[:, 2] >= _AUTO_MIN_GAMMA * np.exp(ly.min(axis=1)))
+    return np.where(pick[:, None], st, pw)
 
 
 # ---------------------------------------------------------------------------
@@ -805,6 +915,7 @@ def _saturating_grid_start(
     with np.errstate(over="ignore"):
         pred = np.log(np.exp(np.clip(e, -_EXP_CLIP, _EXP_CLIP)) + gam[:, None, :, None])
     sse = ((ly[:, None, None, :] - pred) ** 2).sum(axis=3)  # (B, K, G)
+    sse = np.where(np.isfinite(sse), sse, np.inf)
     flat = sse.reshape(bsz, -1)
     lo, hi = _saturating_bounds(ly)
     kg = len(_GAMMA_FRACTIONS)
@@ -820,7 +931,9 @@ def _saturating_grid_start(
     else:
         theta = theta.reshape(-1, 3)
         lo, hi = np.repeat(lo, n_best, axis=0), np.repeat(hi, n_best, axis=0)
-    return np.clip(theta, lo, hi), lo, hi
+    theta = np.clip(theta, lo, hi)
+    theta = np.where(np.isfinite(theta), theta, 0.5 * (lo + hi))
+    return theta, lo, hi
 
 
 def _sat_residuals(lx: np.ndarray, ly: np.ndarray, theta: np.ndarray):

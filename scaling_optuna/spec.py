@@ -189,8 +189,14 @@ class ExperimentSpec:
         blob = json.dumps(content, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def create_sampler(self) -> optuna.samplers.BaseSampler:
-        return _instantiate(optuna.samplers, self.sampler, "sampler")
+    def create_sampler(self, worker_seed_offset: int = 0) -> optuna.samplers.BaseSampler:
+        """The spec's sampler. Workers pass a distinct offset: equal seeds would make
+        parallel workers propose the very same parameters."""
+        component = self.sampler
+        if worker_seed_offset and isinstance(component.options.get("seed"), int):
+            options = {**component.options, "seed": component.options["seed"] + worker_seed_offset}
+            component = dataclasses.replace(component, options=options)
+        return _instantiate(optuna.samplers, component, "sampler")
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
         return _instantiate(optuna.pruners, self.pruner, "pruner")

@@ -24,8 +24,9 @@ import os
 import signal
 import socket
 import threading
+import time
 import warnings
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import optuna
 import torch
@@ -33,6 +34,7 @@ from optuna.distributions import BaseDistribution
 from optuna.distributions import CategoricalDistribution
 from optuna.distributions import FloatDistribution
 from optuna.distributions import IntDistribution
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.data import Dataset
@@ -45,8 +47,10 @@ from scaling_optuna.experiment import study_name
 from scaling_optuna.model import build_model
 from scaling_optuna.model import count_parameters
 from scaling_optuna.spec import ExperimentSpec
-from scaling_optuna.storage import GRACE_PERIOD_S
 from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
+from scaling_optuna.storage import backoff
+from scaling_optuna.storage import call_with_retries
+from scaling_optuna.storage import is_transient
 from scaling_optuna.storage import mask_url
 from scaling_optuna.storage import open_storage
 from scaling_optuna.train import DivergedError
@@ -56,6 +60,8 @@ from scaling_optuna.train import train_model
 
 _log = logging.getLogger("scaling_optuna.worker")
 MAX_CONSECUTIVE_FAILURES = 5
+# How long a worker keeps retrying a store it lost before it gives up.
+OUTAGE_LIMIT_S = 600
 
 
 @dataclasses.dataclass
@@ -87,9 +93,16 @@ def run_worker(
     max_trials: int | None = None,
     stop: threading.Event | None = None,
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
-    grace_period: int = GRACE_PERIOD_S,
+    grace_period: int | None = None,
+    outage_limit_s: float = OUTAGE_LIMIT_S,
 ) -> WorkerSummary:
     """Run trials of ``spec``'s experiment in ``storage`` until every study has its budget.
+
+    A worker that finds nothing left to start while trials of other workers
+    still run waits for them: if one of those workers died, its trial goes
+    stale after ``grace_period`` seconds without a heartbeat, is failed and
+    re-queued with the same parameters, and this worker runs it. A lost store
+    is retried with backoff for ``outage_limit_s`` seconds.
 
     Args:
         threads: torch threads for this process (default: all cores).
@@ -97,6 +110,9 @@ def run_worker(
         max_trials: stop after this many trials even if budgets remain.
         stop: when set, the current trial stops at its next epoch boundary, is
             handed back to the queue, and the worker returns.
+        heartbeat_interval: seconds between heartbeats of the running trial.
+        grace_period: seconds without a heartbeat after which a trial counts
+            as dead (default: three intervals).
 
     Raises:
         StorageError: the store is unreachable or holds no study of the experiment.
@@ -108,18 +124,10 @@ def run_worker(
         torch.set_num_threads(threads)
     data = load_dataset(spec)
     store = open_storage(url, create=False, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
-    sizes = find_sizes(spec, store)
+    sizes = call_with_retries(lambda: find_sizes(spec, store), what="find the studies")
     if not sizes:
         raise StorageError(f"store {mask_url(url)} holds no study of experiment {spec.name!r}; run 'scaling-optuna create' first")
-    studies = {
-        size: optuna.load_study(
-            study_name=study_name(spec.name, size),
-            storage=store,
-            sampler=spec.create_sampler(),
-            pruner=spec.create_pruner(),
-        )
-        for size in sizes
-    }
+    studies = call_with_retries(lambda: _load_studies(spec, store, sizes), what="load the studies")
     for size, study in studies.items():
         expected, local = study.user_attrs.get("fingerprint"), data.fingerprint(size)
         if expected != local:
@@ -133,18 +141,61 @@ def run_worker(
     tensors = _to_device(data, target)
     summary = WorkerSummary()
     failures_in_a_row = 0
+    outage = _Outage(url, outage_limit_s, stop)
+    waiting_logged = False
     who = f"{socket.gethostname()}:{os.getpid()}"
     _log.info("worker %s on %s with %d threads, store %s", who, target, torch.get_num_threads(), mask_url(url))
     while not stop.is_set() and (max_trials is None or summary.trials < max_trials):
-        size = _next_size(studies, spec.trials_per_size)
+        try:
+            counts = _count(studies)
+        except Exception as e:
+            outage.failed(e, "read the studies")
+            continue
+        size = _next_size(counts, spec.trials_per_size)
         if size is None:
-            break
+            short = {s: c for s, c in counts.items() if c.finished < spec.trials_per_size}
+            if not short:
+                break
+            # Trials of other workers still run: if one of them died, ours is the
+            # process that must fail its trial once it is stale, and re-run it.
+            if not waiting_logged:
+                running = sum(c.running for c in short.values())
+                _log.info("nothing to start; waiting for %d running trial(s) of other workers", running)
+                waiting_logged = True
+            try:
+                _fail_stale(studies[s] for s in short)
+            except Exception as e:
+                outage.failed(e, "check for stale trials")
+                continue
+            outage.recovered()
+            stop.wait(heartbeat_interval)
+            continue
+        waiting_logged = False
         study = studies[size]
         objective = _Objective(spec, tensors, size, stop, who)
-        study.optimize(objective, n_trials=1, catch=(Exception,))
-        state = objective.final_state
-        if objective.interrupted_trial is not None:
-            _hand_back(study, objective.interrupted_trial)
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,))
+        except KeyboardInterrupt:
+            # A second Ctrl-C: leave at once, but still hand the trial back if the store answers.
+            if objective.trial_number is not None:
+                objective.hand_back = "interrupted"
+                _settle(study, objective, deadline_s=5)
+            raise
+        except Exception as e:
+            if objective.trial_number is None or not (is_transient(e) or _is_finished_elsewhere(e)):
+                if not is_transient(e):
+                    raise
+                outage.failed(e, "start a trial")
+                continue
+            _log.warning("trial %d of size %d: %s", objective.trial_number, size, mask_url(_short(e)))
+        try:
+            state = _settle(study, objective, deadline_s=outage_limit_s)
+        except Exception as e:
+            # Still unsettled after the whole outage window: the heartbeat retries the trial.
+            outage.failed(e, f"finish trial {objective.trial_number}")
+            continue
+        outage.recovered()
+        if objective.hand_back == "interrupted":
             summary.stopped_by_signal = True
             break
         if state == TrialState.COMPLETE:
@@ -153,7 +204,7 @@ def run_worker(
         elif state == TrialState.PRUNED:
             summary.pruned += 1
             failures_in_a_row = 0
-        else:
+        elif objective.hand_back is None and state == TrialState.FAIL:
             summary.failed += 1
             failures_in_a_row += 1
             if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
@@ -161,24 +212,144 @@ def run_worker(
     return summary
 
 
-def _next_size(studies: Mapping[int, optuna.Study], budget: int) -> int | None:
-    best_size, best_cost = None, 0
+@dataclasses.dataclass
+class _Counts:
+    finished: int = 0
+    running: int = 0
+    waiting: int = 0
+    counted: int = 0
+
+
+def _load_studies(spec: ExperimentSpec, store: Any, sizes: list[int]) -> dict[int, optuna.Study]:
+    return {
+        size: optuna.load_study(
+            study_name=study_name(spec.name, size),
+            storage=store,
+            sampler=spec.create_sampler(),
+            pruner=spec.create_pruner(),
+        )
+        for size in sizes
+    }
+
+
+def _count(studies: Mapping[int, optuna.Study]) -> dict[int, _Counts]:
+    counts = {}
     for size, study in studies.items():
-        counted = len(study.get_trials(deepcopy=False, states=BUDGET_STATES))
-        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-        remaining = max(0, budget - counted) + waiting
+        c = _Counts()
+        for trial in study.get_trials(deepcopy=False):
+            c.finished += trial.state in (TrialState.COMPLETE, TrialState.PRUNED)
+            c.running += trial.state == TrialState.RUNNING
+            c.waiting += trial.state == TrialState.WAITING
+            c.counted += trial.state in BUDGET_STATES
+        counts[size] = c
+    return counts
+
+
+def _next_size(counts: Mapping[int, _Counts], budget: int) -> int | None:
+    """The size with the largest remaining cost (trials left × examples), or None if none is left."""
+    best_size, best_cost = None, 0
+    for size, c in counts.items():
+        # A WAITING trial (a hand-back or a retry) must run even when the budget is already counted.
+        remaining = max(0, budget - c.counted) + c.waiting
         cost = remaining * size
         if remaining > 0 and cost > best_cost:
             best_size, best_cost = size, cost
     return best_size
 
 
-def _hand_back(study: optuna.Study, number: int) -> None:
-    """Queue a copy of an interrupted trial so that some worker re-runs it."""
-    trial = next(t for t in study.get_trials(deepcopy=False) if t.number == number)
+def _fail_stale(studies: Iterable[optuna.Study]) -> None:
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for study in studies:
+            optuna.storages.fail_stale_trials(study)
+
+
+def _settle(study: optuna.Study, objective: _Objective, *, deadline_s: float) -> TrialState | None:
+    """Make sure the objective's trial ended in the store, and hand it back if it must be re-run.
+
+    ``study.optimize`` tells the result itself; this repeats the tell when the
+    store was unreachable at that moment. A trial that another worker already
+    failed as stale was re-queued by that worker, and is left alone.
+    """
+    number = objective.trial_number
+    if number is None:
+        return None
+    trial = call_with_retries(lambda: _trial(study, number), what=f"read trial {number}", deadline_s=deadline_s)
+    if trial.state == TrialState.RUNNING:
+        state = objective.final_state or TrialState.FAIL
+        values = objective.value if state == TrialState.COMPLETE else None
+        if objective.hand_back is not None:
+            state, values = TrialState.FAIL, None
+        call_with_retries(
+            lambda: study.tell(number, values, state=state, skip_if_finished=True),
+            what=f"tell trial {number}",
+            deadline_s=deadline_s,
+        )
+        trial = call_with_retries(lambda: _trial(study, number), what=f"read trial {number}", deadline_s=deadline_s)
+    if objective.hand_back is not None and trial.state == TrialState.FAIL:
+        call_with_retries(lambda: _hand_back(study, trial), what=f"hand back trial {number}", deadline_s=deadline_s)
+        _log.info("trial %d handed back to the queue (%s)", number, objective.hand_back)
+    return trial.state
+
+
+def _trial(study: optuna.Study, number: int) -> FrozenTrial:
+    trial_id = study._storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+    return study._storage.get_trial(trial_id)
+
+
+def _hand_back(study: optuna.Study, trial: FrozenTrial) -> None:
+    """Queue a copy of a failed trial (same parameters) so that some worker re-runs it, once."""
+    for other in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+        if trial.number in other.system_attrs.get("retry_history", ()):
+            return  # the heartbeat of another worker already re-queued it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.RetryHeartbeatStaleTrialCallback()(study, trial)
+
+
+def _is_finished_elsewhere(error: BaseException) -> bool:
+    """The trial was finished by another process (failed as stale during an outage) before our tell."""
+    return isinstance(error, optuna.exceptions.UpdateFinishedTrialError) or (
+        isinstance(error, ValueError) and str(error).startswith("Cannot tell a ")
+    )
+
+
+class _Outage:
+    """Backoff while the store is unreachable; give up after ``limit_s`` seconds without success."""
+
+    def __init__(self, url: str, limit_s: float, stop: threading.Event) -> None:
+        self.url, self.limit_s, self.stop = url, limit_s, stop
+        self.since: float | None = None
+        self.attempts = 0
+
+    def failed(self, error: BaseException, what: str) -> None:
+        if not is_transient(error):
+            raise error
+        now = time.monotonic()
+        self.since = self.since if self.since is not None else now
+        self.attempts += 1
+        if now - self.since > self.limit_s:
+            raise StorageError(
+                f"lost the store {mask_url(self.url)} for {now - self.since:.0f} s ({mask_url(_short(error))}); "
+                "check that the database (or proxy) is up and reachable, then start the worker again"
+            ) from None
+        delay = backoff(self.attempts, first_s=0.5, cap_s=30)
+        _log.warning("could not %s: %s; retrying in %.1f s", what, mask_url(_short(error)), delay)
+        self.stop.wait(delay)
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            _log.info("store reachable again after %.1f s", time.monotonic() - self.since)
+        self.since, self.attempts = None, 0
+
+
+def _short(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    cause = error.__cause__
+    text = f"{type(error).__name__}: {lines[0] if lines else ''}"
+    if cause is not None and isinstance(error, optuna.exceptions.StorageInternalError):
+        text += f" ({_short(cause)})"
+    return text
 
 
 @dataclasses.dataclass
@@ -201,15 +372,40 @@ def _to_device(data: Dataset, device: torch.device) -> _DeviceData:
 
 
 class _Objective:
-    """Train one trial on one size; report validation loss every epoch."""
+    """Train one trial on one size; report validation loss every epoch.
+
+    Remembers what happened, so that the worker can finish the tell itself
+    when the store was unreachable at the end of the trial, and hand the
+    trial back when it was interrupted or lost its store mid-way.
+    """
 
     def __init__(self, spec: ExperimentSpec, tensors: _DeviceData, size: int, stop: threading.Event, who: str) -> None:
         self.spec, self.tensors, self.size, self.stop, self.who = spec, tensors, size, stop, who
+        self.trial_number: int | None = None
         self.final_state: TrialState | None = None
-        self.interrupted_trial: int | None = None
+        self.value: float | None = None
+        self.hand_back: str | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
+        self.trial_number = trial.number
         self.final_state = TrialState.FAIL
+        try:
+            self.value = self._run(trial)
+        except StopRequested as e:
+            self.hand_back = "interrupted"
+            _try(lambda: trial.set_user_attr("stopped_reason", f"interrupted: {e}; handed back to the queue"))
+            raise
+        except optuna.TrialPruned:
+            raise
+        except Exception as e:
+            if is_transient(e):
+                # Not the trial's fault: someone re-runs it once the store answers again.
+                self.hand_back = "lost the store"
+            raise
+        self.final_state = TrialState.COMPLETE
+        return self.value
+
+    def _run(self, trial: optuna.Trial) -> float:
         params = suggest(trial, self.spec.search_space)
         data = self.tensors.data
         device = self.tensors.x_pool.device
@@ -254,10 +450,6 @@ class _Objective:
             trial.set_user_attr("stopped_reason", f"diverged: {e}")
             self.final_state = TrialState.PRUNED
             raise optuna.TrialPruned(f"diverged: {e}") from None
-        except StopRequested as e:
-            trial.set_user_attr("stopped_reason", f"interrupted: {e}; handed back to the queue")
-            self.interrupted_trial = trial.number
-            raise
         for key, value in (
             ("val_error", result.val_error),
             ("test_loss", result.test_loss),
@@ -268,8 +460,14 @@ class _Objective:
             ("stopped_reason", result.stopped_reason),
         ):
             trial.set_user_attr(key, value)
-        self.final_state = TrialState.COMPLETE
         return result.val_loss
+
+
+def _try(fn: Callable[[], Any]) -> None:
+    try:
+        fn()
+    except Exception as e:  # only a note for humans; the hand-back does not depend on it
+        _log.debug("could not record a note: %s", mask_url(_short(e)))
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:

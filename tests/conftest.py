@@ -1,0 +1,121 @@
+"""Shared fixtures: tiny specs, a CLI runner, and a throwaway PostgreSQL database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_DIGITS = """
+name = "{name}"
+seed = 0
+trials_per_size = {trials}
+
+[data]
+dataset = "digits"
+
+[sizes]
+counts = {counts}
+
+[search_space]
+lr = {{ low = 0.05, high = 0.3, log = true }}
+weight_decay = {{ low = 1e-6, high = 1e-4, log = true }}
+momentum = {{ low = 0.8, high = 0.95 }}
+conv1 = {{ low = 4, high = 12 }}
+conv2 = {{ low = 4, high = 12 }}
+fc1 = {{ low = 16, high = 48 }}
+fc2 = {{ low = 16, high = 48 }}
+
+[default_params]
+lr = 0.1
+weight_decay = 1e-6
+momentum = 0.9
+conv1 = 6
+conv2 = 8
+fc1 = 32
+fc2 = 32
+
+[trainer]
+max_epochs = {epochs}
+patience = 2
+batch_size = 16
+
+[sampler]
+name = "RandomSampler"
+seed = 1
+
+[pruner]
+name = "MedianPruner"
+n_startup_trials = 2
+"""
+
+
+def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def tiny_digits(tmp_path: Path):
+    """Write a small digits spec; returns a factory taking the spec's knobs."""
+
+    def make(name: str = "tiny", trials: int = 2, counts=(60, 240), epochs: int = 4) -> Path:
+        return write_spec(tmp_path, TINY_DIGITS.format(name=name, trials=trials, counts=list(counts), epochs=epochs), f"{name}.toml")
+
+    return make
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run ``scaling-optuna ARGS`` as a user would, in a fresh process."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "scaling_optuna", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def _admin_connect():
+    import psycopg2
+
+    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def postgres_url():
+    """A fresh PostgreSQL database on 127.0.0.1:5432, dropped afterwards.
+
+    Skips when the server is unreachable, except under CI (CI=true), where it fails.
+    """
+    try:
+        admin = _admin_connect()
+    except Exception as e:  # psycopg2.OperationalError and friends
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable under CI: {e}")
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {e}")
+    name = f"so_test_{uuid.uuid4().hex[:12]}"
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()

@@ -1,0 +1,208 @@
+"""The core flow as a user runs it: `scaling-optuna run`, then Python queries the studies."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import optuna
+import pytest
+
+import scaling_optuna
+from tests.conftest import run_cli
+from tests.conftest import write_spec
+
+
+def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
+    spec = tiny_digits(trials=3, counts=(60, 240, 960), epochs=4)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    result = run_cli("run", str(spec), "--storage", url, "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    assert "9/9 trials finished" in result.stdout
+    assert "test err" in result.stdout
+
+    exp = scaling_optuna.load_experiment(spec, storage=url)
+    assert exp.sizes == [60, 240, 960]
+    best = exp.best_trials()
+    assert [b.size for b in best] == [60, 240, 960]
+    for b in best:
+        assert 0.0 <= b.test_error <= 1.0 and b.test_loss > 0 and b.n_params > 0
+        assert set(b.params) == {"lr", "weight_decay", "momentum", "conv1", "conv2", "fc1", "fc2"}
+    # More data, lower error: digits is easy enough for this to hold with 3 trials.
+    assert best[-1].test_error < best[0].test_error
+    for row in exp.status():
+        # Two workers may both start the last trial of a study: overshoot ≤ workers − 1.
+        assert 3 <= row.complete + row.pruned <= 4 and row.running == 0 and row.failed == 0
+
+    # Plain Optuna reads the store with no help from us.
+    names = {s.study_name for s in optuna.get_all_study_summaries(url)}
+    assert names == {"tiny-n0000060", "tiny-n0000240", "tiny-n0000960"}
+    study = optuna.load_study(study_name="tiny-n0000960", storage=url)
+    assert study.user_attrs["experiment"] == "tiny" and study.user_attrs["size"] == 960
+    first = study.trials[0]
+    assert first.user_attrs["baseline"] is True  # the seed's untuned model is every study's first trial
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    for t in complete:
+        assert {"test_loss", "test_error", "n_params", "epochs_run", "wall_time_s"} <= set(t.user_attrs)
+        assert len(t.intermediate_values) == t.user_attrs["epochs_run"]
+
+    status = run_cli("status", str(spec), "--storage", url)
+    assert status.returncode == 0 and "tiny-n0000960" in status.stdout
+    best_cli = run_cli("best", str(spec), "--storage", url)
+    assert best_cli.returncode == 0 and len(best_cli.stdout.strip().splitlines()) == 4
+
+    # Running again with the same budget does no new work; a larger budget extends it.
+    again = run_cli("run", str(spec), "--storage", url, "--trials", "4")
+    assert again.returncode == 0, again.stderr
+    exp = scaling_optuna.load_experiment(spec, storage=url)
+    assert all(4 <= len(exp.trials(s, states=tuple(optuna.trial.TrialState))) <= 5 for s in exp.sizes)
+
+
+def test_create_is_idempotent_and_rejects_an_incompatible_spec(tiny_digits, tmp_path):
+    spec = tiny_digits(counts=(60, 240))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    exp = scaling_optuna.load_experiment(spec, storage=url)
+    assert [len(exp.studies[s].trials) for s in exp.sizes] == [1, 1]  # the baseline, enqueued once
+
+    changed = spec.read_text().replace("max_epochs = 4", "max_epochs = 7")
+    other = write_spec(tmp_path, changed, "changed.toml")
+    result = run_cli("create", str(other), "--storage", url)
+    assert result.returncode == 2
+    assert "different spec" in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(scaling_optuna.ExperimentMismatchError):
+        scaling_optuna.load_experiment(other, storage=url)
+
+
+def test_worker_refuses_data_with_another_fingerprint(tmp_path):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mine.npz"
+    x = rng.normal(size=(300, 5)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    np.savez(path, x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    spec = write_spec(tmp_path, f"""
+        name = "mine"
+        trials_per_size = 1
+        [data]
+        dataset = "npz"
+        path = "{path}"
+        [sizes]
+        counts = [40, 160]
+        [trainer]
+        max_epochs = 2
+    """)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    x[3, 2] += 1.0  # another machine's copy differs in one value
+    np.savez(path, x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    result = run_cli("worker", str(spec), "--storage", url)
+    assert result.returncode == 2
+    assert "fingerprint" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    exp = scaling_optuna.load_experiment(spec, storage=url)
+    assert all(r.complete == 0 and r.running == 0 for r in exp.status())
+
+
+def test_a_diverging_trial_is_pruned_with_its_reason_and_the_worker_goes_on(tmp_path):
+    spec = write_spec(tmp_path, """
+        name = "boom"
+        trials_per_size = 2
+        [data]
+        dataset = "digits"
+        [sizes]
+        counts = [200]
+        [search_space]
+        lr = { choices = [1e10, 0.05] }
+        weight_decay = 1e-6
+        momentum = 0.9
+        conv1 = 6
+        conv2 = 8
+        fc1 = 32
+        fc2 = 32
+        [default_params]
+        lr = 1e10
+        weight_decay = 1e-6
+        momentum = 0.9
+        conv1 = 6
+        conv2 = 8
+        fc1 = 32
+        fc2 = 32
+        [trainer]
+        max_epochs = 3
+        [sampler]
+        name = "GridSampler"
+        search_space = { lr = [1e10, 0.05] }
+    """)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    result = run_cli("run", str(spec), "--storage", url, "--trials", "3")
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="boom-n0000200", storage=url)
+    diverged = [t for t in study.trials if t.params.get("lr") == 1e10]
+    assert diverged and all(t.state == optuna.trial.TrialState.PRUNED for t in diverged)
+    assert all(t.user_attrs["stopped_reason"].startswith("diverged") for t in diverged)
+    assert any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials)
+
+
+BAD_SPECS = [
+    ("name = 'x'\n[data\ndataset='digits'", "invalid TOML"),
+    ("name = 'x'\n[data]\ndataset = 'digits'\n[sizes]\nstart_fraction = 0.1\n[trainr]\n", "did you mean 'trainer'"),
+    ("name = 'x'\n[data]\ndataset = 'digts'\n[sizes]\nstart_fraction = 0.1\n", "did you mean 'digits'"),
+    ("name = 'x'\n[data]\ndataset = 'digits'\n[sizes]\nstart_fraction = 0.1\n[model]\nkind = 'resnet'\n", "unknown model"),
+    ("name = 'x'\n[data]\ndataset = 'digits'\n[sizes]\ncounts = [0, 10]\n", "not a positive count"),
+    ("name = 'x'\n[data]\ndataset = 'digits'\n[sizes]\ncounts = [10, 100000]\n", "larger than the training pool"),
+    ("name = 'x'\ntrials_per_size = 0\n[data]\ndataset = 'digits'\n[sizes]\ncounts = [10]\n", "positive integer"),
+    ("name = 'x'\n[data]\ndataset = 'npz'\npath = 'nowhere.npz'\n[sizes]\ncounts = [10]\n", "does not exist"),
+    ("name = 'x'\n[data]\ndataset = 'digits'\n[sizes]\ncounts = [10]\n[search_space]\nlr = { low = 0.1, high = 0.01 }\n", "swap them"),
+    ("name = 'x'\n[data]\ndataset = 'digits'\n[sizes]\ncounts = [10]\n[sampler]\nname = 'TPESamplr'\n", "did you mean 'TPESampler'"),
+]
+
+
+@pytest.mark.parametrize("text, message", BAD_SPECS)
+def test_bad_specs_give_one_line_and_exit_2_and_write_nothing(tmp_path, text, message):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(text)
+    store = tmp_path / "store.db"
+    result = run_cli("run", str(spec), "--storage", f"sqlite:///{store}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0]
+    assert not store.exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--trials", "0"], "must be a positive integer"),
+        (["--workers", "-1"], "must be a positive integer"),
+        (["--storage", "not a url"], "malformed"),
+        (["--storage", "postgresql://someone:hunter2@127.0.0.1:1/nowhere"], "cannot open storage"),
+    ],
+)
+def test_bad_command_lines_give_one_line_and_exit_2(tiny_digits, tmp_path, args, message):
+    spec = tiny_digits()
+    result = run_cli("run", str(spec), *args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "hunter2" not in result.stderr + result.stdout
+    assert not (tmp_path / "scaling-optuna.db").exists()
+
+
+def test_status_of_a_missing_store_writes_nothing(tiny_digits, tmp_path):
+    spec = tiny_digits()
+    store = tmp_path / "typo.db"
+    result = run_cli("status", str(spec), "--storage", f"sqlite:///{store}")
+    assert result.returncode == 2 and "no store" in result.stderr
+    assert not store.exists()
+    with pytest.raises(scaling_optuna.StorageError):
+        scaling_optuna.load_experiment(spec, storage=f"sqlite:///{store}")
+
+
+def test_studies_keep_wal_mode_for_concurrent_readers(tiny_digits, tmp_path):
+    spec = tiny_digits()
+    store = tmp_path / "store.db"
+    assert run_cli("create", str(spec), "--storage", f"sqlite:///{store}").returncode == 0
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
