@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import warnings
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import optuna
 from optuna.storages import BaseStorage
@@ -34,6 +34,9 @@ from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storage import mask_url
 from scaling_optuna.storage import open_storage
+
+if TYPE_CHECKING:
+    import torch
 
 # Trials in these states will finish (or already have) and count toward a study's budget.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -135,6 +138,45 @@ class Experiment:
     def best_trials(self) -> list[BestTrial]:
         """The best trial of every size that has one, smallest size first."""
         return [b for b in (self.best_trial(size) for size in self.sizes) if b is not None]
+
+    def best_model(self, size: int, artifacts: str | None = None) -> "torch.nn.Module":
+        """The best trial's trained model for ``size``, in eval mode on the CPU.
+
+        Weights come from the artifact store (default: the spec's ``artifacts``
+        folder) and are loaded with ``weights_only=True``.
+
+        Raises:
+            StorageError: no complete trial yet, or its weights are not in the store.
+        """
+        from optuna.artifacts.exceptions import ArtifactNotFound
+
+        from scaling_optuna.artifacts import ATTR_ARTIFACT
+        from scaling_optuna.artifacts import load_state_dict
+        from scaling_optuna.artifacts import open_artifact_store
+        from scaling_optuna.model import build_model
+
+        if size not in self.studies:
+            raise StorageError(f"size {size} is not one of this experiment's sizes {self.sizes}")
+        best = self.best_trial(size)
+        if best is None:
+            raise StorageError(f"size {size} has no complete trial yet; run a worker first")
+        study = self.studies[size]
+        trial = next(t for t in study.get_trials(deepcopy=False) if t.number == best.trial_number)
+        artifact_id = trial.user_attrs.get(ATTR_ARTIFACT)
+        location = artifacts or self.spec.artifacts
+        if artifact_id is None:
+            raise StorageError(f"trial {best.trial_number} of size {size} saved no weights (keep_models = 0?)")
+        try:
+            state = load_state_dict(open_artifact_store(location), artifact_id)
+        except ArtifactNotFound:
+            raise StorageError(
+                f"weights {artifact_id} of trial {best.trial_number} (size {size}) are not in {location}; "
+                "pass the artifact folder the workers wrote to (--artifacts)"
+            ) from None
+        shape = tuple(study.user_attrs["input_shape"])
+        model = build_model(self.spec.model, shape, int(study.user_attrs["num_classes"]), best.params)
+        model.load_state_dict(state)
+        return model.eval()
 
     def trials(self, size: int, states: tuple[TrialState, ...] = (TrialState.COMPLETE,)) -> list[FrozenTrial]:
         """The size's trials in the given states."""
@@ -240,6 +282,8 @@ def create_experiment(spec: ExperimentSpec, storage: str | None = None, *, log: 
             "dataset": spec.data.dataset,
             "model": spec.model,
             "majority_error": majority_error,
+            "input_shape": list(data.input_shape),
+            "num_classes": data.num_classes,
         }
         for key, value in attrs.items():
             if study.user_attrs.get(key) != value:

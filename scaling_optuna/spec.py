@@ -40,6 +40,7 @@ else:  # pragma: no cover
 DATASETS = ("cifar10", "digits", "mnist1d", "npz")
 MODELS = ("auto", "cnn", "mlp")
 DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
+DEFAULT_ARTIFACTS = "scaling-optuna-artifacts"
 
 # The seed notebook's random search: lr 10^U(-6,-1), weight decay 10^U(-6,-3),
 # momentum 10^U(-1,0), and the four layer widths.
@@ -153,6 +154,8 @@ class ExperimentSpec:
     trainer: TrainerSpec
     sampler: ComponentSpec
     pruner: ComponentSpec
+    artifacts: str = DEFAULT_ARTIFACTS
+    keep_models: int = 3
     path: str | None = None
 
     def batch_size_for(self, size: int, params: Mapping[str, Any]) -> int:
@@ -240,6 +243,8 @@ def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
             "trainer",
             "sampler",
             "pruner",
+            "artifacts",
+            "keep_models",
         },
         required={"name", "data", "sizes"},
     )
@@ -247,10 +252,16 @@ def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise SpecError(f"name: {name!r} must be non-empty letters, digits, '-', '_' or '.'")
     seed = _get(raw, "seed", int, default=0)
+    if not 0 <= seed < 2**32:
+        raise SpecError(f"seed: {seed} must be an integer in 0..2**32-1")
     trials = _get(raw, "trials_per_size", int, default=20)
     if trials <= 0:
         raise SpecError(f"trials_per_size: {trials} must be a positive integer")
     storage = _get(raw, "storage", str, default=DEFAULT_STORAGE)
+    artifacts = _get(raw, "artifacts", str, default=DEFAULT_ARTIFACTS)
+    keep_models = _get(raw, "keep_models", int, default=3)
+    if keep_models < 0:
+        raise SpecError(f"keep_models: {keep_models} must be 0 (keep no weights) or more")
 
     data = _parse_data(_get(raw, "data", dict))
     sizes = _parse_sizes(_get(raw, "sizes", dict))
@@ -283,6 +294,8 @@ def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
         trainer=trainer,
         sampler=sampler,
         pruner=pruner,
+        artifacts=artifacts,
+        keep_models=keep_models,
     )
     # Instantiating now turns a bad option into a SpecError before anything runs.
     spec.create_sampler()
@@ -379,6 +392,8 @@ def _parse_distribution(value: Any, where: str, *, integer: bool) -> BaseDistrib
         choices = value["choices"]
         if not isinstance(choices, list) or not choices:
             raise SpecError(f"{where}.choices: must be a non-empty list")
+        if not all(_is_number(c) and math.isfinite(c) and c > 0 for c in choices):
+            raise SpecError(f"{where}.choices: must be positive numbers, e.g. [16, 32, 64]")
         return CategoricalDistribution(choices)
     _check_keys(value, where, {"low", "high", "log", "step"}, required={"low", "high"})
     low, high = value["low"], value["high"]

@@ -1,0 +1,228 @@
+"""Every bad input gets one clear line, exit code 2, a specific exception, and an unchanged store.
+
+Each row runs the real CLI entry point (in-process, so the table stays fast) and
+the matching Python call, against a store that already holds an experiment.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import optuna
+import pytest
+
+import scaling_optuna
+from scaling_optuna import DataError
+from scaling_optuna import ExperimentMismatchError
+from scaling_optuna import SpecError
+from scaling_optuna import StorageError
+from scaling_optuna.cli import main
+from scaling_optuna.data import load_dataset
+from scaling_optuna.spec import load_spec
+from tests.conftest import TINY_DIGITS
+
+GOOD = TINY_DIGITS.format(name="tiny", trials=2, counts=[60, 240], epochs=2)
+NPZ_SPEC = "name = 'mine'\n[data]\ndataset = 'npz'\npath = '{path}'\n[sizes]\ncounts = [4]\n"
+
+
+def _npz(folder: Path, **overrides) -> Path:
+    arrays = {
+        "x_train": np.zeros((20, 3), np.float32),
+        "y_train": np.arange(20) % 2,
+        "x_test": np.zeros((6, 3), np.float32),
+        "y_test": np.arange(6) % 2,
+    }
+    arrays.update(overrides)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    path = folder / "data.npz"
+    np.savez(path, **arrays)
+    return path
+
+
+def _replace(old: str, new: str) -> Callable[[Path], str]:
+    def make(folder: Path) -> str:
+        assert old in GOOD
+        return GOOD.replace(old, new)
+
+    return make
+
+
+def _text(text: str) -> Callable[[Path], str]:
+    return lambda folder: text
+
+
+def _npz_case(**overrides) -> Callable[[Path], str]:
+    return lambda folder: NPZ_SPEC.format(path=_npz(folder, **overrides))
+
+
+def _corrupt_cifar(folder: Path) -> str:
+    root = folder / "cifar"
+    batches = root / "cifar-10-batches-py"
+    batches.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (batches / name).write_bytes(pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 1]})[:-7])
+    return f"name = 'c'\n[data]\ndataset = 'cifar10'\nroot = '{root}'\ndownload = false\n[sizes]\ncounts = [1]\n"
+
+
+# (id, spec text builder, extra CLI args, message fragment, Python exception)
+SPEC_CASES = [
+    ("malformed-toml", _text("name = 'x'\n[data\n"), [], "invalid TOML", SpecError),
+    ("truncated-toml", lambda f: GOOD[: GOOD.index("[search_space]") + 20], [], "invalid TOML", SpecError),
+    ("wrong-type", _replace("trials_per_size = 2", "trials_per_size = 'two'"), [], "trials_per_size: 'two' must be an integer", SpecError),
+    ("unknown-key", _replace("trials_per_size = 2", "trails_per_size = 2"), [], "did you mean 'trials_per_size'", SpecError),
+    ("unknown-nested-key", _replace("patience = 2", "patiance = 2"), [], "did you mean 'patience'", SpecError),
+    ("empty-search-space", lambda f: GOOD.split("[search_space]")[0] + "[search_space]\n" + "[trainer]" + GOOD.split("[trainer]")[1], [], "search_space: is empty", SpecError),
+    ("inverted-range", _replace("low = 0.05, high = 0.3", "low = 0.3, high = 0.05"), [], "swap them", SpecError),
+    ("log-range-from-zero", _replace("low = 0.05, high = 0.3, log = true", "low = 0.0, high = 0.3, log = true"), [], "needs low > 0", SpecError),
+    ("missing-model-param", _replace("fc2 = { low = 16, high = 48 }", ""), [], "missing fc2", SpecError),
+    ("sizes-out-of-order", _replace("counts = [60, 240]", "counts = [240, 60]"), [], "increasing order", SpecError),
+    ("sizes-duplicated", _replace("counts = [60, 240]", "counts = [60, 60]"), [], "duplicated", SpecError),
+    ("size-zero", _replace("counts = [60, 240]", "counts = [0, 240]"), [], "not a positive count", SpecError),
+    ("size-above-pool", _replace("counts = [60, 240]", "counts = [60, 5000]"), [], "larger than the training pool", SpecError),
+    ("start-fraction-above-one", _replace("counts = [60, 240]", "start_fraction = 1.5"), [], "must lie in (0, 1]", SpecError),
+    ("unknown-dataset", _replace('dataset = "digits"', 'dataset = "mnist"'), [], "unknown dataset 'mnist'", SpecError),
+    ("unknown-model", _replace("[search_space]", "[model]\nkind = 'transformer'\n[search_space]"), [], "unknown model", SpecError),
+    ("unknown-sampler", _replace('name = "RandomSampler"', 'name = "RandomSamplr"'), [], "did you mean 'RandomSampler'", SpecError),
+    ("bad-pruner-option", _replace("n_startup_trials = 2", "n_startup_trial = 2"), [], "MedianPruner rejects its options", SpecError),
+    ("missing-name", _replace('name = "tiny"', ""), [], "name: missing required key", SpecError),
+    ("npz-wrong-shapes", _npz_case(y_train=np.zeros(19, int)), [], "one label per row", DataError),
+    ("npz-negative-labels", _npz_case(y_train=-np.ones(20, int)), [], "labels must be integers", DataError),
+    ("npz-nan-pixels", _npz_case(x_train=np.full((20, 3), np.nan, np.float32)), [], "NaN", DataError),
+    ("npz-missing-arrays", _npz_case(y_test=None), [], "missing array(s) y_test", DataError),
+    ("npz-not-an-archive", lambda f: (f / "data.npz").write_bytes(b"garbage") and NPZ_SPEC.format(path=f / "data.npz"), [], "not a readable .npz", DataError),
+    ("npz-missing-file", lambda f: NPZ_SPEC.format(path=f / "nowhere.npz"), [], "does not exist", DataError),
+    ("cifar-truncated-batch", _corrupt_cifar, [], "not a CIFAR-10 python batch", DataError),
+]
+
+
+def _snapshot(url: str) -> list:
+    rows = []
+    for summary in sorted(optuna.get_all_study_summaries(url), key=lambda s: s.study_name):
+        study = optuna.load_study(study_name=summary.study_name, storage=url)
+        trials = [(t.number, t.state, t.params, t.user_attrs) for t in study.get_trials(deepcopy=False)]
+        rows.append((summary.study_name, study.user_attrs, trials))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("store")
+    spec = folder / "tiny.toml"
+    spec.write_text(GOOD)
+    url = f"sqlite:///{folder / 'store.db'}"
+    scaling_optuna.create_experiment(load_spec(spec), url)
+    return url
+
+
+def _run_main(argv: list[str], capsys) -> tuple[int, list[str]]:
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own exits
+        code = e.code
+    err = capsys.readouterr().err
+    return code, err.strip().splitlines()
+
+
+@pytest.mark.parametrize("case_id, build, extra, message, error", SPEC_CASES, ids=[c[0] for c in SPEC_CASES])
+def test_bad_spec_or_data(case_id, build, extra, message, error, store, tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(build(tmp_path))
+    before = _snapshot(store)
+    code, lines = _run_main(["create", str(spec), "--storage", store, *extra], capsys)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert _snapshot(store) == before
+    with pytest.raises(error, match=None) as raised:
+        scaling_optuna.create_experiment(load_spec(spec), store)
+    assert message in str(raised.value)
+    assert _snapshot(store) == before
+
+
+def test_spec_file_not_utf8(tmp_path, capsys):
+    spec = tmp_path / "binary.toml"
+    spec.write_bytes(b"\xff\xfe\x00garbage")
+    code, lines = _run_main(["status", str(spec)], capsys)
+    assert code == 2 and "not a UTF-8 text file" in lines[0]
+    with pytest.raises(SpecError):
+        load_spec(spec)
+
+
+def test_missing_spec_file(tmp_path, capsys):
+    code, lines = _run_main(["best", str(tmp_path / "nope.toml")], capsys)
+    assert code == 2 and len(lines) == 1 and "does not exist" in lines[0]
+    with pytest.raises(SpecError):
+        load_spec(tmp_path / "nope.toml")
+
+
+def _good_spec(folder: Path, text: str = GOOD) -> Path:
+    path = folder / "tiny.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "{spec}", "--trials", "0"], "must be a positive integer"),
+        (["run", "{spec}", "--workers", "abc"], "is not an integer"),
+        (["worker", "{spec}", "--threads", "-2"], "must be a positive integer"),
+        (["frobnicate", "{spec}"], "invalid choice"),
+        (["status", "{spec}", "--storage", "no-scheme-here"], "malformed"),
+        (["status", "{spec}", "--storage", "sqlite:///{tmp}/missing-folder/x.db"], "no store at"),
+        (["create", "{spec}", "--storage", "sqlite:///{tmp}/missing-folder/x.db"], "does not exist"),
+        (["status", "{spec}", "--storage", "postgresql://u:topsecret@127.0.0.1:1/db"], "cannot open storage"),
+    ],
+)
+def test_bad_command_lines(argv, message, tmp_path, capsys):
+    spec = _good_spec(tmp_path)
+    argv = [a.format(spec=spec, tmp=tmp_path) for a in argv]
+    code, lines = _run_main(argv, capsys)
+    assert code == 2
+    assert len(lines) == 1 and message in lines[0], lines
+    assert "topsecret" not in lines[0]
+    assert not (tmp_path / "missing-folder").exists()
+
+
+def test_unreachable_store_from_python():
+    with pytest.raises(StorageError, match="cannot open storage"):
+        scaling_optuna.load_experiment(
+            load_spec(_good_spec(Path(pytest.importorskip("tempfile").mkdtemp()))),
+            storage="postgresql://u:pw@127.0.0.1:1/db",
+        )
+
+
+def test_same_name_other_spec_is_refused_and_store_unchanged(store, tmp_path, capsys):
+    other = _good_spec(tmp_path, GOOD.replace("max_epochs = 2", "max_epochs = 9"))
+    before = _snapshot(store)
+    code, lines = _run_main(["create", str(other), "--storage", store], capsys)
+    assert code == 2 and "different spec" in lines[0] and "new name" in lines[0]
+    with pytest.raises(ExperimentMismatchError):
+        scaling_optuna.create_experiment(load_spec(other), store)
+    with pytest.raises(ExperimentMismatchError):
+        scaling_optuna.load_experiment(other, storage=store)
+    assert _snapshot(store) == before
+
+
+def test_worker_with_other_data_is_refused(tmp_path, capsys):
+    path = _npz(tmp_path, x_train=np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32))
+    spec = _good_spec(tmp_path, "trials_per_size = 1\n" + NPZ_SPEC.format(path=path))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert _run_main(["create", str(spec), "--storage", url], capsys)[0] == 0
+    _npz(tmp_path, x_train=np.random.default_rng(1).normal(size=(20, 3)).astype(np.float32))
+    before = _snapshot(url)
+    code, lines = _run_main(["worker", str(spec), "--storage", url], capsys)
+    assert code == 2 and "fingerprint" in lines[0]
+    assert _snapshot(url) == before
+    with pytest.raises(DataError, match="fingerprint"):
+        from scaling_optuna.worker import run_worker
+
+        run_worker(load_spec(spec), url)
+
+
+def test_loading_a_dataset_directly_raises_the_documented_error(tmp_path):
+    spec = _good_spec(tmp_path, NPZ_SPEC.format(path=tmp_path / "absent.npz"))
+    with pytest.raises(DataError, match="does not exist"):
+        load_dataset(load_spec(spec))
