@@ -32,20 +32,25 @@ Design decisions (the rules the code follows):
   bounded Levenberg–Marquardt (vectorised over bootstrap replicates) and, for
   the point estimate, by :func:`scipy.optimize.least_squares`.
 * **Plateau rule** (only for decreasing curves; the excluded points are always
-  a leading run, and at least 3 points — 4 for ``form="saturating"`` — remain,
-  and the remaining points must still decrease overall):
+  a leading run; at least 3 points — 4 for ``form="saturating"`` — remain,
+  and the remaining points must still decrease overall).  Candidates are the
+  longer of two leading runs:
 
-  - with ``plateau=P``: leading points whose value is ≥ ``(1 − 0.05)·P``
-    (within 5 % of the best-guess error, or worse) are excluded;
-  - always: leading points whose log-drop below the first value is less than
-    10 % of the curve's total log-drop (``log y₀ − log min y``) form a
-    candidate flat run; it is excluded if it has at least two points (one
-    point alone is never a plateau) and the straight log-log line through the
-    later points, extrapolated back to the first size, lies above the first
-    value by more than ``max(2.5·s, 0.05)`` in log units (``s`` that line's
-    residual std) — so a start that is flat only by noise is kept.
+  - with ``plateau=P``: the leading points whose value is ≥ ``0.95·P``
+    (within 5 % of the best-guess error, or above it);
+  - always: the leading points whose log-drop below the first value is less
+    than 10 % of the curve's total log-drop (``log y₀ − log min y``), if there
+    are at least two of them.
 
-  The longer of the two runs is excluded; ``excluded_reason`` says which rule.
+  A straight log-log line is fitted to the points after the candidate run and
+  extrapolated back.  A candidate point is confirmed as plateau if it lies
+  below that line by more than ``max(2.5·s, 0.05)`` in log units (``s`` the
+  line's residual std: a start that is flat only by noise is kept); with
+  ``plateau=P`` also if its value is ≥ ``P``, or ≥ ``0.95·P`` and closer (in
+  log) to ``P`` than to the line (so a transition point already on the law is
+  kept).  Everything up to the last confirmed point is excluded; without the
+  ``plateau`` rule a single point is never a plateau.  ``excluded_reason``
+  names the sizes and the rule.
 * **Auto form rule** (``form="auto"``): an increasing curve (log-log slope
   > 0) gets ``"power"``.  A decreasing curve with 3 or 4 used points gets
   ``"power"`` (with 3 points only the power law is identifiable, and with 4 the
@@ -230,7 +235,8 @@ class ScalingLawFit:
     ``"alpha"``, ``"beta"``, ``"gamma"`` to ``(lower, upper)`` at
     ``confidence`` (empty without bootstrap).  ``residual_std`` is the
     log-space residual standard deviation (``sqrt(SSE/(n − p))``).
-    ``form_scores`` holds the held-out RMS log errors used by ``form="auto"``.
+    ``form_scores`` holds what ``form="auto"`` decided on: each form's
+    log-space residual std and ``p_value_gamma_zero`` (empty otherwise).
 
     Example::
 
@@ -360,7 +366,7 @@ class ScalingLawFit:
         else:
             msg += f", {point / largest:.3g}× the largest size fitted"
         if frac_unreach > 0:
-            msg += f"; in {frac_unreach:.0%} of bootstrap fits it is never reached"
+            msg += f"; in {100 * frac_unreach:.2g}% of bootstrap fits it is never reached"
         return DataNeeded(t, float(point), lo, hi, True, msg, frac_unreach)
 
     # -- output -------------------------------------------------------------
@@ -752,10 +758,12 @@ def _detect_plateau(
         return 0, ""
     sizes = ", ".join(f"{s:g}" for s in m[:k])
     if k_plateau >= k and plateau is not None:
-        why = f"value within {_PLATEAU_TOL:.0%} of the best-guess plateau {plateau:g} (or above it)"
+        why = f"on the best-guess plateau {plateau:g} (value within {_PLATEAU_TOL:.0%} of it, or above)"
     else:
-        why = f"leading points not meaningfully below the first value {y[0]:.3g}"
-    why += ", and below the power law of the later points extrapolated back"
+        why = (
+            f"not meaningfully below the first value {y[0]:.3g} and below the power law "
+            "of the later points extrapolated back"
+        )
     capped = " (capped so that enough points remain)" if cand < max(k_plateau, k_flat) else ""
     return k, f"small-data plateau: sizes {sizes}: {why}{capped}"
 
@@ -1070,7 +1078,7 @@ def _make_fit(
         form=form,
         alpha=alpha,
         beta=beta,
-        gamma=gamma if form == "saturating" else 0.0,
+        gamma=min(gamma, float(np.min(y_used))) if form == "saturating" else 0.0,
         intervals=intervals,
         sizes_used=tuple(float(v) for v in m_used),
         values_used=tuple(float(v) for v in y_used),
