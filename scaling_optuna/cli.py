@@ -98,9 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     report = command("report", _cmd_report, "fit the scaling law to the best trial per size; write report.json and report.html")
     report.add_argument("--out", metavar="DIR", help="folder for report.json and report.html (default: report-<experiment>)")
     report.add_argument("--target", type=_target, metavar="VALUE", help="a test error, e.g. 0.02: how much data reaches it")
+    report.add_argument("--bootstrap", choices=["points", "trials"], default="points", help="what the intervals resample: the fitted points (default) or the near-best trials of each size")
     report.add_argument("--no-publish", action="store_true", help="do not publish the plots to optuna-dashboard")
     dashboard = sub.add_parser("dashboard", help="run optuna-dashboard on the store", description="run optuna-dashboard on the store")
-    dashboard.add_argument("--storage", metavar="URL", default="sqlite:///scaling-optuna.db", help="store URL (default: sqlite:///scaling-optuna.db)")
+    dashboard.add_argument("--storage", metavar="URL", default=os.environ.get(STORAGE_ENV) or "sqlite:///scaling-optuna.db", help=f"store URL (default: ${STORAGE_ENV}, else sqlite:///scaling-optuna.db)")
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
     dashboard.set_defaults(func=_cmd_dashboard)
@@ -309,7 +310,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from scaling_optuna.report import write_report
 
     exp = load_experiment(_spec(args), args.storage)
-    report = build_report(exp, target=args.target)
+    report = build_report(exp, target=args.target, bootstrap=args.bootstrap)
     if not args.no_publish:
         report.dashboard = publish_report(exp, report)
     json_path, html_path = write_report(report, args.out or f"report-{exp.spec.name}")

@@ -35,8 +35,9 @@ _log = logging.getLogger(__name__)
 
 # Fixed ids: optuna-dashboard overwrites a graph object saved under the same id.
 GRAPH_OBJECT_IDS = {"test_error": "scaling-law-test-error", "test_loss": "scaling-law-test-loss"}
-NOTE_BEGIN = "<!-- scaling-optuna report: begin -->"
-NOTE_END = "<!-- scaling-optuna report: end -->"
+# Link reference definitions: Markdown renders them as nothing (optuna-dashboard shows HTML comments as text).
+NOTE_BEGIN = '[//]: # "scaling-optuna report: begin"'
+NOTE_END = '[//]: # "scaling-optuna report: end"'
 
 
 def publish_report(experiment: Experiment, report: Any) -> dict[str, Any]:
@@ -65,20 +66,35 @@ def publish_report(experiment: Experiment, report: Any) -> dict[str, Any]:
     }
     try:
         for metric, graph_id in GRAPH_OBJECT_IDS.items():
-            save_plotly_graph_object(study, report.figure(metric), graph_object_id=graph_id)
+            figure = report.figure(metric)
+            # optuna-dashboard shows graph objects in small fixed-height cards, where a legend
+            # squeezes or clips the plot; hovering names every trace, and report.html has the legend.
+            figure.update_layout(showlegend=False, height=440, margin=dict(l=60, r=10, t=70, b=50))
+            save_plotly_graph_object(study, figure, graph_object_id=graph_id)
             info["graph_object_ids"].append(graph_id)
         save_note(study, merge_note(get_note(study), report.to_markdown()))
     except Exception as e:  # SQLAlchemy, gRPC and journal stores each raise their own types
-        info["error"] = f"{type(e).__name__}: {mask_url(str(e)).splitlines()[0] if str(e) else ''}"
+        info["error"] = _describe(e)
         _log.warning("could not publish the report to optuna-dashboard: %s", info["error"])
         return info
     info["published"] = True
     return info
 
 
+def _describe(error: BaseException) -> str:
+    # Optuna wraps the database's own error (e.g. "attempt to write a readonly database"),
+    # which is the part that tells the user what to fix.
+    parts = []
+    while error is not None and len(parts) < 3:
+        text = mask_url(str(error)).strip().splitlines()
+        parts.append(f"{type(error).__name__}: {text[0] if text else ''}".strip())
+        error = error.__cause__ or error.__context__
+    return " <- ".join(parts)
+
+
 def merge_note(existing: str, section: str) -> str:
     """``existing`` with the report's section replaced (or appended), the user's text kept."""
-    block = f"{NOTE_BEGIN}\n{section.strip()}\n{NOTE_END}"
+    block = f"{NOTE_BEGIN}\n\n{section.strip()}\n\n{NOTE_END}"
     start, end = existing.find(NOTE_BEGIN), existing.find(NOTE_END)
     if start != -1 and end > start:
         return existing[:start] + block + existing[end + len(NOTE_END):]
