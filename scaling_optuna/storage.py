@@ -56,7 +56,8 @@ HEARTBEAT_ATTR = "scaling_optuna:heartbeat"
 _log = logging.getLogger("scaling_optuna.storage")
 _T = TypeVar("_T")
 
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^@\s]*)(?P<tail>@)")
+# Greedy up to the last "@" before the path, so that a password holding an unescaped "@" is masked whole.
+_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<password>[^\s/]*)(?P<tail>@)")
 
 
 def mask_url(text: str) -> str:
@@ -157,9 +158,7 @@ def call_with_retries(fn: Callable[[], _T], *, what: str, deadline_s: float = RE
             delay = backoff(attempt)
             if time.monotonic() - start + delay > deadline_s:
                 raise
-            # Lock waits on SQLite are routine under load; a lost server is worth a warning.
-            level = logging.DEBUG if _is_sqlite_busy(e) else logging.WARNING
-            _log.log(level, "%s failed (%s); retry %d in %.1f s", what, mask_url(_first_line(_root(e))), attempt, delay)
+            _log.warning("%s failed (%s); retry %d in %.1f s", what, mask_url(_first_line(_root(e))), attempt, delay)
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -168,6 +167,38 @@ def backoff(attempt: int, *, first_s: float = 0.25, cap_s: float = 15.0) -> floa
     """Exponential backoff with jitter: about 0.25, 0.5, 1, 2, ... seconds, at most ``cap_s``."""
     base = min(cap_s, first_s * 2 ** (attempt - 1))
     return base * random.uniform(0.75, 1.25)
+
+
+class RetryTrial:
+    """Queue a WAITING copy of a failed trial with the same parameters, at most ``max_retry`` times.
+
+    Optuna's ``RetryHeartbeatStaleTrialCallback`` does the same but re-validates
+    the parameters against their distributions, which fails for the untuned
+    baseline (its widths lie outside the tuned range on purpose) and would then
+    crash whichever worker noticed the stale trial. The copy here carries the
+    parameters as fixed parameters, like ``study.enqueue_trial``, and the same
+    ``failed_trial`` and ``retry_history`` system attributes as Optuna's, so
+    ``RetryHeartbeatStaleTrialCallback.retried_trial_number`` still works.
+
+    Example::
+
+        storage = optuna.storages.RDBStorage(url, heartbeat_interval=10, heartbeat_stale_trial_callback=RetryTrial(3))
+    """
+
+    def __init__(self, max_retry: int | None = None) -> None:
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if self.max_retry is not None and len(history) > self.max_retry:
+            _log.warning("trial %d failed %d times; not retried again", history[0], len(history))
+            return
+        system_attrs = {k: v for k, v in trial.system_attrs.items() if k != HEARTBEAT_ATTR}
+        system_attrs["failed_trial"] = trial.system_attrs.get("failed_trial", trial.number)
+        system_attrs["retry_history"] = history
+        # Parameters the trial had not suggested yet when it died stay fixed if they were queued so.
+        system_attrs["fixed_params"] = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=trial.user_attrs, system_attrs=system_attrs))
 
 
 class _Heartbeat:
@@ -182,7 +213,7 @@ class _Heartbeat:
 
     def __init__(self, interval: int, grace: int) -> None:
         self.interval, self.grace = interval, grace
-        self.callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        self.callback = RetryTrial(max_retry=MAX_RETRY)
         self._seen: dict[int, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
@@ -281,6 +312,9 @@ _REPEATABLE = (
 _REPEATABLE_IF_LOCAL = ("create_new_trial", "_create_new_trial", "set_trial_state_values", "create_new_study")
 
 
+_in_retry = threading.local()
+
+
 def _retrying(cls: type, names: tuple[str, ...], *, only_if_local: bool = False) -> None:
     for name in names:
         original = getattr(cls, name, None)
@@ -288,9 +322,14 @@ def _retrying(cls: type, names: tuple[str, ...], *, only_if_local: bool = False)
             continue
 
         def method(self: Any, *args: Any, __original: Callable = original, __name: str = name, **kwargs: Any) -> Any:
-            if self._retry_deadline_s <= 0 or (only_if_local and not self._local):
+            # A retried call that calls another (get_all_trials -> _get_trials) retries once, at the outside.
+            if getattr(_in_retry, "active", False) or self._retry_deadline_s <= 0 or (only_if_local and not self._local):
                 return __original(self, *args, **kwargs)
-            return call_with_retries(lambda: __original(self, *args, **kwargs), what=__name, deadline_s=self._retry_deadline_s)
+            _in_retry.active = True
+            try:
+                return call_with_retries(lambda: __original(self, *args, **kwargs), what=__name, deadline_s=self._retry_deadline_s)
+            finally:
+                _in_retry.active = False
 
         setattr(cls, name, functools.wraps(original)(method))
 
@@ -496,10 +535,6 @@ def _is_transient_one(error: BaseException) -> bool:
             grpc.StatusCode.UNKNOWN,
         )
     return False
-
-
-def _is_sqlite_busy(error: BaseException) -> bool:
-    return any("database is locked" in str(e) or "database is busy" in str(e) for e in _causes(error))
 
 
 def _first_line(error: BaseException) -> str:

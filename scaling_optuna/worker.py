@@ -4,8 +4,11 @@ Any number of workers, on any number of machines, may run against one store.
 Each picks the study with the largest remaining cost (trials left × examples),
 which shortens the makespan, runs one trial there through
 ``study.optimize(n_trials=1)`` (so Optuna's heartbeat marks the trials of dead
-workers failed and re-queues them), and repeats until no study has trials
-left to start.
+workers failed and re-queues them), and repeats until every study has its
+budget of finished trials. A worker with nothing left to start waits while
+trials of other workers run, so that the last one alive re-runs the trial of a
+worker that died. SIGTERM hands the running trial back; a lost store is
+retried with backoff (see :mod:`scaling_optuna.storage`).
 
 Example::
 
@@ -48,6 +51,7 @@ from scaling_optuna.model import build_model
 from scaling_optuna.model import count_parameters
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
+from scaling_optuna.storage import RetryTrial
 from scaling_optuna.storage import backoff
 from scaling_optuna.storage import call_with_retries
 from scaling_optuna.storage import is_transient
@@ -173,6 +177,7 @@ def run_worker(
         waiting_logged = False
         study = studies[size]
         objective = _Objective(spec, tensors, size, stop, who)
+        taken_over = False
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,))
         except KeyboardInterrupt:
@@ -187,7 +192,14 @@ def run_worker(
                     raise
                 outage.failed(e, "start a trial")
                 continue
-            _log.warning("trial %d of size %d: %s", objective.trial_number, size, mask_url(_short(e)))
+            taken_over = _is_finished_elsewhere(e)
+            if taken_over:
+                _log.warning(
+                    "trial %d of size %d was failed as stale by another process while this one could not reach "
+                    "the store; its retry runs instead", objective.trial_number, size,
+                )
+            else:
+                _log.warning("trial %d of size %d: %s; finishing it when the store answers", objective.trial_number, size, mask_url(_short(e)))
         try:
             state = _settle(study, objective, deadline_s=outage_limit_s)
         except Exception as e:
@@ -204,7 +216,7 @@ def run_worker(
         elif state == TrialState.PRUNED:
             summary.pruned += 1
             failures_in_a_row = 0
-        elif objective.hand_back is None and state == TrialState.FAIL:
+        elif objective.hand_back is None and not taken_over and state == TrialState.FAIL:
             summary.failed += 1
             failures_in_a_row += 1
             if failures_in_a_row >= MAX_CONSECUTIVE_FAILURES:
@@ -302,9 +314,7 @@ def _hand_back(study: optuna.Study, trial: FrozenTrial) -> None:
     for other in study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
         if trial.number in other.system_attrs.get("retry_history", ()):
             return  # the heartbeat of another worker already re-queued it
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.RetryHeartbeatStaleTrialCallback()(study, trial)
+    RetryTrial()(study, trial)
 
 
 def _is_finished_elsewhere(error: BaseException) -> bool:
@@ -393,7 +403,8 @@ class _Objective:
             self.value = self._run(trial)
         except StopRequested as e:
             self.hand_back = "interrupted"
-            _try(lambda: trial.set_user_attr("stopped_reason", f"interrupted: {e}; handed back to the queue"))
+            reason = f"interrupted: {e}; handed back to the queue"
+            _try(lambda: trial.set_user_attr("stopped_reason", reason))
             raise
         except optuna.TrialPruned:
             raise
