@@ -35,6 +35,21 @@ DEFAULT_KEEP = 3
 _log = logging.getLogger(__name__)
 
 
+def artifact_location(configured: str | None, storage_url: str) -> str:
+    """Where weights go: the configured place, else beside a file store, else ``./scaling-optuna-artifacts``.
+
+    A SQLite or journal store ``path/x.db`` keeps its weights in ``path/x.db-artifacts``,
+    so one experiment's files stay together. Workers on several machines need a
+    shared folder or ``s3://…``, given with ``artifacts =`` in the spec or ``--artifacts``.
+    """
+    if configured:
+        return configured
+    scheme, _, rest = storage_url.partition(":///")
+    if scheme.startswith(("sqlite", "journal")) and rest and rest != ":memory:":
+        return rest + "-artifacts"
+    return "scaling-optuna-artifacts"
+
+
 def open_artifact_store(location: str) -> "optuna.artifacts._protocol.ArtifactStore":
     """A folder (local or shared) or ``s3://bucket/prefix`` (needs boto3)."""
     if location.startswith("s3://"):

@@ -119,6 +119,7 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads per worker (default: cores / workers)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: the spec's)")
+    p.add_argument("--artifacts", metavar="PATH", help="where trained weights go: a folder shared by all workers, or s3://bucket (default: the spec's)")
     _heartbeat_options(p)
 
 
@@ -195,6 +196,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             stop=stop,
             heartbeat_interval=args.heartbeat,
             grace_period=args.grace,
+            artifacts=args.artifacts,
         )
     finally:
         restore()
@@ -224,6 +226,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         command += ["--trials", str(args.trials)]
     if args.device:
         command += ["--device", args.device]
+    if args.artifacts:
+        command += ["--artifacts", args.artifacts]
     env = {**os.environ, STORAGE_ENV: exp.storage_url}
     workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(args.workers)]
     try:

@@ -142,8 +142,8 @@ class Experiment:
     def best_model(self, size: int, artifacts: str | None = None) -> "torch.nn.Module":
         """The best trial's trained model for ``size``, in eval mode on the CPU.
 
-        Weights come from the artifact store (default: the spec's ``artifacts``
-        folder) and are loaded with ``weights_only=True``.
+        Weights come from the artifact store (default: the spec's ``artifacts``,
+        else the folder beside a SQLite store) and are loaded with ``weights_only=True``.
 
         Raises:
             StorageError: no complete trial yet, or its weights are not in the store.
@@ -151,6 +151,7 @@ class Experiment:
         from optuna.artifacts.exceptions import ArtifactNotFound
 
         from scaling_optuna.artifacts import ATTR_ARTIFACT
+        from scaling_optuna.artifacts import artifact_location
         from scaling_optuna.artifacts import load_state_dict
         from scaling_optuna.artifacts import open_artifact_store
         from scaling_optuna.model import build_model
@@ -163,7 +164,7 @@ class Experiment:
         study = self.studies[size]
         trial = next(t for t in study.get_trials(deepcopy=False) if t.number == best.trial_number)
         artifact_id = trial.user_attrs.get(ATTR_ARTIFACT)
-        location = artifacts or self.spec.artifacts
+        location = artifact_location(artifacts or self.spec.artifacts, self.storage_url)
         if artifact_id is None:
             raise StorageError(f"trial {best.trial_number} of size {size} saved no weights (keep_models = 0?)")
         try:

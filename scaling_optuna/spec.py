@@ -40,7 +40,6 @@ else:  # pragma: no cover
 DATASETS = ("cifar10", "digits", "mnist1d", "npz")
 MODELS = ("auto", "cnn", "mlp")
 DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
-DEFAULT_ARTIFACTS = "scaling-optuna-artifacts"
 
 # The seed notebook's random search: lr 10^U(-6,-1), weight decay 10^U(-6,-3),
 # momentum 10^U(-1,0), and the four layer widths.
@@ -154,7 +153,7 @@ class ExperimentSpec:
     trainer: TrainerSpec
     sampler: ComponentSpec
     pruner: ComponentSpec
-    artifacts: str = DEFAULT_ARTIFACTS
+    artifacts: str | None = None
     keep_models: int = 3
     path: str | None = None
 
@@ -258,7 +257,7 @@ def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
     if trials <= 0:
         raise SpecError(f"trials_per_size: {trials} must be a positive integer")
     storage = _get(raw, "storage", str, default=DEFAULT_STORAGE)
-    artifacts = _get(raw, "artifacts", str, default=DEFAULT_ARTIFACTS)
+    artifacts = _get(raw, "artifacts", str, default=None)
     keep_models = _get(raw, "keep_models", int, default=3)
     if keep_models < 0:
         raise SpecError(f"keep_models: {keep_models} must be 0 (keep no weights) or more")

@@ -40,6 +40,10 @@ from optuna.distributions import IntDistribution
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna.artifacts import artifact_location
+from scaling_optuna.artifacts import open_artifact_store
+from scaling_optuna.artifacts import prune_models
+from scaling_optuna.artifacts import save_state_dict
 from scaling_optuna.data import Dataset
 from scaling_optuna.data import load_dataset
 from scaling_optuna.errors import DataError
@@ -63,6 +67,19 @@ from scaling_optuna.train import pick_device
 from scaling_optuna.train import train_model
 
 _log = logging.getLogger("scaling_optuna.worker")
+
+
+class _NoTracebackForHandBacks(logging.Filter):
+    """Optuna logs every exception that ends a trial with its traceback; an
+    interrupted trial that is handed back is routine, so one line is enough."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], StopRequested):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_NoTracebackForHandBacks())
 MAX_CONSECUTIVE_FAILURES = 5
 # How long a worker keeps retrying a store it lost before it gives up.
 OUTAGE_LIMIT_S = 600
@@ -99,6 +116,7 @@ def run_worker(
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
     grace_period: int | None = None,
     outage_limit_s: float = OUTAGE_LIMIT_S,
+    artifacts: str | None = None,
 ) -> WorkerSummary:
     """Run trials of ``spec``'s experiment in ``storage`` until every study has its budget.
 
@@ -117,6 +135,8 @@ def run_worker(
         heartbeat_interval: seconds between heartbeats of the running trial.
         grace_period: seconds without a heartbeat after which a trial counts
             as dead (default: three intervals).
+        artifacts: where complete trials' weights go (default: the spec's
+            ``artifacts``, else beside a SQLite store; see ``artifact_location``).
 
     Raises:
         StorageError: the store is unreachable or holds no study of the experiment.
@@ -141,6 +161,7 @@ def run_worker(
                 "version of them; use the same files (and seed) as the machine that ran 'create'"
             )
 
+    weights = open_artifact_store(artifact_location(artifacts or spec.artifacts, url)) if spec.keep_models > 0 else None
     target = pick_device(device or spec.trainer.device)
     tensors = _to_device(data, target)
     summary = WorkerSummary()
@@ -176,7 +197,7 @@ def run_worker(
             continue
         waiting_logged = False
         study = studies[size]
-        objective = _Objective(spec, tensors, size, stop, who)
+        objective = _Objective(spec, tensors, size, stop, who, weights)
         taken_over = False
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,))
@@ -213,6 +234,8 @@ def run_worker(
         if state == TrialState.COMPLETE:
             summary.complete += 1
             failures_in_a_row = 0
+            if weights is not None:
+                _try(lambda: prune_models(study, weights, spec.keep_models))
         elif state == TrialState.PRUNED:
             summary.pruned += 1
             failures_in_a_row = 0
@@ -389,8 +412,9 @@ class _Objective:
     trial back when it was interrupted or lost its store mid-way.
     """
 
-    def __init__(self, spec: ExperimentSpec, tensors: _DeviceData, size: int, stop: threading.Event, who: str) -> None:
+    def __init__(self, spec: ExperimentSpec, tensors: _DeviceData, size: int, stop: threading.Event, who: str, weights: Any = None) -> None:
         self.spec, self.tensors, self.size, self.stop, self.who = spec, tensors, size, stop, who
+        self.weights = weights
         self.trial_number: int | None = None
         self.final_state: TrialState | None = None
         self.value: float | None = None
@@ -471,6 +495,8 @@ class _Objective:
             ("stopped_reason", result.stopped_reason),
         ):
             trial.set_user_attr(key, value)
+        if self.weights is not None:
+            save_state_dict(trial, result.state_dict, self.weights)
         return result.val_loss
 
 

@@ -46,6 +46,17 @@ def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
         assert {"test_loss", "test_error", "n_params", "epochs_run", "wall_time_s"} <= set(t.user_attrs)
         assert len(t.intermediate_values) == t.user_attrs["epochs_run"]
 
+    # The best model of each size is kept and comes back ready to use.
+    from scaling_optuna.data import load_dataset
+    from scaling_optuna.train import evaluate
+
+    data = load_dataset(scaling_optuna.load_spec(spec))
+    model = exp.best_model(960)
+    _, error = evaluate(model, (data.x_test, data.y_test))
+    assert error == pytest.approx(best[-1].test_error, abs=1e-6)
+    kept = list((tmp_path / "store.db-artifacts").iterdir())
+    assert 3 <= len(kept) <= 3 * 3  # at most keep_models (3) per size
+
     status = run_cli("status", str(spec), "--storage", url)
     assert status.returncode == 0 and "tiny-n0000960" in status.stdout
     best_cli = run_cli("best", str(spec), "--storage", url)
