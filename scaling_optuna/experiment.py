@@ -166,7 +166,7 @@ class Experiment:
         artifact_id = trial.user_attrs.get(ATTR_ARTIFACT)
         location = artifact_location(artifacts or self.spec.artifacts, self.storage_url)
         if artifact_id is None:
-            raise StorageError(f"trial {best.trial_number} of size {size} saved no weights (keep_models = 0?)")
+            raise StorageError(f"trial {best.trial_number} of size {size} has no saved weights (it ran with keep_models = 0, or before weights were kept); re-run the size to keep them")
         try:
             state = load_state_dict(open_artifact_store(location), artifact_id)
         except ArtifactNotFound:
