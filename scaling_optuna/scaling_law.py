@@ -102,8 +102,8 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-from scipy import optimize, stats
 
+from scaling_optuna import _fitting
 from scaling_optuna.errors import UserError
 
 __all__ = [
@@ -116,22 +116,7 @@ __all__ = [
 ]
 
 FORMS = ("auto", "saturating", "power")
-
-_BETA_LO = -4.0  # steepest saturating exponent allowed
-_BETA_HI = -1e-4  # flattest (must stay strictly negative)
-_PLATEAU_TOL = 0.05  # relative distance to the given plateau counted as "on it"
-_FLAT_FRACTION = 0.10  # fraction of the total log-drop counted as "not meaningful"
-_FLAT_SIGMAS = 2.5  # back-extrapolation deficit (in residual SDs) that confirms a flat run
-_FLAT_MIN_DEFICIT = 0.05  # ... and at least this much in log units
-_AUTO_ALPHA = 0.2  # auto picks "saturating" when the test of gamma = 0 has p < this
-_AUTO_MIN_GAMMA = 0.02  # ... and its gamma is at least 2 % of the smallest value fitted
-_MIN_SAT_POINTS = 4
-_MIN_AUTO_POINTS = 5
-_EXP_CLIP = 700.0
-
-# Start grid for the saturating fit: β (denser near 0) × γ as a fraction of min(y).
-_BETA_GRID = -np.geomspace(0.01, 3.5, 22)
-_GAMMA_FRACTIONS = np.array([0.0, 0.25, 0.5, 0.7, 0.82, 0.9, 0.95, 0.98, 0.995])
+_MIN_SAT_POINTS = 4  # the saturating law has 3 parameters; with 3 points nothing checks it
 
 
 # ---------------------------------------------------------------------------
@@ -282,7 +267,7 @@ class ScalingLawFit:
         if d.shape[0] == 0:
             return np.empty((0, 3))
         with np.errstate(over="ignore", under="ignore"):
-            alpha = np.exp(np.clip(d[:, 0] - d[:, 1] * self._log_ref, -_EXP_CLIP, _EXP_CLIP))
+            alpha = np.exp(np.clip(d[:, 0] - d[:, 1] * self._log_ref, -_fitting.EXP_CLIP, _fitting.EXP_CLIP))
         return np.column_stack([alpha, d[:, 1], d[:, 2]])
 
     @property
@@ -305,16 +290,16 @@ class ScalingLawFit:
         """
         m = _as_positive_array(sizes, "sizes")
         lq = np.log(m) - self._log_ref
-        mean = _curve(np.array([[self._c, self.beta, self.gamma]]), lq)[0]
+        mean = _fitting.curve(np.array([[self._c, self.beta, self.gamma]]), lq)[0]
         if self._draws.shape[0] == 0:
             nan = np.full_like(mean, np.nan)
             return Prediction(m, mean, nan, nan.copy(), include_noise, self.confidence)
-        curves = _curve(self._draws, lq)
+        curves = _fitting.curve(self._draws, lq)
         if include_noise:
             with np.errstate(over="ignore"):
                 curves = curves * np.exp(self._noise)[:, None]
         q = (1.0 - self.confidence) / 2.0
-        lower, upper = _quantiles(curves, q)
+        lower, upper = _fitting.quantiles(curves, q)
         return Prediction(m, mean, lower, upper, include_noise, self.confidence)
 
     def data_needed(self, target: float) -> DataNeeded:
@@ -336,15 +321,15 @@ class ScalingLawFit:
             ) from None
         if not math.isfinite(t) or t <= 0:
             raise UserError(f"target must be a finite positive number, got {t!r}: pass e.g. 0.05")
-        point = _size_for_target(np.array([[self._c, self.beta, self.gamma]]), t, self._log_ref)[0]
+        point = _fitting.size_for_target(np.array([[self._c, self.beta, self.gamma]]), t, self._log_ref)[0]
         reachable = bool(np.isfinite(point))
         conf = f"{self.confidence * 100:g}%"
         largest = max(self.sizes_used)
         if self._draws.shape[0]:
-            draws = _size_for_target(self._draws, t, self._log_ref)
+            draws = _fitting.size_for_target(self._draws, t, self._log_ref)
             frac_unreach = float(np.mean(~np.isfinite(draws)))
             q = (1.0 - self.confidence) / 2.0
-            lo, hi = (float(v[0]) for v in _quantiles(draws[:, None], q))
+            lo, hi = (float(v[0]) for v in _fitting.quantiles(draws[:, None], q))
         else:
             frac_unreach, lo, hi = (0.0 if reachable else 1.0), math.nan, math.nan
         if not reachable:
@@ -465,11 +450,11 @@ def _fit_scaling_law(
     rng = _make_rng(seed)
     group_devs = _validate_groups(groups, len(m), order) if groups is not None else None
 
-    decreasing = _ols_slope(np.log(m), np.log(y)) <= 0.0
+    decreasing = _fitting.ols_slope(np.log(m), np.log(y)) <= 0.0
     if form == "saturating" and not decreasing:
         raise UserError(
             "form='saturating' needs a curve that decreases with size, but this one increases "
-            f"(log-log slope {_ols_slope(np.log(m), np.log(y)):+.3g}): use form='power' for increasing laws"
+            f"(log-log slope {_fitting.ols_slope(np.log(m), np.log(y)):+.3g}): use form='power' for increasing laws"
         )
     min_keep = _MIN_SAT_POINTS if form == "saturating" else 3
     if form == "saturating" and len(m) < _MIN_SAT_POINTS:
@@ -477,7 +462,7 @@ def _fit_scaling_law(
             f"form='saturating' needs at least {_MIN_SAT_POINTS} sizes, got {len(m)}: "
             "add sizes or use form='power'"
         )
-    n_ex, reason = _detect_plateau(m, y, plateau_v, decreasing, min_keep)
+    n_ex, reason = _fitting.detect_plateau(m, y, plateau_v, decreasing, min_keep)
 
     mu, yu = m[n_ex:], y[n_ex:]
     log_ref = float(np.mean(np.log(mu)))
@@ -488,15 +473,15 @@ def _fit_scaling_law(
     scores: dict[str, float] = {}
     reselect = False
     if form == "auto":
-        chosen, scores, p_pow, p_sat = _choose_form(lx, ly, decreasing)
+        chosen, scores, p_pow, p_sat = _fitting.choose_form(lx, ly, decreasing)
         reselect = p_sat is not None
     else:
         chosen = form
     if reselect:
         params = p_sat if chosen == "saturating" else p_pow
-        sse = float(np.sum((ly - np.log(_curve(params[None, :], lx)[0])) ** 2))
+        sse = float(np.sum((ly - np.log(_fitting.curve(params[None, :], lx)[0])) ** 2))
     else:
-        params, sse = _fit_point(chosen, lx, ly)
+        params, sse = _fitting.fit_point(chosen, lx, ly)
     p = 3 if chosen == "saturating" else 2
     dof = n - p
     resid_std = math.sqrt(max(sse, 0.0) / dof)
@@ -507,25 +492,20 @@ def _fit_scaling_law(
     if n_boot > 0:
         if group_devs is not None:
             devs = [group_devs[i] for i in range(n_ex, len(m))]
-            ly_star = ly[None, :] + _draw_group_devs(devs, n_boot, rng)
+            ly_star = ly[None, :] + _fitting.draw_group_devs(devs, n_boot, rng)
             method = "group-bootstrap"
         else:
             # Resample from the larger (saturating) model when the form is re-chosen
             # per replicate, so that the replicates can disagree with the choice.
             gen = p_sat if reselect else params
             gen_dof = n - 3 if reselect else dof
-            fitted_log = np.log(_curve(gen[None, :], lx)[0])
-            r = ly - fitted_log
-            r = (r - r.mean()) * math.sqrt(n / gen_dof)
-            idx = rng.integers(0, n, size=(n_boot, n))
-            scale = np.sqrt(gen_dof / rng.chisquare(gen_dof, size=n_boot))
-            ly_star = fitted_log[None, :] + r[idx] * scale[:, None]
+            ly_star = _fitting.residual_bootstrap(lx, ly, gen, gen_dof, n_boot, rng)
             method = "residual-bootstrap"
         if reselect:
-            draws = _fit_batch_auto(lx, ly_star)
+            draws = _fitting.fit_batch_auto(lx, ly_star)
             method += ", form re-chosen per replicate"
         else:
-            draws = _fit_batch(chosen, lx, ly_star)
+            draws = _fitting.fit_batch(chosen, lx, ly_star)
         noise = resid_std * rng.standard_t(dof, size=n_boot)
 
     return _make_fit(
@@ -569,7 +549,7 @@ def _fit_log_log_line(sizes: Any, values: Any, confidence: Any, n_draws: Any, se
     lx = np.log(m) - log_ref
     ly = np.log(y)
     n = len(m)
-    params, sse = _fit_point("power", lx, ly)
+    params, sse = _fitting.fit_point("power", lx, ly)
     dof = n - 2
     resid_std = math.sqrt(sse / dof)
     draws = np.empty((0, 3))
@@ -709,344 +689,6 @@ def _validate_groups(groups: Any, n: int, order: np.ndarray) -> list[np.ndarray]
     return [devs[int(i)] for i in order]
 
 
-# ---------------------------------------------------------------------------
-# Plateau and form choice
-# ---------------------------------------------------------------------------
-
-
-def _ols_slope(lx: np.ndarray, ly: np.ndarray) -> float:
-    x = lx - lx.mean()
-    sxx = float(np.dot(x, x))
-    return float(np.dot(x, ly - ly.mean()) / sxx) if sxx > 0 else 0.0
-
-
-def _detect_plateau(
-    m: np.ndarray, y: np.ndarray, plateau: float | None, decreasing: bool, min_keep: int
-) -> tuple[int, str]:
-    """Number of leading points to exclude and why (see the module docstring)."""
-    n = len(y)
-    if not decreasing or n <= min_keep:
-        return 0, ""
-    lm, ly = np.log(m), np.log(y)
-    k_plateau = 0
-    if plateau is not None:
-        while k_plateau < n and y[k_plateau] >= (1.0 - _PLATEAU_TOL) * plateau:
-            k_plateau += 1
-    k_flat = _flat_candidates(ly)
-    cand = min(max(k_plateau, k_flat), n - min_keep)
-    k = 0
-    if cand > 0:
-        deficit, thr = _back_extrapolation_deficit(lm, ly, cand)
-        confirmed = deficit > thr
-        if plateau is not None:
-            # within the tolerance of the best-guess error and closer to it than to
-            # the later points' law (a transition point on the law is kept)
-            lp = math.log(plateau)
-            line = ly[:cand] + deficit
-            near = (y[:cand] >= (1.0 - _PLATEAU_TOL) * plateau) & (
-                np.abs(ly[:cand] - lp) < np.abs(ly[:cand] - line)
-            )
-            confirmed |= near | (y[:cand] >= plateau)
-        hits = np.flatnonzero(confirmed)
-        k = int(hits[-1]) + 1 if hits.size else 0
-        if k_plateau < k and k < 2:
-            k = 0  # without the plateau rule a single point is never a plateau
-    # The kept points must still decrease overall.
-    while k > 0 and _ols_slope(lm[k:], ly[k:]) > 0:
-        k -= 1
-    if k == 0:
-        return 0, ""
-    sizes = ", ".join(f"{s:g}" for s in m[:k])
-    if k_plateau >= k and plateau is not None:
-        why = f"on the best-guess plateau {plateau:g} (value within {_PLATEAU_TOL:.0%} of it, or above)"
-    else:
-        why = (
-            f"not meaningfully below the first value {y[0]:.3g} and below the power law "
-            "of the later points extrapolated back"
-        )
-    capped = " (capped so that enough points remain)" if cand < max(k_plateau, k_flat) else ""
-    return k, f"small-data plateau: sizes {sizes}: {why}{capped}"
-
-
-def _flat_candidates(ly: np.ndarray) -> int:
-    """Leading points whose log-drop below the first is < 10 % of the total log-drop (0 if < 2)."""
-    n = len(ly)
-    total_drop = ly[0] - ly.min()
-    if total_drop <= 0:
-        return 0
-    k = 0
-    while k < n and ly[0] - ly[k] < _FLAT_FRACTION * total_drop:
-        k += 1
-    return k if k >= 2 else 0
-
-
-def _back_extrapolation_deficit(lm: np.ndarray, ly: np.ndarray, k: int) -> tuple[np.ndarray, float]:
-    """How far each of the first ``k`` points lies below the log-log line of the later points.
-
-    Returns the log deficits (positive: the point is lower than the later
-    points' power law predicts, as on a plateau) and the threshold
-    ``max(2.5·s, 0.05)`` with ``s`` that line's residual std.
-    """
-    x, v = lm[k:], ly[k:]
-    slope = _ols_slope(x, v)
-    icpt = v.mean() - slope * x.mean()
-    resid = v - (icpt + slope * x)
-    s = math.sqrt(float(np.dot(resid, resid)) / (len(v) - 2)) if len(v) > 2 else 0.0
-    deficit = (icpt + slope * lm[:k]) - ly[:k]
-    return deficit, max(_FLAT_SIGMAS * s, _FLAT_MIN_DEFICIT)
-
-
-def _gamma_p_value(sse_power: np.ndarray, sse_sat: np.ndarray, n: int) -> np.ndarray:
-    """p-value of the test "gamma = 0" (power law) against the saturating law.
-
-    Nested F-test in log space with the boundary correction for gamma ≥ 0:
-    under gamma = 0 the estimate sits on the boundary half of the time, so
-    ``p = ½·P(F(1, n−3) > F)``.  Residual variances below (1e-6)² count as
-    numerical noise, so exact power-law data never looks saturating.
-    """
-    dof = n - 3
-    num = np.maximum(np.asarray(sse_power, float) - np.asarray(sse_sat, float), 0.0)
-    den = np.maximum(np.asarray(sse_sat, float) / dof, 1e-12)
-    f = num / den
-    return 0.5 * stats.f.sf(f, 1, dof)
-
-
-def _choose_form(
-    lx: np.ndarray, ly: np.ndarray, decreasing: bool
-) -> tuple[str, dict[str, float], np.ndarray | None, np.ndarray | None]:
-    """Auto form choice; also returns both point fits when both were made."""
-    n = len(lx)
-    if not decreasing or _ols_slope(lx, ly) > 0 or n < _MIN_AUTO_POINTS:
-        return "power", {}, None, None
-    pp, sse_p = _fit_point("power", lx, ly)
-    ps, sse_s = _fit_point("saturating", lx, ly)
-    pv = float(_gamma_p_value(sse_p, sse_s, n))
-    scores = {
-        "power": math.sqrt(sse_p / (n - 2)),
-        "saturating": math.sqrt(sse_s / (n - 3)),
-        "p_value_gamma_zero": pv,
-    }
-    chosen = "saturating" if pv < _AUTO_ALPHA and ps[2] >= _AUTO_MIN_GAMMA * math.exp(ly.min()) else "power"
-    return chosen, scores, pp, ps
-
-
-def _fit_batch_auto(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """Fit both forms to every row and keep, per row, the one the auto rule picks."""
-    n = len(lx)
-    pw = _fit_batch("power", lx, ly)
-    st = _fit_batch("saturating", lx, ly)
-    sse_p = ((ly - np.log(_curve(pw, lx))) ** 2).sum(axis=1)
-    sse_s = ((ly - np.log(_curve(st, lx))) ** 2).sum(axis=1)
-    sse_s = np.where(np.isfinite(sse_s), sse_s, np.inf)
-    pick = (_gamma_p_value(sse_p, sse_s, n) < _AUTO_ALPHA) & (st[:, 2] >= _AUTO_MIN_GAMMA * np.exp(ly.min(axis=1)))
-    return np.where(pick[:, None], st, pw)
-
-
-# ---------------------------------------------------------------------------
-# Numerical core.  Parameters are (c, beta, gamma) with
-#     f(m) = exp(c + beta·x) + gamma,   x = log m − log_ref.
-# ---------------------------------------------------------------------------
-
-
-def _curve(params: np.ndarray, lx: np.ndarray) -> np.ndarray:
-    """Curve values, shape (B, len(lx)), for params of shape (B, 3)."""
-    e = params[:, 0:1] + params[:, 1:2] * np.asarray(lx)[None, :]
-    with np.errstate(over="ignore", invalid="ignore"):
-        return np.exp(np.clip(e, -_EXP_CLIP, _EXP_CLIP)) + params[:, 2:3]
-
-
-def _quantiles(samples: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
-    """Equal-tailed percentiles along axis 0 that tolerate inf (nearest-rank)."""
-    s = np.sort(samples, axis=0)
-    b = s.shape[0]
-    lo = s[int(math.floor(q * (b - 1)))]
-    hi = s[int(math.ceil((1.0 - q) * (b - 1)))]
-    return lo.astype(float), hi.astype(float)
-
-
-def _size_for_target(params: np.ndarray, target: float, log_ref: float) -> np.ndarray:
-    """Size where each curve equals ``target`` (inf where never reached)."""
-    c, b, g = params[:, 0], params[:, 1], params[:, 2]
-    out = np.full(len(c), np.inf)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rest = np.log(target - g)  # -inf/nan when target <= gamma
-        ok = (target > g) & (b != 0) & np.isfinite(rest)
-        lm = log_ref + (rest - c) / b
-        out[ok] = np.exp(np.clip(lm[ok], -_EXP_CLIP, _EXP_CLIP))
-    return out
-
-
-def _fit_point(form: str, lx: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, float]:
-    """Point estimate (c, beta, gamma) and the log-space SSE."""
-    if form == "power":
-        p = _fit_batch("power", lx, ly[None, :])[0]
-    else:
-        p = _fit_saturating_point(lx, ly)
-    r = ly - np.log(_curve(p[None, :], lx)[0])
-    return p, float(np.dot(r, r))
-
-
-def _fit_batch(form: str, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """Fit every row of ``ly`` (shape (B, n)); returns params (B, 3)."""
-    if form == "power":
-        xm = lx.mean()
-        x = lx - xm
-        sxx = float(np.dot(x, x))
-        ybar = ly.mean(axis=1)
-        b = (ly - ybar[:, None]) @ x / sxx if sxx > 0 else np.zeros(len(ly))
-        c = ybar - b * xm
-        return np.column_stack([c, b, np.zeros(len(ly))])
-    theta, lo, hi = _saturating_grid_start(lx, ly)
-    theta, _ = _lm_saturating(lx, ly, theta, lo, hi)
-    return theta
-
-
-def _saturating_bounds(ly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    ymin = np.exp(ly.min(axis=1))
-    lo = np.column_stack([ly.min(axis=1) - 40.0, np.full(len(ly), _BETA_LO), np.zeros(len(ly))])
-    hi = np.column_stack([ly.max(axis=1) + 10.0, np.full(len(ly), _BETA_HI), ymin])
-    return lo, hi
-
-
-def _saturating_grid_start(
-    lx: np.ndarray, ly: np.ndarray, n_best: int = 1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Best grid start(s): for each (beta, gamma) on a grid, log alpha in closed form."""
-    bsz = ly.shape[0]
-    y = np.exp(ly)
-    ymin = y.min(axis=1)
-    gam = ymin[:, None] * _GAMMA_FRACTIONS[None, :]  # (B, G)
-    lres = np.log(y[:, None, :] - gam[:, :, None])  # (B, G, n)
-    # c = mean(log(y - gamma) - beta·x)  (closed form for given beta, gamma)
-    c = lres.mean(axis=2)[:, None, :] - _BETA_GRID[None, :, None] * lx.mean()  # (B, K, G)
-    e = c[..., None] + _BETA_GRID[None, :, None, None] * lx[None, None, None, :]
-    with np.errstate(over="ignore"):
-        pred = np.log(np.exp(np.clip(e, -_EXP_CLIP, _EXP_CLIP)) + gam[:, None, :, None])
-    sse = ((ly[:, None, None, :] - pred) ** 2).sum(axis=3)  # (B, K, G)
-    sse = np.where(np.isfinite(sse), sse, np.inf)
-    flat = sse.reshape(bsz, -1)
-    lo, hi = _saturating_bounds(ly)
-    kg = len(_GAMMA_FRACTIONS)
-    if n_best == 1:
-        best = np.argmin(flat, axis=1)[:, None]
-    else:
-        best = np.argsort(flat, axis=1)[:, :n_best]
-    rows = np.arange(bsz)[:, None]
-    ki, gi = np.divmod(best, kg)
-    theta = np.stack([c[rows, ki, gi], _BETA_GRID[ki], gam[rows, gi]], axis=2)  # (B, n_best, 3)
-    if n_best == 1:
-        theta = theta[:, 0, :]
-    else:
-        theta = theta.reshape(-1, 3)
-        lo, hi = np.repeat(lo, n_best, axis=0), np.repeat(hi, n_best, axis=0)
-    theta = np.clip(theta, lo, hi)
-    theta = np.where(np.isfinite(theta), theta, 0.5 * (lo + hi))
-    return theta, lo, hi
-
-
-def _sat_residuals(lx: np.ndarray, ly: np.ndarray, theta: np.ndarray):
-    e = np.clip(theta[:, 0:1] + theta[:, 1:2] * lx[None, :], -_EXP_CLIP, _EXP_CLIP)
-    p = np.exp(e)
-    yh = p + theta[:, 2:3]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = ly - np.log(yh)
-    return r, p, yh
-
-
-def _lm_saturating(
-    lx: np.ndarray, ly: np.ndarray, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 40
-) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded Levenberg–Marquardt on the log-space SSE, vectorised over rows."""
-    bsz = ly.shape[0]
-    if ly.shape[0] != theta.shape[0]:
-        ly = np.repeat(ly, theta.shape[0] // ly.shape[0], axis=0)
-        bsz = ly.shape[0]
-    theta = theta.copy()
-    lam = np.full(bsz, 1e-3)
-    eye = np.eye(3)
-    r, p, yh = _sat_residuals(lx, ly, theta)
-    sse = np.einsum("bn,bn->b", r, r)
-    sse = np.where(np.isfinite(sse), sse, np.inf)
-    tiny = 1e-12
-    for _ in range(iters):
-        inv = 1.0 / yh
-        jac = np.stack([p * inv, p * lx[None, :] * inv, inv], axis=2)  # d log f / d theta
-        grad = np.einsum("bnk,bn->bk", jac, r)
-        jtj = np.einsum("bnk,bnl->bkl", jac, jac)
-        span = np.maximum(hi - lo, 1e-300)
-        at_lo = theta <= lo + tiny * span
-        at_hi = theta >= hi - tiny * span
-        fixed = (at_lo & (grad < 0)) | (at_hi & (grad > 0))
-        free = ~fixed
-        a = np.where(free[:, :, None] & free[:, None, :], jtj, 0.0)
-        d = np.einsum("bkk->bk", a)
-        ridge = 1e-12 * d.max(axis=1) + 1e-300
-        a = a + eye[None] * (lam[:, None] * d + fixed + ridge[:, None])[:, None, :]
-        rhs = np.where(free, grad, 0.0)
-        try:
-            delta = np.linalg.solve(a, rhs[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            delta = np.stack([np.linalg.lstsq(a[i], rhs[i], rcond=None)[0] for i in range(bsz)])
-        delta = np.where(np.isfinite(delta), delta, 0.0)
-        new = np.clip(theta + delta, lo, hi)
-        r2, p2, yh2 = _sat_residuals(lx, ly, new)
-        sse2 = np.einsum("bn,bn->b", r2, r2)
-        ok = np.isfinite(sse2) & (sse2 < sse)
-        improvement = np.where(ok, sse - sse2, 0.0)
-        theta = np.where(ok[:, None], new, theta)
-        r = np.where(ok[:, None], r2, r)
-        p = np.where(ok[:, None], p2, p)
-        yh = np.where(ok[:, None], yh2, yh)
-        sse = np.where(ok, sse2, sse)
-        lam = np.clip(np.where(ok, lam * 0.3, lam * 4.0), 1e-9, 1e9)
-        if np.all(improvement <= 1e-12 * (sse + 1e-12)) and np.all(lam > 1e3):
-            break
-    return theta, sse
-
-
-def _fit_saturating_point(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """Several grid starts → vectorised LM → scipy least_squares; keep the best."""
-    starts, lo, hi = _saturating_grid_start(lx, ly[None, :], n_best=5)
-    cands, sses = _lm_saturating(lx, ly[None, :], starts, lo, hi)
-    best = int(np.argmin(sses))
-    theta, best_sse = cands[best], float(sses[best])
-    lo1, hi1 = lo[0], hi[0]
-    if not np.all(hi1 > lo1):
-        return theta
-
-    def fun(t: np.ndarray) -> np.ndarray:
-        r, _, _ = _sat_residuals(lx, ly[None, :], t[None, :])
-        return np.where(np.isfinite(r[0]), r[0], 1e6)
-
-    def jac(t: np.ndarray) -> np.ndarray:
-        _, p, yh = _sat_residuals(lx, ly[None, :], t[None, :])
-        inv = 1.0 / yh[0]
-        return -np.column_stack([p[0] * inv, p[0] * lx * inv, inv])
-
-    try:
-        x0 = np.clip(theta, lo1, hi1)
-        # keep strictly inside for trf
-        x0 = np.minimum(np.maximum(x0, lo1 + 1e-12 * (hi1 - lo1)), hi1 - 1e-12 * (hi1 - lo1))
-        res = optimize.least_squares(fun, x0, jac=jac, bounds=(lo1, hi1), method="trf", x_scale="jac")
-        if np.all(np.isfinite(res.x)):
-            r = fun(res.x)
-            s = float(np.dot(r, r))
-            if s < best_sse:
-                theta = np.clip(res.x, lo1, hi1)
-    except (ValueError, np.linalg.LinAlgError):  # pragma: no cover - defensive
-        pass
-    return theta
-
-
-def _draw_group_devs(devs: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    pooled = np.concatenate([d for d in devs if d.size >= 2]) if any(d.size >= 2 for d in devs) else np.zeros(1)
-    out = np.empty((n_boot, len(devs)))
-    for i, d in enumerate(devs):
-        src = d if d.size >= 2 else pooled
-        out[:, i] = src[rng.integers(0, src.size, size=n_boot)]
-    return out
-
-
 def _make_fit(
     form: str,
     params: np.ndarray,
@@ -1065,14 +707,14 @@ def _make_fit(
     method: str,
 ) -> ScalingLawFit:
     c, beta, gamma = (float(v) for v in params)
-    alpha = float(np.exp(np.clip(c - beta * log_ref, -_EXP_CLIP, _EXP_CLIP)))
+    alpha = float(np.exp(np.clip(c - beta * log_ref, -_fitting.EXP_CLIP, _fitting.EXP_CLIP)))
     intervals: dict[str, tuple[float, float]] = {}
     if draws.shape[0]:
         q = (1.0 - conf) / 2.0
         with np.errstate(over="ignore"):
-            a_draw = np.exp(np.clip(draws[:, 0] - draws[:, 1] * log_ref, -_EXP_CLIP, _EXP_CLIP))
+            a_draw = np.exp(np.clip(draws[:, 0] - draws[:, 1] * log_ref, -_fitting.EXP_CLIP, _fitting.EXP_CLIP))
         for name, col in (("alpha", a_draw), ("beta", draws[:, 1]), ("gamma", draws[:, 2])):
-            lo, hi = _quantiles(col[:, None], q)
+            lo, hi = _fitting.quantiles(col[:, None], q)
             intervals[name] = (float(lo[0]), float(hi[0]))
     return ScalingLawFit(
         form=form,

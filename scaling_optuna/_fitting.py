@@ -1,0 +1,406 @@
+"""Numerical machinery behind :func:`scaling_optuna.scaling_law.fit_scaling_law`.
+
+Private: the public API, its validation and the rules in words live in
+:mod:`scaling_optuna.scaling_law` (its module docstring says what the plateau
+rule, the auto form rule and the bootstrap do; this module does it).
+
+Everything here works in log space on centred coordinates: parameters are
+``(c, beta, gamma)`` with ``f(m) = exp(c + beta·x) + gamma`` and
+``x = log m − log_ref``, and a batch of fits is an array of shape (B, 3), one
+row per bootstrap replicate, so that refining a thousand replicates costs a
+few vectorised Levenberg–Marquardt steps instead of a thousand scipy calls.
+
+Example::
+
+    import numpy as np
+    from scaling_optuna import _fitting
+
+    lx = np.log([100.0, 200, 400, 800, 1600]) - np.log(400.0)
+    ly = np.log([0.52, 0.38, 0.29, 0.23, 0.19])
+    params, sse = _fitting.fit_point("saturating", lx, ly)
+    _fitting.curve(params[None, :], lx)   # the fitted values, shape (1, 5)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize, stats
+
+_BETA_LO = -4.0  # steepest saturating exponent allowed
+_BETA_HI = -1e-4  # flattest (must stay strictly negative)
+_PLATEAU_TOL = 0.05  # relative distance to the given plateau counted as "on it"
+_FLAT_FRACTION = 0.10  # fraction of the total log-drop counted as "not meaningful"
+_FLAT_SIGMAS = 2.5  # back-extrapolation deficit (in residual SDs) that confirms a flat run
+_FLAT_MIN_DEFICIT = 0.05  # ... and at least this much in log units
+_AUTO_ALPHA = 0.2  # auto picks "saturating" when the test of gamma = 0 has p < this
+_AUTO_MIN_GAMMA = 0.02  # ... and its gamma is at least 2 % of the smallest value fitted
+_MIN_AUTO_POINTS = 5  # fewer points than this: "auto" takes the power law
+EXP_CLIP = 700.0  # exp() overflows float64 just above 709
+
+# Start grid for the saturating fit: β (denser near 0) × γ as a fraction of min(y).
+_BETA_GRID = -np.geomspace(0.01, 3.5, 22)
+_GAMMA_FRACTIONS = np.array([0.0, 0.25, 0.5, 0.7, 0.82, 0.9, 0.95, 0.98, 0.995])
+
+
+# ---------------------------------------------------------------------------
+# Plateau and form choice
+# ---------------------------------------------------------------------------
+
+
+def ols_slope(lx: np.ndarray, ly: np.ndarray) -> float:
+    """Least-squares slope of ``ly`` on ``lx`` (0 when ``lx`` has no spread)."""
+    x = lx - lx.mean()
+    sxx = float(np.dot(x, x))
+    return float(np.dot(x, ly - ly.mean()) / sxx) if sxx > 0 else 0.0
+
+
+def detect_plateau(
+    m: np.ndarray, y: np.ndarray, plateau: float | None, decreasing: bool, min_keep: int
+) -> tuple[int, str]:
+    """Number of leading points to exclude and why (the plateau rule of :mod:`scaling_optuna.scaling_law`)."""
+    n = len(y)
+    if not decreasing or n <= min_keep:
+        return 0, ""
+    lm, ly = np.log(m), np.log(y)
+    k_plateau = 0
+    if plateau is not None:
+        while k_plateau < n and y[k_plateau] >= (1.0 - _PLATEAU_TOL) * plateau:
+            k_plateau += 1
+    k_flat = _flat_candidates(ly)
+    cand = min(max(k_plateau, k_flat), n - min_keep)
+    k = 0
+    if cand > 0:
+        deficit, thr = _back_extrapolation_deficit(lm, ly, cand)
+        confirmed = deficit > thr
+        if plateau is not None:
+            # within the tolerance of the best-guess error and closer to it than to
+            # the later points' law (a transition point on the law is kept)
+            lp = math.log(plateau)
+            line = ly[:cand] + deficit
+            near = (y[:cand] >= (1.0 - _PLATEAU_TOL) * plateau) & (
+                np.abs(ly[:cand] - lp) < np.abs(ly[:cand] - line)
+            )
+            confirmed |= near | (y[:cand] >= plateau)
+        hits = np.flatnonzero(confirmed)
+        k = int(hits[-1]) + 1 if hits.size else 0
+        if k_plateau < k and k < 2:
+            k = 0  # without the plateau rule a single point is never a plateau
+    # The kept points must still decrease overall.
+    while k > 0 and ols_slope(lm[k:], ly[k:]) > 0:
+        k -= 1
+    if k == 0:
+        return 0, ""
+    sizes = ", ".join(f"{s:g}" for s in m[:k])
+    if k_plateau >= k and plateau is not None:
+        why = f"on the best-guess plateau {plateau:g} (value within {_PLATEAU_TOL:.0%} of it, or above)"
+    else:
+        why = (
+            f"not meaningfully below the first value {y[0]:.3g} and below the power law "
+            "of the later points extrapolated back"
+        )
+    capped = " (capped so that enough points remain)" if cand < max(k_plateau, k_flat) else ""
+    return k, f"small-data plateau: sizes {sizes}: {why}{capped}"
+
+
+def _flat_candidates(ly: np.ndarray) -> int:
+    """Leading points whose log-drop below the first is < 10 % of the total log-drop (0 if < 2)."""
+    n = len(ly)
+    total_drop = ly[0] - ly.min()
+    if total_drop <= 0:
+        return 0
+    k = 0
+    while k < n and ly[0] - ly[k] < _FLAT_FRACTION * total_drop:
+        k += 1
+    return k if k >= 2 else 0
+
+
+def _back_extrapolation_deficit(lm: np.ndarray, ly: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """How far each of the first ``k`` points lies below the log-log line of the later points.
+
+    Returns the log deficits (positive: the point is lower than the later
+    points' power law predicts, as on a plateau) and the threshold
+    ``max(2.5·s, 0.05)`` with ``s`` that line's residual std.
+    """
+    x, v = lm[k:], ly[k:]
+    slope = ols_slope(x, v)
+    icpt = v.mean() - slope * x.mean()
+    resid = v - (icpt + slope * x)
+    s = math.sqrt(float(np.dot(resid, resid)) / (len(v) - 2)) if len(v) > 2 else 0.0
+    deficit = (icpt + slope * lm[:k]) - ly[:k]
+    return deficit, max(_FLAT_SIGMAS * s, _FLAT_MIN_DEFICIT)
+
+
+def _gamma_p_value(sse_power: np.ndarray, sse_sat: np.ndarray, n: int) -> np.ndarray:
+    """p-value of the test "gamma = 0" (power law) against the saturating law.
+
+    Nested F-test in log space with the boundary correction for gamma ≥ 0:
+    under gamma = 0 the estimate sits on the boundary half of the time, so
+    ``p = ½·P(F(1, n−3) > F)``.  Residual variances below (1e-6)² count as
+    numerical noise, so exact power-law data never looks saturating.
+    """
+    dof = n - 3
+    num = np.maximum(np.asarray(sse_power, float) - np.asarray(sse_sat, float), 0.0)
+    den = np.maximum(np.asarray(sse_sat, float) / dof, 1e-12)
+    f = num / den
+    return 0.5 * stats.f.sf(f, 1, dof)
+
+
+def choose_form(
+    lx: np.ndarray, ly: np.ndarray, decreasing: bool
+) -> tuple[str, dict[str, float], np.ndarray | None, np.ndarray | None]:
+    """Auto form choice; also returns both point fits when both were made."""
+    n = len(lx)
+    if not decreasing or ols_slope(lx, ly) > 0 or n < _MIN_AUTO_POINTS:
+        return "power", {}, None, None
+    pp, sse_p = fit_point("power", lx, ly)
+    ps, sse_s = fit_point("saturating", lx, ly)
+    pv = float(_gamma_p_value(sse_p, sse_s, n))
+    scores = {
+        "power": math.sqrt(sse_p / (n - 2)),
+        "saturating": math.sqrt(sse_s / (n - 3)),
+        "p_value_gamma_zero": pv,
+    }
+    chosen = "saturating" if pv < _AUTO_ALPHA and ps[2] >= _AUTO_MIN_GAMMA * math.exp(ly.min()) else "power"
+    return chosen, scores, pp, ps
+
+
+def fit_batch_auto(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """Fit both forms to every row and keep, per row, the one the auto rule picks."""
+    n = len(lx)
+    pw = fit_batch("power", lx, ly)
+    st = fit_batch("saturating", lx, ly)
+    sse_p = ((ly - np.log(curve(pw, lx))) ** 2).sum(axis=1)
+    sse_s = ((ly - np.log(curve(st, lx))) ** 2).sum(axis=1)
+    sse_s = np.where(np.isfinite(sse_s), sse_s, np.inf)
+    pick = (_gamma_p_value(sse_p, sse_s, n) < _AUTO_ALPHA) & (st[:, 2] >= _AUTO_MIN_GAMMA * np.exp(ly.min(axis=1)))
+    return np.where(pick[:, None], st, pw)
+
+
+# ---------------------------------------------------------------------------
+# Curves and fits
+# ---------------------------------------------------------------------------
+
+
+def curve(params: np.ndarray, lx: np.ndarray) -> np.ndarray:
+    """Curve values, shape (B, len(lx)), for params of shape (B, 3)."""
+    e = params[:, 0:1] + params[:, 1:2] * np.asarray(lx)[None, :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.exp(np.clip(e, -EXP_CLIP, EXP_CLIP)) + params[:, 2:3]
+
+
+def quantiles(samples: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Equal-tailed percentiles along axis 0 that tolerate inf (nearest-rank)."""
+    s = np.sort(samples, axis=0)
+    b = s.shape[0]
+    lo = s[int(math.floor(q * (b - 1)))]
+    hi = s[int(math.ceil((1.0 - q) * (b - 1)))]
+    return lo.astype(float), hi.astype(float)
+
+
+def size_for_target(params: np.ndarray, target: float, log_ref: float) -> np.ndarray:
+    """Size where each curve equals ``target`` (inf where never reached)."""
+    c, b, g = params[:, 0], params[:, 1], params[:, 2]
+    out = np.full(len(c), np.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        rest = np.log(target - g)  # -inf/nan when target <= gamma
+        ok = (target > g) & (b != 0) & np.isfinite(rest)
+        lm = log_ref + (rest - c) / b
+        out[ok] = np.exp(np.clip(lm[ok], -EXP_CLIP, EXP_CLIP))
+    return out
+
+
+def fit_point(form: str, lx: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, float]:
+    """Point estimate (c, beta, gamma) and the log-space SSE."""
+    if form == "power":
+        p = fit_batch("power", lx, ly[None, :])[0]
+    else:
+        p = _fit_saturating_point(lx, ly)
+    r = ly - np.log(curve(p[None, :], lx)[0])
+    return p, float(np.dot(r, r))
+
+
+def fit_batch(form: str, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """Fit every row of ``ly`` (shape (B, n)); returns params (B, 3)."""
+    if form == "power":
+        xm = lx.mean()
+        x = lx - xm
+        sxx = float(np.dot(x, x))
+        ybar = ly.mean(axis=1)
+        b = (ly - ybar[:, None]) @ x / sxx if sxx > 0 else np.zeros(len(ly))
+        c = ybar - b * xm
+        return np.column_stack([c, b, np.zeros(len(ly))])
+    theta, lo, hi = _saturating_grid_start(lx, ly)
+    theta, _ = _lm_saturating(lx, ly, theta, lo, hi)
+    return theta
+
+
+def _saturating_bounds(ly: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ymin = np.exp(ly.min(axis=1))
+    lo = np.column_stack([ly.min(axis=1) - 40.0, np.full(len(ly), _BETA_LO), np.zeros(len(ly))])
+    hi = np.column_stack([ly.max(axis=1) + 10.0, np.full(len(ly), _BETA_HI), ymin])
+    return lo, hi
+
+
+def _saturating_grid_start(
+    lx: np.ndarray, ly: np.ndarray, n_best: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Best grid start(s): for each (beta, gamma) on a grid, log alpha in closed form."""
+    bsz = ly.shape[0]
+    y = np.exp(ly)
+    ymin = y.min(axis=1)
+    gam = ymin[:, None] * _GAMMA_FRACTIONS[None, :]  # (B, G)
+    lres = np.log(y[:, None, :] - gam[:, :, None])  # (B, G, n)
+    # c = mean(log(y - gamma) - beta·x)  (closed form for given beta, gamma)
+    c = lres.mean(axis=2)[:, None, :] - _BETA_GRID[None, :, None] * lx.mean()  # (B, K, G)
+    e = c[..., None] + _BETA_GRID[None, :, None, None] * lx[None, None, None, :]
+    with np.errstate(over="ignore"):
+        pred = np.log(np.exp(np.clip(e, -EXP_CLIP, EXP_CLIP)) + gam[:, None, :, None])
+    sse = ((ly[:, None, None, :] - pred) ** 2).sum(axis=3)  # (B, K, G)
+    sse = np.where(np.isfinite(sse), sse, np.inf)
+    flat = sse.reshape(bsz, -1)
+    lo, hi = _saturating_bounds(ly)
+    kg = len(_GAMMA_FRACTIONS)
+    if n_best == 1:
+        best = np.argmin(flat, axis=1)[:, None]
+    else:
+        best = np.argsort(flat, axis=1)[:, :n_best]
+    rows = np.arange(bsz)[:, None]
+    ki, gi = np.divmod(best, kg)
+    theta = np.stack([c[rows, ki, gi], _BETA_GRID[ki], gam[rows, gi]], axis=2)  # (B, n_best, 3)
+    if n_best == 1:
+        theta = theta[:, 0, :]
+    else:
+        theta = theta.reshape(-1, 3)
+        lo, hi = np.repeat(lo, n_best, axis=0), np.repeat(hi, n_best, axis=0)
+    theta = np.clip(theta, lo, hi)
+    theta = np.where(np.isfinite(theta), theta, 0.5 * (lo + hi))
+    return theta, lo, hi
+
+
+def _sat_residuals(lx: np.ndarray, ly: np.ndarray, theta: np.ndarray):
+    e = np.clip(theta[:, 0:1] + theta[:, 1:2] * lx[None, :], -EXP_CLIP, EXP_CLIP)
+    p = np.exp(e)
+    yh = p + theta[:, 2:3]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = ly - np.log(yh)
+    return r, p, yh
+
+
+def _lm_saturating(
+    lx: np.ndarray, ly: np.ndarray, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 40
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounded Levenberg–Marquardt on the log-space SSE, vectorised over rows."""
+    bsz = ly.shape[0]
+    if ly.shape[0] != theta.shape[0]:
+        ly = np.repeat(ly, theta.shape[0] // ly.shape[0], axis=0)
+        bsz = ly.shape[0]
+    theta = theta.copy()
+    lam = np.full(bsz, 1e-3)
+    eye = np.eye(3)
+    r, p, yh = _sat_residuals(lx, ly, theta)
+    sse = np.einsum("bn,bn->b", r, r)
+    sse = np.where(np.isfinite(sse), sse, np.inf)
+    tiny = 1e-12
+    for _ in range(iters):
+        inv = 1.0 / yh
+        jac = np.stack([p * inv, p * lx[None, :] * inv, inv], axis=2)  # d log f / d theta
+        grad = np.einsum("bnk,bn->bk", jac, r)
+        jtj = np.einsum("bnk,bnl->bkl", jac, jac)
+        span = np.maximum(hi - lo, 1e-300)
+        at_lo = theta <= lo + tiny * span
+        at_hi = theta >= hi - tiny * span
+        fixed = (at_lo & (grad < 0)) | (at_hi & (grad > 0))
+        free = ~fixed
+        a = np.where(free[:, :, None] & free[:, None, :], jtj, 0.0)
+        d = np.einsum("bkk->bk", a)
+        ridge = 1e-12 * d.max(axis=1) + 1e-300
+        a = a + eye[None] * (lam[:, None] * d + fixed + ridge[:, None])[:, None, :]
+        rhs = np.where(free, grad, 0.0)
+        try:
+            delta = np.linalg.solve(a, rhs[..., None])[..., 0]
+        except np.linalg.LinAlgError:
+            delta = np.stack([np.linalg.lstsq(a[i], rhs[i], rcond=None)[0] for i in range(bsz)])
+        delta = np.where(np.isfinite(delta), delta, 0.0)
+        new = np.clip(theta + delta, lo, hi)
+        r2, p2, yh2 = _sat_residuals(lx, ly, new)
+        sse2 = np.einsum("bn,bn->b", r2, r2)
+        ok = np.isfinite(sse2) & (sse2 < sse)
+        improvement = np.where(ok, sse - sse2, 0.0)
+        theta = np.where(ok[:, None], new, theta)
+        r = np.where(ok[:, None], r2, r)
+        p = np.where(ok[:, None], p2, p)
+        yh = np.where(ok[:, None], yh2, yh)
+        sse = np.where(ok, sse2, sse)
+        lam = np.clip(np.where(ok, lam * 0.3, lam * 4.0), 1e-9, 1e9)
+        if np.all(improvement <= 1e-12 * (sse + 1e-12)) and np.all(lam > 1e3):
+            break
+    return theta, sse
+
+
+def _fit_saturating_point(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
+    """Several grid starts → vectorised LM → scipy least_squares; keep the best."""
+    starts, lo, hi = _saturating_grid_start(lx, ly[None, :], n_best=5)
+    cands, sses = _lm_saturating(lx, ly[None, :], starts, lo, hi)
+    best = int(np.argmin(sses))
+    theta, best_sse = cands[best], float(sses[best])
+    lo1, hi1 = lo[0], hi[0]
+    if not np.all(hi1 > lo1):
+        return theta
+
+    def fun(t: np.ndarray) -> np.ndarray:
+        r, _, _ = _sat_residuals(lx, ly[None, :], t[None, :])
+        return np.where(np.isfinite(r[0]), r[0], 1e6)
+
+    def jac(t: np.ndarray) -> np.ndarray:
+        _, p, yh = _sat_residuals(lx, ly[None, :], t[None, :])
+        inv = 1.0 / yh[0]
+        return -np.column_stack([p[0] * inv, p[0] * lx * inv, inv])
+
+    try:
+        x0 = np.clip(theta, lo1, hi1)
+        # keep strictly inside for trf
+        x0 = np.minimum(np.maximum(x0, lo1 + 1e-12 * (hi1 - lo1)), hi1 - 1e-12 * (hi1 - lo1))
+        res = optimize.least_squares(fun, x0, jac=jac, bounds=(lo1, hi1), method="trf", x_scale="jac")
+        if np.all(np.isfinite(res.x)):
+            r = fun(res.x)
+            s = float(np.dot(r, r))
+            if s < best_sse:
+                theta = np.clip(res.x, lo1, hi1)
+    except (ValueError, np.linalg.LinAlgError):  # pragma: no cover - defensive
+        pass
+    return theta
+
+
+# ---------------------------------------------------------------------------
+# Bootstrap replicates
+# ---------------------------------------------------------------------------
+
+
+def residual_bootstrap(
+    lx: np.ndarray, ly: np.ndarray, params: np.ndarray, dof: int, n_boot: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``n_boot`` replicates of ``ly`` (shape (n_boot, n)) around the curve ``params``.
+
+    Centred log residuals are inflated by ``sqrt(n/dof)`` and resampled, and
+    each replicate is scaled by ``sqrt(dof/χ²_dof)``: on short curves the noise
+    level itself is uncertain, and without that factor the bands under-cover.
+    """
+    n = len(ly)
+    fitted_log = np.log(curve(params[None, :], lx)[0])
+    r = ly - fitted_log
+    r = (r - r.mean()) * math.sqrt(n / dof)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    scale = np.sqrt(dof / rng.chisquare(dof, size=n_boot))
+    return fitted_log[None, :] + r[idx] * scale[:, None]
+
+
+def draw_group_devs(devs: list[np.ndarray], n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-replicate log-deviations, shape (n_boot, len(devs)); single-value sizes draw from the pool."""
+    pooled = np.concatenate([d for d in devs if d.size >= 2]) if any(d.size >= 2 for d in devs) else np.zeros(1)
+    out = np.empty((n_boot, len(devs)))
+    for i, d in enumerate(devs):
+        src = d if d.size >= 2 else pooled
+        out[:, i] = src[rng.integers(0, src.size, size=n_boot)]
+    return out
