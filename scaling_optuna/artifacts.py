@@ -31,19 +31,21 @@ from optuna.trial import TrialState
 from scaling_optuna.errors import StorageError
 
 ATTR_ARTIFACT = "model_artifact"
+ARTIFACTS_ENV = "SCALING_OPTUNA_ARTIFACTS"
 DEFAULT_KEEP = 3
 _log = logging.getLogger(__name__)
 
 
 def artifact_location(configured: str | None, storage_url: str) -> str:
-    """Where weights go: the configured place, else beside a file store, else ``./scaling-optuna-artifacts``.
+    """Where weights go: ``configured``, else ``$SCALING_OPTUNA_ARTIFACTS``, else beside a
+    file store, else ``./scaling-optuna-artifacts``.
 
     A SQLite or journal store ``path/x.db`` keeps its weights in ``path/x.db-artifacts``,
     so one experiment's files stay together. Workers on several machines need a
     shared folder or ``s3://…``, given with ``artifacts =`` in the spec or ``--artifacts``.
     """
-    if configured:
-        return configured
+    if configured or os.environ.get(ARTIFACTS_ENV):
+        return configured or os.environ[ARTIFACTS_ENV]
     scheme, _, rest = storage_url.partition(":///")
     if scheme.startswith(("sqlite", "journal")) and rest and rest != ":memory:":
         return rest + "-artifacts"

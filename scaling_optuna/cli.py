@@ -119,7 +119,7 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec)")
     p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads per worker (default: cores / workers)")
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: the spec's)")
-    p.add_argument("--artifacts", metavar="PATH", help="where trained weights go: a folder shared by all workers, or s3://bucket (default: the spec's)")
+    p.add_argument("--artifacts", metavar="PATH", help="where trained weights go: a folder shared by all workers, or s3://bucket (default: the spec's artifacts, else $SCALING_OPTUNA_ARTIFACTS, else beside a SQLite store)")
     _heartbeat_options(p)
 
 

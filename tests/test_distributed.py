@@ -569,6 +569,8 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
         # Inside compose the database is the host "postgres"; here it is the test database.
         assert values["SCALING_OPTUNA_STORAGE"].startswith(f"postgresql://optuna:{SECRET}@postgres:5432/")
         values["SCALING_OPTUNA_STORAGE"] = with_password(postgres_url)
+        assert values["SCALING_OPTUNA_ARTIFACTS"].startswith("/app/data/")  # on the shared volume
+        values["SCALING_OPTUNA_ARTIFACTS"] = str(tmp_path / "artifacts")
         return values
 
     created = subprocess.run(command("create"), env={**os.environ, **environment("create")}, capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -586,6 +588,7 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
     finally:
         dashboard.terminate()
         dashboard.wait(10)
+    assert len(list((tmp_path / "artifacts").iterdir())) >= 2  # the workers kept their best weights there
     assert SECRET not in (tmp_path / "dashboard.log").read_text() + "".join(w.output() for w in ws) + created.stdout + created.stderr
 
 
