@@ -7,6 +7,13 @@ DataLoader in the hot loop. After every epoch the validation loss goes to
 ``optuna.TrialPruned`` there). The test set is evaluated once, with the
 weights of the best validation epoch.
 
+Images are trained in the channels-last layout, and the optimiser is the
+fused SGD kernel where there is one; on CUDA the forward pass runs under
+bf16 autocast. On the CPU, evaluation runs in cache-sized batches and glibc
+is asked to keep freed memory. ``benchmarks/trainer_throughput.py`` measures
+each choice (see BENCHMARKS.md); none of them changes what is trained, only
+how fast (``tests/test_train_quality.py`` holds the trainer to a textbook loop).
+
 Example::
 
     result = train_model(net, (x, y), (x_val, y_val), (x_test, y_test),
@@ -17,8 +24,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import math
+import sys
 import time
 from typing import Callable
 
@@ -27,6 +37,14 @@ from torch import nn
 from torch.nn import functional as F
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
+
+# Measured on CIFAR- and digits-shaped CNNs: within 10% of the best batch for
+# every width, where 2048 is up to 1.8× slower (BENCHMARKS.md).
+CPU_EVAL_BATCH = 128
+# Steps without improvement that early stopping waits for at least. With 150 the
+# best trials of digits and mnist1d reached the test error of running every epoch
+# at every size; with patience in epochs alone they did not at the smallest sizes.
+PATIENCE_STEPS = 150
 
 
 class DivergedError(RuntimeError):
@@ -69,24 +87,57 @@ def train_model(
     seed: int = 0,
     on_epoch: Callable[[int, float, float], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    channels_last: bool | None = None,
+    mixed_precision: bool | None = None,
+    patience_steps: int = PATIENCE_STEPS,
 ) -> TrainResult:
     """Train ``model`` with SGD; stop early after ``patience`` epochs without improvement.
 
     Tensors must already be on the model's device. ``on_epoch(epoch, val_loss,
     val_error)`` is called after every epoch (epochs count from 1).
 
+    Args:
+        patience: epochs without improvement before stopping; they must also
+            add up to ``patience_steps`` optimiser steps, so that on a small
+            training set, whose epochs are a few steps each, a run gets past its
+            initial plateau before patience can end it.
+        eval_batch_size: the largest batch for validation and test. On the CPU
+            batches stop at ``CPU_EVAL_BATCH`` images, whose activations stay in
+            the cache; larger ones are up to 1.8× slower there.
+        channels_last: train images (4-D inputs) in the channels-last layout.
+            The default, ``None``, does so on the CPU and CUDA: oneDNN's and
+            cuDNN's convolutions and max-pooling are faster in it. Image tensors
+            that are already channels-last are used as they are; others are
+            copied once per call.
+        mixed_precision: run the forward pass under bf16 autocast (weights and
+            the optimiser stay fp32). The default, ``None``, enables it on CUDA
+            only; CPUs without native bf16 would emulate it slowly.
+
     Raises:
         DivergedError: the training or validation loss is not finite.
         StopRequested: ``should_stop()`` returned true at an epoch boundary.
     """
     start = time.perf_counter()
-    x_train, y_train = train
-    device = x_train.device
+    device = train[0].device
+    layout = _layout(train[0], channels_last)
+    if layout is torch.channels_last:
+        model.to(memory_format=layout)
+    # One copy here (a no-op for data already in the layout); the per-batch
+    # gathers below then keep the layout without a copy per step.
+    (x_train, y_train), val, test = ((x.contiguous(memory_format=layout), y) for x, y in (train, val, test))
+    amp_dtype = _amp_dtype(device, mixed_precision)
+    if device.type == "cpu":
+        _keep_freed_memory()
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    autocast = _autocast(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **_sgd_kernel(device)
+    )
+    if device.type == "cuda":
+        # Batch shapes are fixed within a run, so cuDNN's autotuning pays for itself.
+        torch.backends.cudnn.benchmark = True
     n = len(y_train)
+    steps_per_epoch = math.ceil(n / batch_size)
 
     best_loss, best_error, best_epoch = math.inf, 1.0, 0
     best_state: dict[str, torch.Tensor] = {}
@@ -96,21 +147,22 @@ def train_model(
             raise StopRequested(f"stop requested before epoch {epoch}")
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
+        # Summed on the device: reading the loss every step would wait for the accelerator.
         loss_sum = torch.zeros((), device=device)
         for i in range(0, n, batch_size):
             idx = order[i : i + batch_size]
-            with autocast:
+            with _autocast(device, amp_dtype):
                 loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += loss.detach() * len(idx)
+            loss_sum.add_(loss.detach(), alpha=len(idx))
         epochs_run = epoch
         train_loss = float(loss_sum) / n
         if not math.isfinite(train_loss):
             raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
 
-        val_loss, val_error = evaluate(model, val, eval_batch_size)
+        val_loss, val_error = evaluate(model, val, eval_batch_size, mixed_precision=mixed_precision)
         if not math.isfinite(val_loss):
             raise DivergedError(f"validation loss became {val_loss} in epoch {epoch}")
         if val_loss < best_loss:
@@ -120,12 +172,15 @@ def train_model(
             stale += 1
         if on_epoch is not None:
             on_epoch(epoch, val_loss, val_error)
-        if stale >= patience:
-            reason = f"early_stopped: no improvement for {patience} epochs"
+        # Small training sets have epochs of a dozen steps: three of them stopped the seed's
+        # own settings on their initial plateau, at chance, on digits' smallest sizes
+        # (BENCHMARKS.md). Patience therefore also spans a number of steps.
+        if stale >= patience and stale * steps_per_epoch >= patience_steps:
+            reason = f"early_stopped: no improvement for {stale} epochs"
             break
 
     model.load_state_dict(best_state)
-    test_loss, test_error = evaluate(model, test, eval_batch_size)
+    test_loss, test_error = evaluate(model, test, eval_batch_size, mixed_precision=mixed_precision)
     return TrainResult(
         val_loss=best_loss,
         val_error=best_error,
@@ -140,13 +195,18 @@ def train_model(
     )
 
 
-def evaluate(model: nn.Module, data: Tensors, batch_size: int = 2048) -> tuple[float, float]:
-    """Mean cross-entropy and error rate of ``model`` on ``data``."""
+def evaluate(
+    model: nn.Module, data: Tensors, batch_size: int = 2048, *, mixed_precision: bool | None = None
+) -> tuple[float, float]:
+    """Mean cross-entropy and error rate of ``model`` on ``data``, in batches of at most ``batch_size``."""
     x, y = data
+    if x.device.type == "cpu":
+        batch_size = min(batch_size, CPU_EVAL_BATCH)
+    amp_dtype = _amp_dtype(x.device, mixed_precision)
     model.eval()
     loss_sum = torch.zeros((), device=x.device, dtype=torch.float64)
     wrong = torch.zeros((), device=x.device, dtype=torch.int64)
-    with torch.inference_mode(), _autocast(x.device):
+    with torch.inference_mode(), _autocast(x.device, amp_dtype):
         for i in range(0, len(y), batch_size):
             logits = model(x[i : i + batch_size]).float()
             target = y[i : i + batch_size]
@@ -166,8 +226,53 @@ def pick_device(requested: str = "auto") -> torch.device:
     return torch.device("cpu")
 
 
-def _autocast(device: torch.device) -> torch.autocast:
-    # bf16 on CUDA halves memory traffic for free; on the CPU it is slower for these small layers.
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast(device.type, enabled=False)
+def _layout(x: torch.Tensor, channels_last: bool | None) -> torch.memory_format:
+    if channels_last is None:
+        # Measured on the CPU (BENCHMARKS.md); cuDNN's bf16 convolutions want it too. Unmeasured elsewhere.
+        channels_last = x.device.type in ("cpu", "cuda")
+    return torch.channels_last if channels_last and x.dim() == 4 else torch.contiguous_format
+
+
+def _amp_dtype(device: torch.device, mixed_precision: bool | None) -> torch.dtype | None:
+    """bf16 where the forward pass should autocast, else None."""
+    if mixed_precision is None:
+        # bf16 halves memory traffic on CUDA for free; on CPUs without native bf16 it is emulated and slow.
+        mixed_precision = device.type == "cuda"
+    return torch.bfloat16 if mixed_precision else None
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to keep freed blocks instead of returning them to the kernel.
+
+    By default it unmaps or trims the multi-megabyte activation buffers that
+    every step frees, so the next step page-faults on them again: for the
+    widest CIFAR CNN 11,000 faults and a sixth of the CPU time per step went
+    to the kernel zeroing pages. Other C libraries lack ``mallopt``; nothing
+    changes there.
+    """
+    global _MEMORY_KEPT
+    if _MEMORY_KEPT or not sys.platform.startswith("linux"):
+        return
+    _MEMORY_KEPT = True
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest heap-served block; bigger ones are mmapped
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+_MEMORY_KEPT = False
+
+
+def _sgd_kernel(device: torch.device) -> dict[str, bool]:
+    # The fused kernel updates all parameters in one call instead of a few small ops
+    # per tensor, which matters for these small models' short steps.
+    return {"fused": True} if device.type in ("cpu", "cuda") else {}

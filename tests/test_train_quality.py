@@ -1,0 +1,215 @@
+"""The fast trainer trains the same models as a textbook PyTorch loop; its speed comes from elsewhere.
+
+The reference is the plain loop every tutorial writes: a DataLoader over a
+TensorDataset, NCHW tensors, the for-loop SGD, evaluation under no_grad. Both
+start from the same initial weights and shuffle with the same seeded
+generator, so they differ only in kernels, layouts and summation order.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import statistics
+import types
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+from torch.utils.data import TensorDataset
+
+from scaling_optuna.data import load_dataset
+from scaling_optuna.model import MLP
+from scaling_optuna.model import SeedCNN
+from scaling_optuna.spec import parse_spec
+from scaling_optuna.train import _amp_dtype
+from scaling_optuna.train import evaluate
+from scaling_optuna.train import train_model
+
+SEEDS = (0, 1, 2, 3, 4)
+EPOCHS = 12
+HPARAMS = dict(lr=0.05, momentum=0.9, weight_decay=1e-5, batch_size=32)
+CHANCE = 0.9
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # These models are tiny: a second OpenMP thread only waits at barriers, and on a
+    # loaded machine those waits made this module 15× slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    spec = parse_spec({"name": "quality", "data": {"dataset": "digits"}, "sizes": {"counts": [1000]}})
+    return load_dataset(spec)
+
+
+def reference_loop(model: nn.Module, train, val, test, *, lr, momentum, weight_decay, batch_size, epochs, seed) -> float:
+    """Textbook training; keeps the best validation epoch's weights like train_model. Returns the test error."""
+    loader = DataLoader(TensorDataset(*train), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
+    best_loss, best_state = math.inf, None
+    for _ in range(epochs):
+        model.train()
+        for x, y in loader:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            val_loss = F.cross_entropy(model(val[0]), val[1]).item()
+        if val_loss < best_loss:
+            best_loss, best_state = val_loss, copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    with torch.no_grad():
+        return (model(test[0]).argmax(dim=1) != test[1]).float().mean().item()
+
+
+def fast(model: nn.Module, data, seed: int, **options) -> float:
+    result = train_model(
+        model,
+        (data.x_pool, data.y_pool),
+        (data.x_val, data.y_val),
+        (data.x_test, data.y_test),
+        max_epochs=EPOCHS,
+        patience=EPOCHS,
+        seed=seed,
+        **HPARAMS,
+        **options,
+    )
+    assert result.epochs_run == EPOCHS
+    return result.test_error
+
+
+def reference(model: nn.Module, data, seed: int) -> float:
+    return reference_loop(
+        model,
+        (data.x_pool, data.y_pool),
+        (data.x_val, data.y_val),
+        (data.x_test, data.y_test),
+        epochs=EPOCHS,
+        seed=seed,
+        **HPARAMS,
+    )
+
+
+def twin_models(make, seed: int) -> tuple[nn.Module, nn.Module]:
+    torch.manual_seed(seed)
+    model = make()
+    return model, copy.deepcopy(model)
+
+
+@pytest.mark.parametrize(
+    "kind, make",
+    [
+        ("cnn", lambda: SeedCNN((1, 8, 8), 10, 6, 16, 120, 84)),
+        ("mlp", lambda: MLP((1, 8, 8), 10, 120, 84)),
+    ],
+)
+def test_fast_trainer_matches_textbook_loop(digits, kind, make) -> None:
+    fast_mean, reference_mean = mean_errors(
+        make, lambda m, seed: fast(m, digits, seed), lambda m, seed: reference(m, digits, seed)
+    )
+    assert fast_mean < 0.15 and reference_mean < 0.15 < CHANCE
+    # 359 test images; seeds of either loop differ by up to 2.5 points (float differences grow
+    # chaotically over 400 steps), so the means of five seeds agree to about a point.
+    assert abs(fast_mean - reference_mean) <= 0.02, kind
+
+
+def test_pool_before_relu_is_the_tutorial_network_exactly() -> None:
+    torch.manual_seed(0)
+    net = SeedCNN((3, 32, 32), 10, 6, 16, 120, 84)
+    x = torch.randn(8, 3, 32, 32)
+
+    def tutorial(x: torch.Tensor) -> torch.Tensor:
+        x = F.max_pool2d(F.relu(net.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(net.conv2(x)), 2)
+        x = torch.flatten(x, 1)
+        return net.fc3(F.relu(net.fc2(F.relu(net.fc1(x)))))
+
+    ours, theirs = net(x), tutorial(x)
+    assert torch.equal(ours, theirs)
+    grads_ours = torch.autograd.grad(ours.square().sum(), list(net.parameters()))
+    grads_theirs = torch.autograd.grad(theirs.square().sum(), list(net.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(grads_ours, grads_theirs))
+
+
+def mean_errors(make, first, second) -> tuple[float, float]:
+    """Mean test errors over SEEDS of two ways to train twin models."""
+    errors = [(first(a, seed), second(b, seed)) for seed in SEEDS for a, b in [twin_models(make, seed)]]
+    return statistics.mean(e[0] for e in errors), statistics.mean(e[1] for e in errors)
+
+
+def test_layouts_train_the_same_model(digits) -> None:
+    cl, nchw = mean_errors(
+        lambda: SeedCNN((1, 8, 8), 10, 8, 16, 64, 32),
+        lambda m, seed: fast(m, digits, seed, channels_last=True),
+        lambda m, seed: fast(m, digits, seed, channels_last=False),
+    )
+    assert abs(cl - nchw) <= 0.02
+
+
+def test_bf16_mixed_precision_path_trains_well_on_cpu(digits) -> None:
+    # The path CUDA takes by default, exercised here on the CPU's bf16 autocast.
+    bf16, fp32 = mean_errors(
+        lambda: SeedCNN((1, 8, 8), 10, 6, 16, 120, 84),
+        lambda m, seed: fast(m, digits, seed, mixed_precision=True),
+        lambda m, seed: fast(m, digits, seed, mixed_precision=False),
+    )
+    assert bf16 < 0.15 and abs(bf16 - fp32) <= 0.02
+
+
+def test_mixed_precision_policy() -> None:
+    assert _amp_dtype(torch.device("cuda"), None) is torch.bfloat16
+    assert _amp_dtype(torch.device("cuda", 1), None) is torch.bfloat16
+    assert _amp_dtype(torch.device("cpu"), None) is None
+    assert _amp_dtype(torch.device("cpu"), True) is torch.bfloat16
+    assert _amp_dtype(torch.device("cuda"), False) is None
+
+
+def test_evaluate_is_independent_of_batch_size(digits) -> None:
+    torch.manual_seed(0)
+    net = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84)
+    whole = evaluate(net, (digits.x_test, digits.y_test), 4096)
+    pieces = evaluate(net, (digits.x_test, digits.y_test), 7)
+    assert whole[1] == pieces[1] and whole[0] == pytest.approx(pieces[0], rel=1e-5)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_keeps_data_on_device_and_matches_cpu(digits) -> None:
+    device = torch.device("cuda:0")
+    a, b = twin_models(lambda: SeedCNN((1, 8, 8), 10, 6, 16, 120, 84), 0)
+    names = ("x_pool", "y_pool", "x_val", "y_val", "x_test", "y_test")
+    moved = types.SimpleNamespace(**{name: getattr(digits, name).to(device) for name in names})
+    gpu = fast(a.to(device), moved, 0)
+    cpu = fast(b, digits, 0)
+    assert next(a.parameters()).device.type == "cuda"
+    assert gpu < 0.15 and abs(gpu - cpu) <= 0.03
+
+
+def test_patience_spans_a_minimum_of_steps(digits) -> None:
+    def run(size: int, batch_size: int, lr: float, **options):
+        torch.manual_seed(0)
+        return train_model(
+            SeedCNN((1, 8, 8), 10, 6, 16, 120, 84), (digits.x_pool[:size], digits.y_pool[:size]),
+            (digits.x_val, digits.y_val), (digits.x_test, digits.y_test),
+            lr=lr, momentum=0.9 if lr else 0.0, weight_decay=0.0, batch_size=batch_size, max_epochs=200, patience=3, **options,
+        )
+
+    # lr = 0 never improves. Epochs of 4 steps: 3 stale epochs are not 150 steps, 38 are.
+    flat = run(100, 32, 0.0)
+    assert flat.best_epoch == 1 and flat.epochs_run == 1 + 38
+    assert run(100, 32, 0.0, patience_steps=0).epochs_run == 1 + 3
+    # Epochs of 400 steps: patience in epochs decides.
+    assert run(400, 1, 0.0).epochs_run == 1 + 3
+    # A run that learns and then stops improving is stopped, well trained.
+    learned = run(400, 16, 0.05)
+    assert 1 < learned.best_epoch < learned.epochs_run < 200
+    assert learned.stopped_reason.startswith("early_stopped") and learned.test_error < 0.3
