@@ -215,6 +215,7 @@ class _Heartbeat:
         self.interval, self.grace = interval, grace
         self.callback = RetryTrial(max_retry=MAX_RETRY)
         self._seen: dict[int, tuple[str, float]] = {}
+        self._silent: dict[int, float] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -255,6 +256,17 @@ class _Heartbeat:
             for trial_id in set(self._seen) - alive:
                 del self._seen[trial_id]
         return stale
+
+    def stale_without_beat(self, silent: list[int]) -> list[int]:
+        """Trials RUNNING without any heartbeat: their worker died between creating the
+        trial and its first beat. Stale once seen silent for two grace periods here."""
+        now = time.monotonic()
+        with self._lock:
+            for trial_id in set(self._silent) - set(silent):
+                del self._silent[trial_id]
+            for trial_id in silent:
+                self._silent.setdefault(trial_id, now)
+            return [t for t in silent if now - self._silent[t] > 2 * self.grace]
 
 
 class _AttributeHeartbeat(BaseHeartbeat):
@@ -360,7 +372,25 @@ class _RDBStorage(RDBStorage):
         if self._heartbeat is not None:
             running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
             stale += [t for t in self._heartbeat.stale_by_attribute(running) if t not in stale]
+            unbeaten = [t._trial_id for t in running if HEARTBEAT_ATTR not in t.system_attrs]
+            silent = self._without_heartbeat_row(unbeaten)
+            stale += [t for t in self._heartbeat.stale_without_beat(silent) if t not in stale]
         return stale
+
+    def _without_heartbeat_row(self, trial_ids: list[int]) -> list[int]:
+        if not trial_ids:
+            return []
+        from optuna.storages._rdb import models
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(self.scoped_session) as session:
+            rows = (
+                session.query(models.TrialHeartbeatModel.trial_id)
+                .filter(models.TrialHeartbeatModel.trial_id.in_(trial_ids))
+                .all()
+            )
+        beating = {row[0] for row in rows}
+        return [t for t in trial_ids if t not in beating]
 
 
 _retrying(_RDBStorage, _REPEATABLE)
