@@ -11,13 +11,16 @@ against its own temporary SQLite store, through the Python API
   batch size, early stopping and epoch cap.
 
 Both use the same search space, trials per size, data, trainer code and
-seeds. The two runs of an experiment go side by side in two processes (one
+seeds; the seed-faithful run keeps the spec's ``max_epochs`` as its fixed
+epoch count (``--seed-epochs`` sets another). The two runs of an experiment go side by side in two processes (one
 per core), so the neighbours' load hits both alike; CPU time (user + system of
 the process, single-threaded) is what is compared, and wall time is shown too.
 
 The answer is compared on two counts: the exponent β of
 ``scaling_optuna.scaling_law.fit_scaling_law`` fitted to the best trial's test
-error per size (each β inside the other's 95% interval), and the best test
+error per size (mean over the repeats; each β inside the other's 95%
+interval, both fitted as power laws on the sizes that both automatic fits
+kept: exponents of different forms or size ranges do not compare), and the best test
 error per size (the defaults' no worse than the seed's by more than two
 standard errors of the difference: binomial on the test set, plus the spread
 over the repeats with ``--repeats``, which draw other trials). Model
