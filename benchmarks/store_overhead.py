@@ -3,12 +3,15 @@
 Each worker process runs trials of a trivial objective through the same path
 as a real worker (``study.optimize(n_trials=1)`` with heartbeats on, plus the
 worker's read of the study's trials to pick a size): ask, seven parameters,
-four user attributes, fifteen reports each followed by ``should_prune`` (a
-median pruner, so reports read the study), three more attributes and the
-tell. It runs against SQLite, PostgreSQL, and PostgreSQL behind the gRPC
-proxy, with 1, 4 and 8 concurrent processes, and prints the median and 95th
-percentile time per trial as a share of a real digits trial measured in the
-same run.
+four user attributes, fifteen reports each followed by a pruning decision
+(a median pruner, which reads the study's finished trials), three more
+attributes and the tell. The pruning decision is taken both ways, side by
+side: Optuna's ``trial.should_prune()``, which re-reads the study from the
+store every time, and the worker's ``PruneCheck``, which asks the same pruner
+against an in-memory copy refreshed once per trial. It runs against SQLite,
+PostgreSQL, and PostgreSQL behind the gRPC proxy, with 1, 4 and 8 concurrent
+processes, and prints the median and 95th percentile time per trial as a
+share of a real digits trial measured in the same run.
 
 Usage::
 
@@ -37,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = 15
+CHECKS = ("should_prune", "PruneCheck")
 
 
 def main() -> int:
@@ -44,7 +48,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=30, help="trials per worker process (default 30)")
     parser.add_argument("--workers", default="1,4,8", help="concurrent worker processes to try (default 1,4,8)")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="a PostgreSQL URL whose user may create databases")
-    parser.add_argument("--child", nargs=3, metavar=("URL", "STUDY", "START"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=4, metavar=("URL", "STUDY", "START", "CHECK"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return _child(*args.child, trials=args.trials)
@@ -69,7 +73,8 @@ def main() -> int:
         for label, url in stores:
             _create_store(url)
             for n in counts:
-                rows.append((label, n, *_measure(url, n, args.trials)))
+                for check in CHECKS:
+                    rows.append((label, n, check, *_measure(url, n, args.trials, check)))
     finally:
         if proxy is not None:
             proxy.terminate()
@@ -81,7 +86,7 @@ def main() -> int:
     import sqlalchemy
 
     print(
-        f"store overhead per trial: ask + 7 params + 4 attrs + {REPORTS} × (report + should_prune) + 3 attrs + tell, "
+        f"store overhead per trial: ask + 7 params + 4 attrs + {REPORTS} × (report + pruning decision) + 3 attrs + tell, "
         f"heartbeat on; {args.trials} trials per worker process"
     )
     print(
@@ -91,9 +96,16 @@ def main() -> int:
     print(f"load average (1 min) before and after: {load_before:.1f}, {os.getloadavg()[0]:.1f}")
     print(f"typical digits trial (median over the ladder's sizes, untuned model, 1 thread): {typical:.2f} s")
     print()
-    print(f"{'store':<22} {'workers':>7} {'median ms':>10} {'p95 ms':>8} {'trials/s':>9} {'median share':>13}")
-    for label, n, median, p95, rate in rows:
-        print(f"{label:<22} {n:>7} {median * 1000:>10.1f} {p95 * 1000:>8.1f} {rate:>9.1f} {median / typical:>12.1%}")
+    print(f"{'store':<22} {'workers':>7} {'pruning decision':<17} {'median ms':>10} {'p95 ms':>8} {'trials/s':>9} {'median share':>13}")
+    for label, n, check, median, p95, rate in rows:
+        print(f"{label:<22} {n:>7} {check:<17} {median * 1000:>10.1f} {p95 * 1000:>8.1f} {rate:>9.1f} {median / typical:>12.1%}")
+    print()
+    by_key = {(label, n, check): (median, rate) for label, n, check, median, _, rate in rows}
+    for label, n, check, median, _, rate in rows:
+        if check == CHECKS[1]:
+            base_median, base_rate = by_key[(label, n, CHECKS[0])]
+            print(f"{label:<22} {n:>2} worker(s): {CHECKS[1]} takes ×{median / base_median:.2f} the time per trial "
+                  f"of {CHECKS[0]}, ×{rate / base_rate:.2f} the trials/s")
     if not pg_db:
         print(f"\nPostgreSQL at {mask_url(args.postgres)} was unreachable: its rows are missing")
     return 0
@@ -132,7 +144,7 @@ def _typical_trial_s() -> float:
     return statistics.median(times)
 
 
-def _measure(url: str, workers: int, trials: int) -> tuple[float, float, float]:
+def _measure(url: str, workers: int, trials: int, check: str) -> tuple[float, float, float]:
     import optuna
 
     from scaling_optuna.storage import open_storage
@@ -143,7 +155,7 @@ def _measure(url: str, workers: int, trials: int) -> tuple[float, float, float]:
     start_at = time.time() + 3 + 0.5 * workers  # every process imported and connected before the clock starts
     procs = [
         subprocess.Popen(
-            [sys.executable, __file__, "--trials", str(trials), "--child", url, name, str(start_at)],
+            [sys.executable, __file__, "--trials", str(trials), "--child", url, name, str(start_at), check],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -157,9 +169,10 @@ def _measure(url: str, workers: int, trials: int) -> tuple[float, float, float]:
     return statistics.median(latencies), latencies[int(0.95 * (len(latencies) - 1))], len(latencies) / wall
 
 
-def _child(url: str, study_name: str, start_at: str, *, trials: int) -> int:
+def _child(url: str, study_name: str, start_at: str, check: str, *, trials: int) -> int:
     import optuna
 
+    from scaling_optuna.pruning import PruneCheck
     from scaling_optuna.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -171,6 +184,7 @@ def _child(url: str, study_name: str, start_at: str, *, trials: int) -> int:
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
     )
     study.get_trials(deepcopy=False)  # warm the connection
+    prune_check = PruneCheck(study)
     time.sleep(max(0.0, float(start_at) - time.time()))
 
     def objective(trial: optuna.Trial) -> float:
@@ -184,10 +198,18 @@ def _child(url: str, study_name: str, start_at: str, *, trials: int) -> int:
         for key, value in (("n_params", 19754), ("batch_size_used", 32), ("worker", socket.gethostname()), ("size", 288)):
             trial.set_user_attr(key, value)
         loss = random.uniform(0.5, 2.5)
+        reported: dict[int, float] = {}
+        if check == CHECKS[1]:
+            prune_check.start()
         for epoch in range(1, REPORTS + 1):
             loss *= random.uniform(0.85, 1.0)
             trial.report(loss, epoch)
-            trial.should_prune()  # asked, as a real worker does, but never acted on: every trial reports 15 times
+            reported[epoch] = loss
+            # Asked, as a real worker does, but never acted on: every trial reports 15 times.
+            if check == CHECKS[1]:
+                prune_check.should_prune(trial, reported)
+            else:
+                trial.should_prune()
         for key, value in (("val_error", 0.1), ("test_error", 0.1), ("stopped_reason", "max_epochs")):
             trial.set_user_attr(key, value)
         return loss

@@ -19,7 +19,8 @@ interval). End-to-end figures, startup and exit included, are printed too.
 CPU seconds per trial come from the workers' rusage, startup included; equal
 CPU per trial with and without a second worker means they did not fight.
 The machine is shared: the cores that other processes used during each run
-(``/proc/stat`` minus the workers' own CPU time) are printed with it.
+(``/proc/stat`` minus the workers' own CPU time), and the cores the
+hypervisor took away (steal), are printed with it.
 
 Usage::
 
@@ -52,14 +53,16 @@ from scaling_optuna.experiment import load_experiment  # noqa: E402
 from scaling_optuna.spec import load_spec  # noqa: E402
 
 
-def machine_busy_s() -> float:
-    """CPU seconds all processes of the machine have used so far (Linux /proc/stat), or 0 elsewhere."""
+def machine_busy_s() -> tuple[float, float]:
+    """CPU seconds all processes of the machine have used so far, and seconds the hypervisor took
+    from its virtual CPUs (steal), from Linux's /proc/stat; zeros elsewhere."""
     try:
         fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     user, nice, system, idle, iowait, irq, softirq, steal = (int(v) for v in fields[:8])
-    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
 
 
 def run(spec_path: Path, trials: int, workers: int, threads: int) -> dict[str, float]:
@@ -87,7 +90,8 @@ def run(spec_path: Path, trials: int, workers: int, threads: int) -> dict[str, f
         window = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     return {
-        "others_cores": max(0.0, (busy_after - busy_before) - cpu) / wall,
+        "others_cores": max(0.0, (busy_after[0] - busy_before[0]) - cpu) / wall,
+        "steal_cores": (busy_after[1] - busy_before[1]) / wall,
         "trials_per_hour": len(done) / window * 3600,
         "end_to_end_per_hour": len(done) / wall * 3600,
         "cpu_per_trial": cpu / len(done),
@@ -105,6 +109,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=cores, help="workers of the parallel run (default: one per core)")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec_path = Path(args.spec).resolve()
     print(f"machine: {cores} cores ({platform.machine()}), load average {os.getloadavg()[0]:.1f}, torch {torch.__version__}, "
           f"optuna {optuna.__version__}; {spec_path.name}, {args.trials} trials per size, {args.repeats} repeat(s)")
@@ -120,7 +125,8 @@ def main() -> None:
             r = results[name][-1]
             print(f"  repeat {repeat + 1}: {name:22s} {r['finished']} trials in {r['window']:6.1f} s "
                   f"({r['trials_per_hour']:6.0f}/h; end to end {r['wall']:6.1f} s, {r['end_to_end_per_hour']:6.0f}/h; "
-                  f"{r['cpu_per_trial']:.2f} CPU s per trial; other processes used {r['others_cores']:.2f} cores)", flush=True)
+                  f"{r['cpu_per_trial']:.2f} CPU s per trial; other processes used {r['others_cores']:.2f} cores, "
+                  f"the hypervisor {r['steal_cores']:.2f})", flush=True)
     parallel = f"{args.workers} workers × 1 thread"
     print("\nsteady-state trials per hour (medians; ratios within each repeat):")
     for name, rows in results.items():

@@ -53,6 +53,7 @@ from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import study_name
 from scaling_optuna.model import build_model
 from scaling_optuna.model import count_parameters
+from scaling_optuna.pruning import PruneCheck
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
 from scaling_optuna.storage import RetryTrial
@@ -83,6 +84,8 @@ logging.getLogger("optuna.study._optimize").addFilter(_NoTracebackForHandBacks()
 MAX_CONSECUTIVE_FAILURES = 5
 # How long a worker keeps retrying a store it lost before it gives up.
 OUTAGE_LIMIT_S = 600
+# How often a worker with nothing left to start looks at the store again.
+WAIT_POLL_S = 1.0
 
 
 @dataclasses.dataclass
@@ -168,6 +171,7 @@ def run_worker(
     failures_in_a_row = 0
     outage = _Outage(url, outage_limit_s, stop)
     waiting_logged = False
+    prune_checks = {size: PruneCheck(study) for size, study in studies.items()}
     who = f"{socket.gethostname()}:{os.getpid()}"
     _log.info("worker %s on %s with %d threads, store %s", who, target, torch.get_num_threads(), mask_url(url))
     while not stop.is_set() and (max_trials is None or summary.trials < max_trials):
@@ -193,11 +197,12 @@ def run_worker(
                 outage.failed(e, "check for stale trials")
                 continue
             outage.recovered()
-            stop.wait(heartbeat_interval)
+            # Polled more often than the heartbeat, so that a worker leaves soon after the last trial ends.
+            stop.wait(min(heartbeat_interval, WAIT_POLL_S))
             continue
         waiting_logged = False
         study = studies[size]
-        objective = _Objective(spec, tensors, size, stop, who, weights)
+        objective = _Objective(spec, tensors, size, stop, who, weights, prune_checks[size])
         taken_over = False
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,))
@@ -412,9 +417,12 @@ class _Objective:
     trial back when it was interrupted or lost its store mid-way.
     """
 
-    def __init__(self, spec: ExperimentSpec, tensors: _DeviceData, size: int, stop: threading.Event, who: str, weights: Any = None) -> None:
+    def __init__(
+        self, spec: ExperimentSpec, tensors: _DeviceData, size: int, stop: threading.Event, who: str,
+        weights: Any = None, prune_check: PruneCheck | None = None,
+    ) -> None:
         self.spec, self.tensors, self.size, self.stop, self.who = spec, tensors, size, stop, who
-        self.weights = weights
+        self.weights, self.prune_check = weights, prune_check
         self.trial_number: int | None = None
         self.final_state: TrialState | None = None
         self.value: float | None = None
@@ -450,11 +458,15 @@ class _Objective:
         trial.set_user_attr("batch_size_used", batch_size)
         trial.set_user_attr("worker", self.who)
         epochs = [0]
+        reported: dict[int, float] = {}
+        prune_check = self.prune_check or PruneCheck(trial.study)
+        prune_check.start()
 
         def on_epoch(epoch: int, val_loss: float, val_error: float) -> None:
             epochs[0] = epoch
             trial.report(val_loss, epoch)
-            if trial.should_prune():
+            reported[epoch] = val_loss
+            if prune_check.should_prune(trial, reported):
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} at validation loss {val_loss:.4f}")
 
         try:

@@ -1,0 +1,114 @@
+"""Pruning decisions without a store round trip per epoch.
+
+``trial.should_prune()`` re-reads every unfinished trial of the study from the
+store, at every call: on SQLite that was 6 ms per epoch against 2.5 ms for the
+``trial.report`` itself, and with several workers those reads queue for the
+database with everyone else's writes. The pruners a spec can name mostly only
+read the study's finished trials, which change once per finished trial. So a
+worker keeps an in-memory copy of them, refreshed at the start of every trial
+and at most every ``refresh_s`` seconds during one, and asks the study's own
+pruner against that copy. Pruners that write to the store while they decide
+(successive halving, Hyperband) keep Optuna's own path.
+
+The decision can differ from Optuna's only by what finished in the last
+``refresh_s`` seconds, as it may between any two workers anyway.
+
+Example::
+
+    check = PruneCheck(study)
+    check.start()                       # at the start of a trial
+    trial.report(val_loss, epoch)
+    if check.should_prune(trial, {1: 0.9, 2: 0.7}):
+        raise optuna.TrialPruned()
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import time
+from typing import Callable, Mapping
+
+import optuna
+from optuna.pruners import BasePruner
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState
+
+# Long trials (CIFAR-10's take minutes) still see trials that finished meanwhile.
+REFRESH_S = 10.0
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Pruners whose decision only reads the study and the trial.
+_READ_ONLY = (
+    optuna.pruners.NopPruner,
+    optuna.pruners.PercentilePruner,  # MedianPruner too
+    optuna.pruners.ThresholdPruner,
+    optuna.pruners.WilcoxonPruner,
+)
+
+
+class _NoCopyAnnouncements(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("A new study created in memory")
+
+
+logging.getLogger("optuna.storages._in_memory").addFilter(_NoCopyAnnouncements())
+
+
+def decides_locally(pruner: BasePruner) -> bool:
+    """Whether ``pruner`` can decide against a copy of the study (it writes nothing while deciding)."""
+    if isinstance(pruner, optuna.pruners.PatientPruner):
+        wrapped = getattr(pruner, "_wrapped_pruner", None)
+        return wrapped is None or decides_locally(wrapped)
+    return isinstance(pruner, _READ_ONLY)
+
+
+class PruneCheck:
+    """The study's pruner, asked against an in-memory copy of the study's finished trials."""
+
+    def __init__(self, study: optuna.Study, refresh_s: float = REFRESH_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.study, self.refresh_s, self.clock = study, refresh_s, clock
+        self.local = decides_locally(study.pruner)
+        self._copy: optuna.Study | None = None
+        self._copied: set[int] = set()
+        self._refreshed_at = -float("inf")
+
+    def start(self) -> None:
+        """Bring the copy up to date; call at the start of every trial."""
+        if self.local:
+            self._refresh()
+
+    def should_prune(self, trial: optuna.Trial, intermediate_values: Mapping[int, float]) -> bool:
+        """The pruner's decision for ``trial``, whose reported values so far are ``intermediate_values``."""
+        if not self.local:
+            return trial.should_prune()
+        if self.clock() - self._refreshed_at >= self.refresh_s:
+            self._refresh()
+        assert self._copy is not None
+        running = FrozenTrial(
+            number=trial.number,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=trial.datetime_start or datetime.datetime.now(),
+            datetime_complete=None,
+            params=dict(trial.params),
+            distributions=dict(trial.distributions),
+            user_attrs={},
+            system_attrs={},
+            intermediate_values=dict(intermediate_values),
+            trial_id=-1 - trial.number,  # not a row of the copy: nothing may be written for it
+        )
+        return self._copy.pruner.prune(self._copy, running)
+
+    def _refresh(self) -> None:
+        if self._copy is None:
+            self._copy = optuna.create_study(
+                storage=optuna.storages.InMemoryStorage(),
+                directions=self.study.directions,
+                pruner=self.study.pruner,
+                sampler=optuna.samplers.RandomSampler(),
+            )
+        new = [t for t in self.study.get_trials(deepcopy=False, states=_FINISHED) if t.number not in self._copied]
+        if new:
+            self._copy.add_trials(new)
+            self._copied.update(t.number for t in new)
+        self._refreshed_at = self.clock()

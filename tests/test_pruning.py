@@ -1,0 +1,113 @@
+"""The worker's local pruning decision against Optuna's own, on a real SQLite store."""
+
+from __future__ import annotations
+
+import random
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from scaling_optuna.pruning import PruneCheck
+from scaling_optuna.pruning import decides_locally
+from scaling_optuna.storage import open_storage
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _study(tmp_path, pruner: optuna.pruners.BasePruner) -> optuna.Study:
+    store = open_storage(f"sqlite:///{tmp_path}/store.db", create=True, heartbeat_interval=None)
+    return optuna.create_study(storage=store, study_name="s", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
+
+
+def _finish(study: optuna.Study, curve: list[float], state: TrialState = TrialState.COMPLETE) -> None:
+    trial = study.ask()
+    trial.suggest_float("lr", 1e-3, 1.0, log=True)
+    for step, value in enumerate(curve, start=1):
+        trial.report(value, step)
+    study.tell(trial, curve[-1] if state == TrialState.COMPLETE else None, state=state)
+
+
+@pytest.mark.parametrize(
+    "pruner",
+    [
+        optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
+        optuna.pruners.PercentilePruner(25.0, n_startup_trials=2, interval_steps=2),
+        optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(n_startup_trials=2), patience=1),
+        optuna.pruners.ThresholdPruner(upper=1.5),
+    ],
+    ids=["median", "percentile", "patient", "threshold"],
+)
+def test_local_decisions_equal_optunas_at_every_step(tmp_path, pruner):
+    study = _study(tmp_path, pruner)
+    rng = random.Random(0)
+    for _ in range(8):
+        start = rng.uniform(0.5, 2.0)
+        _finish(study, [start * 0.9**k + rng.uniform(0, 0.05) for k in range(10)])
+    _finish(study, [3.0, 2.9], TrialState.PRUNED)
+    check = PruneCheck(study)
+    assert check.local
+    decisions = {True: 0, False: 0}
+    for k in range(6):
+        trial = study.ask()
+        trial.suggest_float("lr", 1e-3, 1.0, log=True)
+        check.start()
+        start = rng.uniform(0.3, 2.5)
+        reported: dict[int, float] = {}
+        for step in range(1, 11):
+            # Every other trial stops improving after step 4 (what a patient pruner waits for).
+            value = start * 0.93**step if k % 2 else start * 0.93 ** min(step, 4) * (1 + 0.05 * max(0, step - 4))
+            trial.report(value, step)
+            reported[step] = value
+            ours, theirs = check.should_prune(trial, reported), trial.should_prune()
+            assert ours == theirs, f"step {step}: ours {ours}, Optuna's {theirs}"
+            decisions[ours] += 1
+        study.tell(trial, reported[10])
+    assert decisions[True] and decisions[False], "the trials should have exercised both decisions"
+
+
+def test_trials_finished_meanwhile_are_seen_after_the_refresh_interval(tmp_path):
+    study = _study(tmp_path, optuna.pruners.MedianPruner(n_startup_trials=3))
+    for _ in range(2):
+        _finish(study, [0.5, 0.4, 0.3])
+    clock = Clock()
+    check = PruneCheck(study, refresh_s=10, clock=clock)
+    trial = study.ask()
+    check.start()
+    trial.report(5.0, 1)
+    assert not check.should_prune(trial, {1: 5.0}), "two finished trials are fewer than the pruner's startup trials"
+
+    _finish(study, [0.5, 0.4, 0.3])  # another worker finishes a third
+    clock.now = 9.0
+    assert not check.should_prune(trial, {1: 5.0}), "the copy is refreshed only after refresh_s"
+    assert trial.should_prune(), "Optuna's own check sees the third trial at once"
+    clock.now = 10.0
+    assert check.should_prune(trial, {1: 5.0})
+
+
+def test_pruners_that_write_while_deciding_keep_optunas_path(tmp_path):
+    halving = optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=2)
+    assert not decides_locally(halving)
+    assert not decides_locally(optuna.pruners.PatientPruner(halving, patience=1))
+    assert not decides_locally(optuna.pruners.HyperbandPruner())
+    assert decides_locally(optuna.pruners.MedianPruner())
+
+    study = _study(tmp_path, halving)
+    for _ in range(3):
+        _finish(study, [0.5, 0.4, 0.3])
+    check = PruneCheck(study)
+    check.start()
+    trial = study.ask()
+    trial.report(0.2, 1)
+    check.should_prune(trial, {1: 0.2})
+    stored = study.get_trials(deepcopy=False)[-1]
+    # Successive halving records the rung the trial reached, in the store: proof the real path ran.
+    assert any(key.startswith("completed_rung_") for key in stored.system_attrs)
