@@ -11,7 +11,10 @@ interleaved ``--repeats`` times:
   validation and a test pass at batch size 4 under ``no_grad``;
 * the project's trainer, ``train_model``, on the same images (loaded through
   the ``cifar10`` dataset of a spec), with the default trainer settings
-  (batch size 64, evaluation batches of 2048);
+  (batch size 64, evaluation batches of 2048), and with batches of 256;
+* the trainer as ``scaling-optuna run --workers N`` runs it on N cores: N
+  processes of one thread each, training at once (the speed of all of them
+  together);
 * a large fp32 matmul, the roofline: the faster of MKL's sgemm (``torch.mm``)
   and oneDNN's (MKL takes a slow path on AMD CPUs, oneDNN does not).
 
@@ -35,11 +38,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import pickle
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -200,7 +205,8 @@ def run_seed_loop(root: Path, train_idx: np.ndarray, val_idx: np.ndarray, n_test
 
 
 def run_trainer(
-    data, size: int, widths: tuple[int, ...], epochs: int, *, model_cls: type = SeedCNN, cpu_eval_batch: int | None = None, **options
+    data, size: int, widths: tuple[int, ...], epochs: int, *, model_cls: type = SeedCNN, cpu_eval_batch: int | None = None,
+    batch_size: int | None = None, **options
 ) -> Speed:
     """The project's trainer for ``epochs`` epochs with the default trainer settings."""
     trainer = TrainerSpec()
@@ -218,7 +224,7 @@ def run_trainer(
                 lr=0.01,
                 momentum=0.9,
                 weight_decay=1e-5,
-                batch_size=trainer.batch_size,
+                batch_size=batch_size or trainer.batch_size,
                 max_epochs=epochs,
                 patience=epochs,
                 eval_batch_size=trainer.eval_batch_size,
@@ -228,6 +234,50 @@ def run_trainer(
         train_module.CPU_EVAL_BATCH = default_cap
     assert result.epochs_run == epochs
     return watch.speed(epochs * (size + len(data.y_val)) + len(data.y_test))
+
+
+def run_side_by_side(root: Path, n_val: int, pool: int, size: int, widths: tuple[int, ...], epochs: int, processes: int) -> Speed:
+    """``processes`` single-threaded trainer runs at once, each in its own process, started together.
+
+    This is how ``scaling-optuna run --workers N`` uses the cores: N trials at
+    once, one thread each. The speed is their images together over the time
+    until the last one is done.
+    """
+    command = [sys.executable, __file__, "--child", str(root), str(n_val), str(pool), str(size), ",".join(map(str, widths)), str(epochs)]
+    children = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(processes)]
+    for child in children:
+        if child.stdout.readline().strip() != "ready":
+            raise SystemExit("a side-by-side trainer failed to start")
+    start = time.perf_counter()
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    results = [json.loads(child.stdout.readline()) for child in children]
+    wall = time.perf_counter() - start
+    for child in children:
+        child.wait()
+    images = sum(r["images"] for r in results)
+    return Speed(images / wall, images / sum(r["cpu"] for r in results), sum(r["faults"] for r in results) / images)
+
+
+def child_trainer(root: str, n_val: str, pool: str, size: str, widths: str, epochs: str) -> None:
+    """One side-by-side run: load the data, say ready, train on ``go``, print its CPU time as JSON."""
+    torch.set_num_threads(1)
+    data = load_dataset(throughput_spec(Path(root), int(n_val), int(pool)))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    speed = run_trainer(data, int(size), tuple(int(w) for w in widths.split(",")), int(epochs))
+    images = int(epochs) * (int(size) + len(data.y_val)) + len(data.y_test)
+    print(json.dumps({"images": images, "cpu": images / speed.cpu, "faults": speed.faults * images}), flush=True)
+
+
+def throughput_spec(root: Path, n_val: int, pool: int):
+    return parse_spec({
+        "name": "throughput",
+        "seed": SPLIT_SEED,
+        "data": {"dataset": "cifar10", "root": str(root), "download": False, "validation_size": n_val},
+        "sizes": {"counts": [pool]},
+    })
 
 
 def roofline() -> dict[str, Speed]:
@@ -275,7 +325,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one repeat on smaller sets")
     parser.add_argument("--no-ablations", action="store_true", help="skip the trainer variants")
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        return child_trainer(*args.child)
     repeats = 1 if args.quick else args.repeats
     torch.set_num_threads(args.threads)
     print(f"machine: {cores} cores ({platform.processor() or platform.machine()}), load average {os.getloadavg()[0]:.1f}, "
@@ -289,20 +342,19 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         write_images(root, n_files, n_test)
-        spec = parse_spec({
-            "name": "throughput",
-            "seed": SPLIT_SEED,
-            "data": {"dataset": "cifar10", "root": str(root), "download": False, "validation_size": n_val},
-            "sizes": {"counts": [max(sizes.values())]},
-        })
-        data = load_dataset(spec)
+        pool = max(sizes.values())
+        data = load_dataset(throughput_spec(root, n_val, pool))
         print(f"data: {n_files} CIFAR-format training images ({n_val} of them validation) and {n_test} test images, "
               "written by write_cifar10, read by the seed's Dataset and by the cifar10 spec dataset")
 
         for widths in (SEED_WIDTHS, WIDEST):
             fwd, counted = forward_flops(widths)
             train_idx, val_idx = seed_split(n_files, n_val, seed_sizes[widths])
-            variants: dict[str, dict] = {"trainer": {}}
+            variants: dict[str, dict] = {
+                "trainer": {},
+                "trainer, batch 256": {"batch_size": 256},
+                f"trainer × {cores} processes side by side, 1 thread each": {"side_by_side": cores},
+            }
             if not args.no_ablations:
                 variants.update({
                     "trainer, NCHW (channels_last=False)": {"channels_last": False},
@@ -317,7 +369,11 @@ def main() -> None:
                 before = roofline()
                 rows[seeds[0]].append(run_seed_loop(root, train_idx, val_idx, n_val, widths, 0))
                 for name, options in variants.items():
-                    rows[name].append(run_trainer(data, sizes[widths], widths, epochs[widths], **options))
+                    if "side_by_side" in options:
+                        speed = run_side_by_side(root, n_val, pool, sizes[widths], widths, epochs[widths], options["side_by_side"])
+                    else:
+                        speed = run_trainer(data, sizes[widths], widths, epochs[widths], **options)
+                    rows[name].append(speed)
                 rows[seeds[1]].append(run_seed_loop(root, train_idx, val_idx, n_val, widths, 2))
                 after = roofline()
                 # The loops ran between two roofline measurements; the better one keeps the fraction honest.

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from typing import Sequence
 
 from scaling_optuna.errors import UserError
@@ -86,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     worker = command("worker", _cmd_worker, "pull and train trials until every study has its budget")
     _worker_options(worker)
     worker.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="how many workers share this machine's cores (sets threads)")
+    worker.add_argument("--seed-offset", type=int, metavar="N", help="added to a seeded sampler's seed, so that workers do not propose the same parameters (default: from this host's name and process id)")
     command("status", _cmd_status, "trials complete/pruned/failed/running per size")
     command("best", _cmd_best, "the best trial of every size")
     proxy = sub.add_parser("proxy", help="serve the store through Optuna's gRPC storage proxy (workers use grpc://HOST:PORT)", description="serve the store through Optuna's gRPC storage proxy, so that hundreds of workers share its few database connections")
@@ -128,6 +131,10 @@ def _heartbeat_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--heartbeat", type=_positive_int, default=HEARTBEAT_INTERVAL_S, metavar="SECONDS", help=f"heartbeat interval of running trials (default {HEARTBEAT_INTERVAL_S})")
     p.add_argument("--grace", type=_positive_int, metavar="SECONDS", help="a trial without heartbeat this long is failed and retried (default 3 × --heartbeat)")
+
+
+def _process_seed_offset() -> int:
+    return zlib.crc32(f"{socket.gethostname()}:{os.getpid()}".encode()) % 1_000_003
 
 
 def _positive_int(text: str) -> int:
@@ -197,6 +204,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             heartbeat_interval=args.heartbeat,
             grace_period=args.grace,
             artifacts=args.artifacts,
+            seed_offset=args.seed_offset if args.seed_offset is not None else _process_seed_offset(),
         )
     finally:
         restore()
@@ -229,7 +237,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.artifacts:
         command += ["--artifacts", args.artifacts]
     env = {**os.environ, STORAGE_ENV: exp.storage_url}
-    workers = [subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env) for _ in range(args.workers)]
+    # Offsets 0…N-1: a seeded spec run with the same number of workers proposes the same parameters again.
+    workers = [subprocess.Popen([*command, "--seed-offset", str(i)], stdout=subprocess.DEVNULL, env=env) for i in range(args.workers)]
     try:
         _watch(exp, workers)
     except KeyboardInterrupt:

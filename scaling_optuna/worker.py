@@ -120,6 +120,7 @@ def run_worker(
     grace_period: int | None = None,
     outage_limit_s: float = OUTAGE_LIMIT_S,
     artifacts: str | None = None,
+    seed_offset: int = 0,
 ) -> WorkerSummary:
     """Run trials of ``spec``'s experiment in ``storage`` until every study has its budget.
 
@@ -140,6 +141,8 @@ def run_worker(
             as dead (default: three intervals).
         artifacts: where complete trials' weights go (default: the spec's
             ``artifacts``, else beside a SQLite store; see ``artifact_location``).
+        seed_offset: added to the seed of a seeded sampler. Give every worker
+            process its own, or they all propose the same parameters.
 
     Raises:
         StorageError: the store is unreachable or holds no study of the experiment.
@@ -154,7 +157,7 @@ def run_worker(
     sizes = call_with_retries(lambda: find_sizes(spec, store), what="find the studies")
     if not sizes:
         raise StorageError(f"store {mask_url(url)} holds no study of experiment {spec.name!r}; run 'scaling-optuna create' first")
-    studies = call_with_retries(lambda: _load_studies(spec, store, sizes), what="load the studies")
+    studies = call_with_retries(lambda: _load_studies(spec, store, sizes, seed_offset), what="load the studies")
     for size, study in studies.items():
         expected, local = study.user_attrs.get("fingerprint"), data.fingerprint(size)
         if expected != local:
@@ -260,12 +263,12 @@ class _Counts:
     counted: int = 0
 
 
-def _load_studies(spec: ExperimentSpec, store: Any, sizes: list[int]) -> dict[int, optuna.Study]:
+def _load_studies(spec: ExperimentSpec, store: Any, sizes: list[int], seed_offset: int = 0) -> dict[int, optuna.Study]:
     return {
         size: optuna.load_study(
             study_name=study_name(spec.name, size),
             storage=store,
-            sampler=spec.create_sampler(),
+            sampler=spec.create_sampler(seed_offset),
             pruner=spec.create_pruner(),
         )
         for size in sizes
@@ -452,6 +455,9 @@ class _Objective:
         params = suggest(trial, self.spec.search_space)
         data = self.tensors.data
         device = self.tensors.x_pool.device
+        seed = self.spec.seed * 1_000_003 + trial.number
+        # The initial weights depend on the trial alone, not on what this process ran before.
+        torch.manual_seed(seed)
         model = build_model(self.spec.model, data.input_shape, data.num_classes, params).to(device)
         batch_size = self.spec.batch_size_for(self.size, params)
         trial.set_user_attr("n_params", count_parameters(model))
@@ -482,7 +488,7 @@ class _Objective:
                 max_epochs=self.spec.trainer.max_epochs,
                 patience=self.spec.trainer.patience,
                 eval_batch_size=self.spec.trainer.eval_batch_size,
-                seed=self.spec.seed * 1_000_003 + trial.number,
+                seed=seed,
                 on_epoch=on_epoch,
                 should_stop=self.stop.is_set,
             )

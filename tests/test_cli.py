@@ -33,6 +33,10 @@ def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
     for row in exp.status():
         # Two workers may both start the last trial of a study: overshoot ≤ workers − 1.
         assert 3 <= row.complete + row.pruned <= 4 and row.running == 0 and row.failed == 0
+    for size in exp.sizes:
+        # The spec's RandomSampler has a seed: each worker must add its own offset to it.
+        proposals = [tuple(sorted(t.params.items())) for t in exp.trials(size)]
+        assert len(set(proposals)) == len(proposals), f"size {size}: workers proposed the same parameters"
 
     # Plain Optuna reads the store with no help from us.
     names = {s.study_name for s in optuna.get_all_study_summaries(url)}
