@@ -24,8 +24,9 @@ kept: exponents of different forms or size ranges do not compare), and the best 
 error per size (the defaults' no worse than the seed's by more than two
 standard errors of the difference: binomial on the test set, plus the spread
 over the repeats with ``--repeats``, which draw other trials). Model
-initialisation is not varied between repeats: the worker draws it from the
-process's random state, which the trials before it left the same way.
+initialisation is not varied between repeats: the worker seeds it from the
+spec's seed and the trial's number, so the enqueued untuned trial (number 0)
+starts from the same weights in every repeat.
 
 Usage::
 

@@ -68,7 +68,9 @@ class PruneCheck:
     def __init__(self, study: optuna.Study, refresh_s: float = REFRESH_S, clock: Callable[[], float] = time.monotonic) -> None:
         self.study, self.refresh_s, self.clock = study, refresh_s, clock
         self.local = decides_locally(study.pruner)
-        self._copy: optuna.Study | None = None
+        self._storage = optuna.storages.InMemoryStorage()
+        self._copy_id = self._storage.create_new_study(study.directions, "copy")
+        self._copy = optuna.load_study(study_name="copy", storage=self._storage, pruner=study.pruner, sampler=optuna.samplers.RandomSampler())
         self._copied: set[int] = set()
         self._refreshed_at = -float("inf")
 
@@ -83,7 +85,6 @@ class PruneCheck:
             return trial.should_prune()
         if self.clock() - self._refreshed_at >= self.refresh_s:
             self._refresh()
-        assert self._copy is not None
         running = FrozenTrial(
             number=trial.number,
             state=TrialState.RUNNING,
@@ -100,15 +101,10 @@ class PruneCheck:
         return self._copy.pruner.prune(self._copy, running)
 
     def _refresh(self) -> None:
-        if self._copy is None:
-            self._copy = optuna.create_study(
-                storage=optuna.storages.InMemoryStorage(),
-                directions=self.study.directions,
-                pruner=self.study.pruner,
-                sampler=optuna.samplers.RandomSampler(),
-            )
-        new = [t for t in self.study.get_trials(deepcopy=False, states=_FINISHED) if t.number not in self._copied]
-        if new:
-            self._copy.add_trials(new)
-            self._copied.update(t.number for t in new)
+        for trial in self.study.get_trials(deepcopy=False, states=_FINISHED):
+            if trial.number not in self._copied:
+                # Straight into the storage: Study.add_trial would reject the enqueued baseline,
+                # whose parameters lie outside the search space on purpose.
+                self._storage.create_new_trial(self._copy_id, template_trial=trial)
+                self._copied.add(trial.number)
         self._refreshed_at = self.clock()

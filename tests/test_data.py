@@ -10,6 +10,7 @@ import pytest
 
 from scaling_optuna.data import RawData
 from scaling_optuna.data import load_dataset
+from scaling_optuna.data import read_digits
 from scaling_optuna.data import split
 from scaling_optuna.errors import DataError
 from scaling_optuna.spec import DataSpec
@@ -57,6 +58,15 @@ def test_digits_dataset_loads_with_a_test_split():
     assert data.num_classes == 10
     assert len(data.y_test) == 359 and data.pool_size + len(data.y_val) == 1797 - 359
     assert 0.85 < data.majority_error() < 0.95
+
+
+def test_digits_are_read_exactly_as_scikit_learn_loads_them():
+    from sklearn.datasets import load_digits
+
+    images, target = read_digits()
+    bunch = load_digits()
+    np.testing.assert_array_equal(images, bunch.images)
+    np.testing.assert_array_equal(target, bunch.target)
 
 
 def _write_official_cifar_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:

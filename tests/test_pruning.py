@@ -12,7 +12,10 @@ from scaling_optuna.pruning import PruneCheck
 from scaling_optuna.pruning import decides_locally
 from scaling_optuna.storage import open_storage
 
-pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Fixed parameter"),
+]
 
 
 class Clock:
@@ -49,6 +52,9 @@ def _finish(study: optuna.Study, curve: list[float], state: TrialState = TrialSt
 def test_local_decisions_equal_optunas_at_every_step(tmp_path, pruner):
     study = _study(tmp_path, pruner)
     rng = random.Random(0)
+    # The untuned baseline: enqueued with a value outside the searched range, as every study's first trial.
+    study.enqueue_trial({"lr": 5.0})
+    _finish(study, [2.0 * 0.95**k for k in range(10)])
     for _ in range(8):
         start = rng.uniform(0.5, 2.0)
         _finish(study, [start * 0.9**k + rng.uniform(0, 0.05) for k in range(10)])
