@@ -140,7 +140,9 @@ def main() -> None:
     best_single = max((n for n in configs if n != parallel), key=lambda n: statistics.median(r["trials_per_hour"] for r in results[n]))
     same_threads = "1 worker × 1 thread"
     for key, label in (("trials_per_hour", "steady state"), ("end_to_end_per_hour", "end to end")):
-        for base, why in ((same_threads, "the same threads per worker"), (best_single, "the faster single worker")):
+        bases = {same_threads: "the same threads per worker"}
+        bases.setdefault(best_single, "the faster single worker")
+        for base, why in bases.items():
             ratio = statistics.median(p[key] / s[key] for p, s in zip(results[parallel], results[base]))
             goal = " (goal ≥ 1.7)" if key == "trials_per_hour" and base == same_threads else ""
             print(f"{parallel} against {base} ({why}), {label}: ×{ratio:.2f} trials per hour{goal}")
