@@ -198,17 +198,16 @@ def _child(url: str, study_name: str, start_at: str, check: str, *, trials: int)
         for key, value in (("n_params", 19754), ("batch_size_used", 32), ("worker", socket.gethostname()), ("size", 288)):
             trial.set_user_attr(key, value)
         loss = random.uniform(0.5, 2.5)
-        reported: dict[int, float] = {}
         if check == CHECKS[1]:
             prune_check.start()
         for epoch in range(1, REPORTS + 1):
             loss *= random.uniform(0.85, 1.0)
-            trial.report(loss, epoch)
-            reported[epoch] = loss
             # Asked, as a real worker does, but never acted on: every trial reports 15 times.
             if check == CHECKS[1]:
-                prune_check.should_prune(trial, reported)
+                prune_check.report(trial, loss, epoch)
+                prune_check.should_prune(trial)
             else:
+                trial.report(loss, epoch)
                 trial.should_prune()
         for key, value in (("val_error", 0.1), ("test_error", 0.1), ("stopped_reason", "max_epochs")):
             trial.set_user_attr(key, value)

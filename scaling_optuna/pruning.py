@@ -17,8 +17,8 @@ Example::
 
     check = PruneCheck(study)
     check.start()                       # at the start of a trial
-    trial.report(val_loss, epoch)
-    if check.should_prune(trial, {1: 0.9, 2: 0.7}):
+    check.report(trial, val_loss, epoch)
+    if check.should_prune(trial):
         raise optuna.TrialPruned()
 """
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from typing import Callable, Mapping
+from typing import Callable
 
 import optuna
 from optuna.pruners import BasePruner
@@ -73,14 +73,21 @@ class PruneCheck:
         self._copy = optuna.load_study(study_name="copy", storage=self._storage, pruner=study.pruner, sampler=optuna.samplers.RandomSampler())
         self._copied: set[int] = set()
         self._refreshed_at = -float("inf")
+        self._reported: dict[int, float] = {}
 
     def start(self) -> None:
         """Bring the copy up to date; call at the start of every trial."""
+        self._reported = {}
         if self.local:
             self._refresh()
 
-    def should_prune(self, trial: optuna.Trial, intermediate_values: Mapping[int, float]) -> bool:
-        """The pruner's decision for ``trial``, whose reported values so far are ``intermediate_values``."""
+    def report(self, trial: optuna.Trial, value: float, step: int) -> None:
+        """``trial.report(value, step)``, remembered for the decisions of this trial."""
+        trial.report(value, step)
+        self._reported[step] = value
+
+    def should_prune(self, trial: optuna.Trial) -> bool:
+        """The pruner's decision for ``trial``, from the values reported since ``start``."""
         if not self.local:
             return trial.should_prune()
         if self.clock() - self._refreshed_at >= self.refresh_s:
@@ -95,7 +102,7 @@ class PruneCheck:
             distributions=dict(trial.distributions),
             user_attrs={},
             system_attrs={},
-            intermediate_values=dict(intermediate_values),
+            intermediate_values=dict(self._reported),
             trial_id=-1 - trial.number,  # not a row of the copy: nothing may be written for it
         )
         return self._copy.pruner.prune(self._copy, running)

@@ -205,7 +205,7 @@ def run_worker(
             continue
         waiting_logged = False
         study = studies[size]
-        objective = _Objective(spec, tensors, size, stop, who, weights, prune_checks[size])
+        objective = _Objective(spec, tensors, size, stop, who, prune_checks[size], weights)
         taken_over = False
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,))
@@ -422,7 +422,7 @@ class _Objective:
 
     def __init__(
         self, spec: ExperimentSpec, tensors: _DeviceData, size: int, stop: threading.Event, who: str,
-        weights: Any = None, prune_check: PruneCheck | None = None,
+        prune_check: PruneCheck, weights: Any = None,
     ) -> None:
         self.spec, self.tensors, self.size, self.stop, self.who = spec, tensors, size, stop, who
         self.weights, self.prune_check = weights, prune_check
@@ -464,15 +464,12 @@ class _Objective:
         trial.set_user_attr("batch_size_used", batch_size)
         trial.set_user_attr("worker", self.who)
         epochs = [0]
-        reported: dict[int, float] = {}
-        prune_check = self.prune_check or PruneCheck(trial.study)
-        prune_check.start()
+        self.prune_check.start()
 
         def on_epoch(epoch: int, val_loss: float, val_error: float) -> None:
             epochs[0] = epoch
-            trial.report(val_loss, epoch)
-            reported[epoch] = val_loss
-            if prune_check.should_prune(trial, reported):
+            self.prune_check.report(trial, val_loss, epoch)
+            if self.prune_check.should_prune(trial):
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} at validation loss {val_loss:.4f}")
 
         try:

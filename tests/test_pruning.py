@@ -67,16 +67,14 @@ def test_local_decisions_equal_optunas_at_every_step(tmp_path, pruner):
         trial.suggest_float("lr", 1e-3, 1.0, log=True)
         check.start()
         start = rng.uniform(0.3, 2.5)
-        reported: dict[int, float] = {}
         for step in range(1, 11):
             # Every other trial stops improving after step 4 (what a patient pruner waits for).
             value = start * 0.93**step if k % 2 else start * 0.93 ** min(step, 4) * (1 + 0.05 * max(0, step - 4))
-            trial.report(value, step)
-            reported[step] = value
-            ours, theirs = check.should_prune(trial, reported), trial.should_prune()
+            check.report(trial, value, step)
+            ours, theirs = check.should_prune(trial), trial.should_prune()
             assert ours == theirs, f"step {step}: ours {ours}, Optuna's {theirs}"
             decisions[ours] += 1
-        study.tell(trial, reported[10])
+        study.tell(trial, value)
     assert decisions[True] and decisions[False], "the trials should have exercised both decisions"
 
 
@@ -88,15 +86,15 @@ def test_trials_finished_meanwhile_are_seen_after_the_refresh_interval(tmp_path)
     check = PruneCheck(study, refresh_s=10, clock=clock)
     trial = study.ask()
     check.start()
-    trial.report(5.0, 1)
-    assert not check.should_prune(trial, {1: 5.0}), "two finished trials are fewer than the pruner's startup trials"
+    check.report(trial, 5.0, 1)
+    assert not check.should_prune(trial), "two finished trials are fewer than the pruner's startup trials"
 
     _finish(study, [0.5, 0.4, 0.3])  # another worker finishes a third
     clock.now = 9.0
-    assert not check.should_prune(trial, {1: 5.0}), "the copy is refreshed only after refresh_s"
+    assert not check.should_prune(trial), "the copy is refreshed only after refresh_s"
     assert trial.should_prune(), "Optuna's own check sees the third trial at once"
     clock.now = 10.0
-    assert check.should_prune(trial, {1: 5.0})
+    assert check.should_prune(trial)
 
 
 def test_pruners_that_write_while_deciding_keep_optunas_path(tmp_path):
@@ -112,8 +110,8 @@ def test_pruners_that_write_while_deciding_keep_optunas_path(tmp_path):
     check = PruneCheck(study)
     check.start()
     trial = study.ask()
-    trial.report(0.2, 1)
-    check.should_prune(trial, {1: 0.2})
+    check.report(trial, 0.2, 1)
+    check.should_prune(trial)
     stored = study.get_trials(deepcopy=False)[-1]
     # Successive halving records the rung the trial reached, in the store: proof the real path ran.
     assert any(key.startswith("completed_rung_") for key in stored.system_attrs)
