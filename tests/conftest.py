@@ -86,7 +86,8 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict
     )
 
 
-def _admin_connect():
+def admin_connect():
+    """An autocommit connection to the PostgreSQL server's own database, as user postgres."""
     import psycopg2
 
     conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
@@ -101,7 +102,7 @@ def postgres_url():
     Skips when the server is unreachable, except under CI (CI=true), where it fails.
     """
     try:
-        admin = _admin_connect()
+        admin = admin_connect()
     except Exception as e:  # psycopg2.OperationalError and friends
         if os.environ.get("CI") == "true":
             pytest.fail(f"PostgreSQL at 127.0.0.1:5432 is unreachable under CI: {e}")

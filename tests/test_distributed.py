@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 import urllib.request
 from pathlib import Path
@@ -26,6 +25,10 @@ import pytest
 import yaml
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
+
+from tests.conftest import admin_connect
+from tests.conftest import run_cli
+from tests.conftest import write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 HEARTBEAT = ("--heartbeat", "1", "--grace", "3")
@@ -70,9 +73,7 @@ def spec(tmp_path: Path) -> Callable[..., Path]:
     """Write a digits spec without pruning or early stopping, so trials last ``epochs`` epochs."""
 
     def make(name: str = "dist", trials: int = 3, counts=(60, 240), epochs: int = 4) -> Path:
-        path = tmp_path / f"{name}.toml"
-        path.write_text(textwrap.dedent(SPEC.format(name=name, trials=trials, counts=list(counts), epochs=epochs)))
-        return path
+        return write_spec(tmp_path, SPEC.format(name=name, trials=trials, counts=list(counts), epochs=epochs), f"{name}.toml")
 
     return make
 
@@ -128,10 +129,7 @@ def worker_args(spec_path: Path, url: str, *extra: str) -> tuple[str, ...]:
 
 
 def create(spec_path: Path, url: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "scaling_optuna", "create", str(spec_path), "--storage", url],
-        capture_output=True, text=True, timeout=120,
-    )
+    done = run_cli("create", str(spec_path), "--storage", url, timeout=120)
     assert done.returncode == 0, done.stderr
 
 
@@ -215,14 +213,6 @@ def children_of(pid: int) -> list[int]:
     return kids
 
 
-def _admin():
-    import psycopg2
-
-    conn = psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres", connect_timeout=5)
-    conn.autocommit = True
-    return conn
-
-
 def _dbname(url: str) -> str:
     return url.rsplit("/", 1)[1]
 
@@ -255,20 +245,14 @@ def test_three_workers_on_postgres_reach_every_budget_and_hide_the_password(spec
 
 def test_unreachable_store_error_is_one_line_without_the_password(spec):
     path = spec("gone")
-    done = subprocess.run(
-        [sys.executable, "-m", "scaling_optuna", "worker", str(path), "--storage", f"postgresql://me:{SECRET}@127.0.0.1:9/db"],
-        capture_output=True, text=True, timeout=60,
-    )
+    done = run_cli("worker", str(path), "--storage", f"postgresql://me:{SECRET}@127.0.0.1:9/db", timeout=60)
     assert done.returncode == 2
     assert SECRET not in done.stdout + done.stderr
     assert done.stderr.count("\n") == 1 and "me:***@127.0.0.1:9" in done.stderr, done.stderr
 
 
 def test_grace_not_longer_than_heartbeat_is_a_usage_error(spec):
-    done = subprocess.run(
-        [sys.executable, "-m", "scaling_optuna", "worker", str(spec("g")), "--storage", "sqlite:///nowhere.db", "--heartbeat", "5", "--grace", "5"],
-        capture_output=True, text=True, timeout=60,
-    )
+    done = run_cli("worker", str(spec("g")), "--storage", "sqlite:///nowhere.db", "--heartbeat", "5", "--grace", "5", timeout=60)
     assert done.returncode == 2
     assert "grace period 5 s must be longer than the heartbeat interval 5 s" in done.stderr
 
@@ -344,7 +328,7 @@ def test_workers_survive_connections_cut_and_a_short_outage(spec, postgres_url, 
     ws = [workers(f"w{i}", *worker_args(path, postgres_url)) for i in range(2)]
     wait_until(lambda: running_mid_trial(postgres_url), 120, "trials running")
     db = _dbname(postgres_url)
-    admin = _admin()
+    admin = admin_connect()
     cut = 0
 
     def terminate() -> int:
@@ -383,8 +367,8 @@ def test_worker_cut_off_longer_than_grace_loses_its_trial_to_the_retry_and_carri
 
     path = spec("partition", trials=3, counts=(400,), epochs=30)
     create(path, postgres_url)
-    db, role = _dbname(postgres_url), f"so_cut_{uuid.uuid4().hex[:8]}"
-    admin = _admin()
+    role = f"so_cut_{uuid.uuid4().hex[:8]}"
+    admin = admin_connect()
     with admin.cursor() as cur:
         cur.execute(f'CREATE ROLE "{role}" LOGIN')
     grant = psycopg_connect(postgres_url)
@@ -485,7 +469,7 @@ def test_grpc_proxy_run_completes_and_retries_a_killed_worker(spec, postgres_url
     a.proc.send_signal(signal.SIGKILL)
     a.wait(10)
     assert b.wait(150) == 0, b.output()
-    with _admin() as admin, admin.cursor() as cur:
+    with admin_connect() as admin, admin.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (_dbname(postgres_url),))
         connections = cur.fetchone()[0]
     print(f"database connections with two gRPC workers: {connections} (all the proxy's)")
