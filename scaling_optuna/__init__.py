@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from scaling_optuna.spec import ExperimentSpec
     from scaling_optuna.spec import load_spec
 
-# Imported on first use: the report's SciPy alone took 1.2 s of every command's start.
+# Imported on first use: the report pulls in SciPy, which every command would otherwise load at start.
 _LAZY = {
     "BestTrial": "experiment",
     "Experiment": "experiment",

@@ -269,8 +269,8 @@ def _load_digits(test_fraction: float) -> RawData:
 def read_digits() -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8×8 digits (``load_digits().images`` and ``.target``).
 
-    Read from the file scikit-learn ships, without importing scikit-learn: that
-    import alone took 2.6 s of every worker's start.
+    Read from the file scikit-learn ships, without importing scikit-learn, whose
+    import would otherwise add seconds to every worker's start.
     """
     found = importlib.util.find_spec("sklearn")
     folders = list(found.submodule_search_locations or []) if found is not None else []

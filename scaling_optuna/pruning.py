@@ -1,9 +1,9 @@
 """Pruning decisions without a store round trip per epoch.
 
 ``trial.should_prune()`` re-reads every unfinished trial of the study from the
-store, at every call: on SQLite that was 6 ms per epoch against 2.5 ms for the
-``trial.report`` itself, and with several workers those reads queue for the
-database with everyone else's writes. The pruners a spec can name mostly only
+store, at every call: with one worker on SQLite those reads were 45% of a
+trial's store time (``benchmarks/store_overhead.py``), and with several workers
+they queue for the database with everyone else's writes. The pruners a spec can name mostly only
 read the study's finished trials, which change once per finished trial. So a
 worker keeps an in-memory copy of them, refreshed at the start of every trial
 and at most every ``refresh_s`` seconds during one, and asks the study's own
