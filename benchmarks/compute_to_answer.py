@@ -22,11 +22,15 @@ error per size (mean over the repeats; each β inside the other's 95%
 interval, both fitted as power laws on the sizes that both automatic fits
 kept: exponents of different forms or size ranges do not compare), and the best test
 error per size (the defaults' no worse than the seed's by more than two
-standard errors of the difference: binomial on the test set, plus the spread
-over the repeats with ``--repeats``, which draw other trials). Model
-initialisation is not varied between repeats: the worker seeds it from the
-spec's seed and the trial's number, so the enqueued untuned trial (number 0)
-starts from the same weights in every repeat.
+standard errors of the difference: binomial on the test set, plus, with
+``--repeats``, the spread over the repeats of the paired difference).
+
+Repeat ``r`` runs both configurations with the spec's seed plus ``r`` and
+sampler seed ``r``: what a user's rerun with another seed changes. The
+spec's seed draws the validation split and so the nested subsets, and the
+worker seeds every model's initial weights from it and the trial's number;
+the sampler seed draws the trials. Both configurations of one repeat share
+the data, so their difference is taken per repeat.
 
 Usage::
 
@@ -72,10 +76,12 @@ SPECS = {"digits": ROOT / "studies" / "digits.toml", "mnist1d": ROOT / "studies"
 
 
 def make_spec(
-    name: str, mode: str, trials: int, seed_epochs: int | None, data_root: str, tmp: str, sampler_seed: int = 0
+    name: str, mode: str, trials: int, seed_epochs: int | None, data_root: str, tmp: str, repeat: int = 0
 ) -> ExperimentSpec:
     """``mode``: "seed", "defaults", or "defaults:patience=N" (the defaults with another patience)."""
     spec = load_spec(SPECS[name]).with_trials(trials)
+    sampler_seed = repeat
+    spec = dataclasses.replace(spec, seed=spec.seed + repeat)
     spec = dataclasses.replace(spec, data=dataclasses.replace(spec.data, root=data_root))
     if hasattr(spec, "artifacts"):
         spec = dataclasses.replace(spec, artifacts=str(Path(tmp) / "artifacts"), keep_models=0)
@@ -93,12 +99,12 @@ def make_spec(
     )
 
 
-def run_one(name: str, mode: str, trials: int, seed_epochs: int | None, data_root: str, sampler_seed: int) -> dict[str, Any]:
+def run_one(name: str, mode: str, trials: int, seed_epochs: int | None, data_root: str, repeat: int) -> dict[str, Any]:
     """One experiment in one configuration, in this (fresh) process; returns its measurements."""
     torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
-        spec = make_spec(name, mode, trials, seed_epochs, data_root, tmp, sampler_seed)
+        spec = make_spec(name, mode, trials, seed_epochs, data_root, tmp, repeat)
         storage = f"sqlite:///{tmp}/store.db"
         create_experiment(spec, storage)
         before, start = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -153,7 +159,7 @@ def report(name: str, mode: str, seed: list[dict[str, Any]], default: list[dict[
     from scaling_optuna.scaling_law import fit_scaling_law
 
     repeats = len(seed)
-    print(f"\n## {name}: seed-faithful against {mode} ({repeats} repeat(s), sampler seeds 0…{repeats - 1})")
+    print(f"\n## {name}: seed-faithful against {mode} ({repeats} repeat(s): spec seed + 0…{repeats - 1}, sampler seeds 0…{repeats - 1})")
     for label, runs in (("seed-faithful", seed), ("defaults", default)):
         r, e = runs[0], epochs_summary(runs)
         print(f"  {label:14s} {r['sampler']}, {r['pruner']}, batch {r['batch_size']}, max_epochs {r['max_epochs']}, "
@@ -170,16 +176,18 @@ def report(name: str, mode: str, seed: list[dict[str, Any]], default: list[dict[
     n_test = seed[0]["n_test"]
     values = {label: {s: [r["best"][s] for r in runs] for s in sizes} for label, runs in (("seed", seed), ("defaults", default))}
     ok_errors = True
-    noise = "binomial on the test set" + (" plus the spread over the repeats" if repeats > 1 else "")
+    noise = "binomial on the test set" + (" plus the spread over the repeats of the paired difference" if repeats > 1 else "")
     print(f"  best trial's test error per size (mean over repeats), and 2 standard errors of the difference ({noise}):")
     print(f"  {'size':>6s} {'seed-faithful':>14s} {'defaults':>9s} {'diff':>8s} {'2·SE':>7s}")
     for size in sizes:
         a, b = values["seed"][size], values["defaults"][size]
         ma, mb = statistics.mean(a), statistics.mean(b)
-        # Two sources: the test set's sampling (binomial), and the search's draws (spread over the repeats).
+        # Two sources: the test set's sampling (binomial), and what a repeat redraws: the subsets,
+        # the initial weights and the trials. A repeat's two runs share its subsets, so the
+        # spread is that of their paired difference.
         se2 = (max(ma * (1 - ma), 1 / n_test) + max(mb * (1 - mb), 1 / n_test)) / n_test
         if repeats > 1:
-            se2 += statistics.variance(a) / repeats + statistics.variance(b) / repeats
+            se2 += statistics.variance([y - x for x, y in zip(a, b)]) / repeats
         se = math.sqrt(se2)
         worse = mb - ma > 2 * se
         ok_errors &= not worse
@@ -211,7 +219,7 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8, help="trials per size, both configurations (default 8)")
     parser.add_argument("--seed-epochs", type=int, default=None,
                         help="the seed-faithful run's fixed epochs (default: the spec's max_epochs)")
-    parser.add_argument("--repeats", type=int, default=1, help="runs of every configuration, with sampler seeds 0, 1, … (default 1)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of every configuration, with spec seed + 0, 1, … and sampler seeds 0, 1, … (default 1)")
     parser.add_argument("--patience", type=int, action="append", default=[],
                         help="also run the defaults with this early-stopping patience (repeatable)")
     parser.add_argument("--save", help="write the runs' measurements to this JSON file")
@@ -246,7 +254,7 @@ def main() -> None:
         for future in concurrent.futures.as_completed(futures):
             done[futures[future]] = future.result()
             name, mode, repeat = futures[future]
-            print(f"  finished {name} {mode} (sampler seed {repeat}): {done[name, mode, repeat]['cpu_s']:.1f} CPU s", flush=True)
+            print(f"  finished {name} {mode} (repeat {repeat}): {done[name, mode, repeat]['cpu_s']:.1f} CPU s", flush=True)
     results = {(n, m): [done[n, m, r] for r in range(args.repeats)] for n in names for m in modes}
     if args.save:
         Path(args.save).write_text(json.dumps({f"{n}|{m}": v for (n, m), v in results.items()}))

@@ -187,11 +187,12 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
+    # The spec first: a mistake in it is reported before the seconds that importing torch takes.
+    spec = _spec(args)
     from scaling_optuna.worker import default_threads
     from scaling_optuna.worker import install_signal_handlers
     from scaling_optuna.worker import run_worker
 
-    spec = _spec(args)
     stop = threading.Event()
     restore = install_signal_handlers(stop)
     try:
@@ -214,10 +215,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    spec = _spec(args)
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.worker import default_threads
 
-    spec = _spec(args)
     exp = create_experiment(spec, args.storage)
     threads = args.threads or default_threads(args.workers)
     print(
@@ -232,13 +233,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
         command += ["--grace", str(args.grace)]
     if args.trials:
         command += ["--trials", str(args.trials)]
-    if args.device:
-        command += ["--device", args.device]
     if args.artifacts:
         command += ["--artifacts", args.artifacts]
     env = {**os.environ, STORAGE_ENV: exp.storage_url}
+    devices = worker_devices(args.device or spec.trainer.device, args.workers, _cuda_device_count())
     # Offsets 0…N-1: a seeded spec run with the same number of workers proposes the same parameters again.
-    workers = [subprocess.Popen([*command, "--seed-offset", str(i)], stdout=subprocess.DEVNULL, env=env) for i in range(args.workers)]
+    workers = [
+        subprocess.Popen([*command, "--device", device, "--seed-offset", str(i)], stdout=subprocess.DEVNULL, env=env)
+        for i, device in enumerate(devices)
+    ]
     try:
         _watch(exp, workers)
     except KeyboardInterrupt:
@@ -254,6 +257,29 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"error: {sum(1 for c in codes if c)} worker(s) failed (exit codes {codes}); see their messages above", file=sys.stderr)
         return 1
     return 0
+
+
+def worker_devices(device: str, workers: int, cuda_devices: int) -> list[str]:
+    """The ``--device`` of each of ``run``'s workers: on several GPUs they take turns.
+
+    One small CNN leaves a GPU mostly idle, so several workers share each
+    device; ``cuda`` or ``auto`` on a machine with ``cuda_devices`` GPUs puts
+    worker i on ``cuda:{i % cuda_devices}``. Any other device is used as given.
+
+    Example::
+
+        >>> worker_devices("auto", 4, 2)
+        ['cuda:0', 'cuda:1', 'cuda:0', 'cuda:1']
+    """
+    if device in ("auto", "cuda") and cuda_devices > 1:
+        return [f"cuda:{i % cuda_devices}" for i in range(workers)]
+    return [device] * workers
+
+
+def _cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def _watch(exp, workers: list[subprocess.Popen]) -> None:

@@ -221,3 +221,20 @@ def test_studies_keep_wal_mode_for_concurrent_readers(tiny_digits, tmp_path):
     assert run_cli("create", str(spec), "--storage", f"sqlite:///{store}").returncode == 0
     with sqlite3.connect(store) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize(
+    "device, workers, gpus, expected",
+    [
+        ("auto", 4, 2, ["cuda:0", "cuda:1", "cuda:0", "cuda:1"]),
+        ("cuda", 3, 3, ["cuda:0", "cuda:1", "cuda:2"]),
+        ("auto", 2, 1, ["auto", "auto"]),  # one GPU (or none): every worker shares it
+        ("auto", 2, 0, ["auto", "auto"]),
+        ("cpu", 2, 4, ["cpu", "cpu"]),
+        ("cuda:1", 2, 4, ["cuda:1", "cuda:1"]),  # a device asked for by name is used as given
+    ],
+)
+def test_run_spreads_its_workers_over_the_gpus(device, workers, gpus, expected):
+    from scaling_optuna.cli import worker_devices
+
+    assert worker_devices(device, workers, gpus) == expected
