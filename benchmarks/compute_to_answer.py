@@ -34,8 +34,8 @@ the data, so their difference is taken per repeat.
 
 Usage::
 
-    python benchmarks/compute_to_answer.py                  # ~8 min on 2 cores
-    python benchmarks/compute_to_answer.py --repeats 3      # search noise measured: ~25 min
+    python benchmarks/compute_to_answer.py                  # 8–20 min on 2 cores
+    python benchmarks/compute_to_answer.py --repeats 3      # noise measured: 25–65 min
     python benchmarks/compute_to_answer.py --trials 4 --experiments digits   # a quick look
 """
 

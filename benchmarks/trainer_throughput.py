@@ -9,6 +9,9 @@ interleaved ``--repeats`` times:
   shuffle=True)`` with ``num_workers=0`` and with ``num_workers=2`` (the
   seed's), one SGD step per batch, ``loss.item()`` every step, then a
   validation and a test pass at batch size 4 under ``no_grad``;
+* a plain tensor loop on the same tensors: the tutorial's network, a permuted
+  index per epoch, batches of 64, stock SGD, NCHW (what a first rewrite
+  without a DataLoader looks like);
 * the project's trainer, ``train_model``, on the same images (loaded through
   the ``cifar10`` dataset of a spec), with the default trainer settings
   (batch size 64, evaluation batches of 2048), and with batches of 256;
@@ -236,6 +239,35 @@ def run_trainer(
     return watch.speed(epochs * (size + len(data.y_val)) + len(data.y_test))
 
 
+def run_plain_loop(data, size: int, widths: tuple[int, ...], epochs: int, batch_size: int = 64) -> Speed:
+    """A plain tensor loop: the tutorial's network, the tensors in memory, a permuted index per epoch.
+
+    What the issue calls the floor's reference: no DataLoader and no per-image
+    Python, but none of the trainer's CPU choices (default NCHW layout, stock
+    SGD, evaluation in batches of 1000 under ``no_grad``).
+    """
+    torch.manual_seed(0)
+    net = TutorialNet(*widths)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-5)
+    x, y = data.x_pool[:size].contiguous(), data.y_pool[:size]
+    with Stopwatch() as watch:
+        for _ in range(epochs):
+            order = torch.randperm(size)
+            for i in range(0, size, batch_size):
+                idx = order[i : i + batch_size]
+                loss = F.cross_entropy(net(x[idx]), y[idx])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+            with torch.no_grad():
+                for i in range(0, len(data.y_val), 1000):
+                    F.cross_entropy(net(data.x_val[i : i + 1000]), data.y_val[i : i + 1000]).item()
+        with torch.no_grad():
+            for i in range(0, len(data.y_test), 1000):
+                F.cross_entropy(net(data.x_test[i : i + 1000]), data.y_test[i : i + 1000]).item()
+    return watch.speed(epochs * (size + len(data.y_val)) + len(data.y_test))
+
+
 def run_side_by_side(root: Path, n_val: int, pool: int, size: int, widths: tuple[int, ...], epochs: int, processes: int) -> Speed:
     """``processes`` single-threaded trainer runs at once, each in its own process, started together.
 
@@ -351,6 +383,7 @@ def main() -> None:
             fwd, counted = forward_flops(widths)
             train_idx, val_idx = seed_split(n_files, n_val, seed_sizes[widths])
             variants: dict[str, dict] = {
+                "plain tensor loop (tutorial net, NCHW, stock SGD)": {"plain": True},
                 "trainer": {},
                 "trainer, batch 256": {"batch_size": 256},
                 f"trainer × {cores} processes side by side, 1 thread each": {"side_by_side": cores},
@@ -369,7 +402,9 @@ def main() -> None:
                 before = roofline()
                 rows[seeds[0]].append(run_seed_loop(root, train_idx, val_idx, n_val, widths, 0))
                 for name, options in variants.items():
-                    if "side_by_side" in options:
+                    if "plain" in options:
+                        speed = run_plain_loop(data, sizes[widths], widths, epochs[widths])
+                    elif "side_by_side" in options:
                         speed = run_side_by_side(root, n_val, pool, sizes[widths], widths, epochs[widths], options["side_by_side"])
                     else:
                         speed = run_trainer(data, sizes[widths], widths, epochs[widths], **options)
@@ -392,7 +427,7 @@ def main() -> None:
                 print(f"  {name:56s} {median(v.wall for v in values):8.0f} {median(v.cpu for v in values):10.0f}"
                       f"   ×{ratios[0]:6.2f} ×{ratios[1]:6.2f}                     ×{ratios[2]:6.2f} ×{ratios[3]:6.2f}")
             for name in variants:
-                if name != "trainer":
+                if name != "trainer" and "plain" not in variants[name]:
                     wall = median(v.wall / t.wall for v, t in zip(rows[name], rows["trainer"]))
                     cpu = median(v.cpu / t.cpu for v, t in zip(rows[name], rows["trainer"]))
                     print(f"  {name:56s} = ×{wall:.2f} (wall), ×{cpu:.2f} (CPU) the trainer's throughput")
