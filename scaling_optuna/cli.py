@@ -26,6 +26,7 @@ import zlib
 from typing import Sequence
 
 from scaling_optuna.errors import UserError
+from scaling_optuna.storage import check_url
 from scaling_optuna.storage import mask_url
 
 EXIT_USAGE = 2
@@ -187,8 +188,9 @@ def _cmd_create(args: argparse.Namespace) -> int:
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
-    # The spec first: a mistake in it is reported before the seconds that importing torch takes.
+    # Spec and URL first: a mistake in either is reported before the seconds that importing torch takes.
     spec = _spec(args)
+    check_url(args.storage or spec.storage)
     from scaling_optuna.worker import default_threads
     from scaling_optuna.worker import install_signal_handlers
     from scaling_optuna.worker import run_worker
@@ -216,6 +218,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     spec = _spec(args)
+    check_url(args.storage or spec.storage)
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.worker import default_threads
 

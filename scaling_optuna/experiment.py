@@ -32,6 +32,7 @@ from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
+from scaling_optuna.storage import check_url
 from scaling_optuna.storage import mask_url
 from scaling_optuna.storage import open_storage
 
@@ -254,6 +255,7 @@ def create_experiment(spec: ExperimentSpec, storage: str | None = None, *, log: 
 
     url = storage or spec.storage
     # Validate everything that can fail before the store is touched, so bad input writes nothing.
+    check_url(url)
     data = load_dataset(spec)
     sizes = spec.sizes.resolve(data.pool_size)
     fingerprints = {size: data.fingerprint(size) for size in sizes}

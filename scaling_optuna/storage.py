@@ -65,6 +65,20 @@ def mask_url(text: str) -> str:
     return _PASSWORD.sub(lambda m: f"{m['head']}***{m['tail']}", str(text))
 
 
+def check_url(url: str) -> None:
+    """Raise :class:`StorageError` unless ``url`` has the form of a store URL.
+
+    Cheap and offline: callers run it before loading data, so that a mistyped
+    ``--storage`` is reported at once. Whether the store answers is for
+    :func:`open_storage` to find out.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise StorageError(
+            f"storage URL {mask_url(str(url))!r} is malformed; use sqlite:///file.db, "
+            "postgresql://user@host/db, journal:///file.log or grpc://host:port"
+        )
+
+
 def open_storage(
     url: str,
     *,
@@ -85,11 +99,7 @@ def open_storage(
     Raises:
         StorageError: the URL is malformed or the store cannot be reached.
     """
-    if not isinstance(url, str) or "://" not in url:
-        raise StorageError(
-            f"storage URL {mask_url(str(url))!r} is malformed; use sqlite:///file.db, "
-            "postgresql://user:password@host/db, journal:///file.log or grpc://host:port"
-        )
+    check_url(url)
     heartbeat = _Heartbeat.configure(heartbeat_interval, grace_period)
     scheme = url.split("://", 1)[0].lower()
     if scheme == "journal":

@@ -58,6 +58,7 @@ from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
 from scaling_optuna.storage import RetryTrial
 from scaling_optuna.storage import backoff
+from scaling_optuna.storage import check_url
 from scaling_optuna.storage import call_with_retries
 from scaling_optuna.storage import is_transient
 from scaling_optuna.storage import mask_url
@@ -152,6 +153,7 @@ def run_worker(
     stop = stop or threading.Event()
     if threads is not None:
         torch.set_num_threads(threads)
+    check_url(url)
     data = load_dataset(spec)
     store = open_storage(url, create=False, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     sizes = call_with_retries(lambda: find_sizes(spec, store), what="find the studies")

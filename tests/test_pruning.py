@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 
 import optuna
 import pytest
@@ -31,6 +32,12 @@ def _study(tmp_path, pruner: optuna.pruners.BasePruner) -> optuna.Study:
     return optuna.create_study(storage=store, study_name="s", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
 
 
+def _patient_median() -> optuna.pruners.PatientPruner:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # Optuna marks it experimental
+        return optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(n_startup_trials=2), patience=1)
+
+
 def _finish(study: optuna.Study, curve: list[float], state: TrialState = TrialState.COMPLETE) -> None:
     trial = study.ask()
     trial.suggest_float("lr", 1e-3, 1.0, log=True)
@@ -44,7 +51,7 @@ def _finish(study: optuna.Study, curve: list[float], state: TrialState = TrialSt
     [
         optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=2),
         optuna.pruners.PercentilePruner(25.0, n_startup_trials=2, interval_steps=2),
-        optuna.pruners.PatientPruner(optuna.pruners.MedianPruner(n_startup_trials=2), patience=1),
+        _patient_median(),
         optuna.pruners.ThresholdPruner(upper=1.5),
     ],
     ids=["median", "percentile", "patient", "threshold"],
