@@ -8,7 +8,7 @@ in under 15 minutes on one H200, with several workers sharing the device so
 that the small CNN does not leave it idle.
 
 Data: CIFAR-10 itself where ``--data-root`` holds ``cifar-10-batches-py``;
-otherwise (a machine without a network) 50,000 + 10,000 synthetic
+otherwise (as on a machine without a network) 50,000 + 10,000 synthetic
 images in the real CIFAR-10 file format, written as
 ``benchmarks/trainer_throughput.py`` writes them. They have CIFAR's shapes,
 so every step costs what it costs on CIFAR; how many epochs early stopping
