@@ -173,6 +173,11 @@ class Stopwatch:
         return Speed(images / self.wall, images / max(self.cpu, 1e-9), self.faults / images)
 
 
+def images_processed(data, size: int, epochs: int) -> int:
+    """Images a trainer run touches: ``size`` training and the validation set per epoch, then the test set."""
+    return epochs * (size + len(data.y_val)) + len(data.y_test)
+
+
 def run_seed_loop(root: Path, train_idx: np.ndarray, val_idx: np.ndarray, n_test: int, widths: tuple[int, ...], workers: int) -> Speed:
     """The seed's loop: one epoch, then validation and test passes."""
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))])
@@ -236,7 +241,7 @@ def run_trainer(
     finally:
         train_module.CPU_EVAL_BATCH = default_cap
     assert result.epochs_run == epochs
-    return watch.speed(epochs * (size + len(data.y_val)) + len(data.y_test))
+    return watch.speed(images_processed(data, size, epochs))
 
 
 def run_plain_loop(data, size: int, widths: tuple[int, ...], epochs: int, batch_size: int = 64) -> Speed:
@@ -265,7 +270,7 @@ def run_plain_loop(data, size: int, widths: tuple[int, ...], epochs: int, batch_
         with torch.no_grad():
             for i in range(0, len(data.y_test), 1000):
                 F.cross_entropy(net(data.x_test[i : i + 1000]), data.y_test[i : i + 1000]).item()
-    return watch.speed(epochs * (size + len(data.y_val)) + len(data.y_test))
+    return watch.speed(images_processed(data, size, epochs))
 
 
 def run_side_by_side(root: Path, n_val: int, pool: int, size: int, widths: tuple[int, ...], epochs: int, processes: int) -> Speed:
@@ -299,7 +304,7 @@ def child_trainer(root: str, n_val: str, pool: str, size: str, widths: str, epoc
     print("ready", flush=True)
     sys.stdin.readline()
     speed = run_trainer(data, int(size), tuple(int(w) for w in widths.split(",")), int(epochs))
-    images = int(epochs) * (int(size) + len(data.y_val)) + len(data.y_test)
+    images = images_processed(data, int(size), int(epochs))
     print(json.dumps({"images": images, "cpu": images / speed.cpu, "faults": speed.faults * images}), flush=True)
 
 

@@ -147,5 +147,6 @@ def main() -> None:
             goal = " (goal ≥ 1.7)" if key == "trials_per_hour" and base == same_threads else ""
             print(f"{parallel} against {base} ({why}), {label}: ×{ratio:.2f} trials per hour{goal}")
 
+
 if __name__ == "__main__":
     main()

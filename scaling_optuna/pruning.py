@@ -3,12 +3,12 @@
 ``trial.should_prune()`` re-reads every unfinished trial of the study from the
 store, at every call: with one worker on SQLite those reads were 45% of a
 trial's store time (``benchmarks/store_overhead.py``), and with several workers
-they queue for the database with everyone else's writes. The pruners a spec can name mostly only
-read the study's finished trials, which change once per finished trial. So a
-worker keeps an in-memory copy of them, refreshed at the start of every trial
-and at most every ``refresh_s`` seconds during one, and asks the study's own
-pruner against that copy. Pruners that write to the store while they decide
-(successive halving, Hyperband) keep Optuna's own path.
+they queue for the database with everyone else's writes. The pruners a spec
+can name mostly only read the study's finished trials, which change once per
+finished trial. So a worker keeps an in-memory copy of them, refreshed at the
+start of every trial and at most every ``refresh_s`` seconds during one, and
+asks the study's own pruner against that copy. Pruners that write to the store
+while they decide (successive halving, Hyperband) keep Optuna's own path.
 
 The decision can differ from Optuna's only by what finished in the last
 ``refresh_s`` seconds, as it may between any two workers anyway.
