@@ -24,7 +24,7 @@ from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import UserError
 
 if TYPE_CHECKING:
-    from scaling_optuna.experiment import BestTrial
+    from scaling_optuna.experiment import TrialRecord
     from scaling_optuna.experiment import Experiment
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.experiment import load_experiment
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 # Imported on first use: the report pulls in SciPy, which every command would otherwise load at start.
 _LAZY = {
-    "BestTrial": "experiment",
+    "TrialRecord": "experiment",
     "Experiment": "experiment",
     "create_experiment": "experiment",
     "load_experiment": "experiment",
@@ -67,7 +67,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "BestTrial",
+    "TrialRecord",
     "DataError",
     "Experiment",
     "ExperimentMismatchError",

@@ -45,8 +45,12 @@ ATTR_EXPERIMENT = "experiment"
 
 
 @dataclasses.dataclass(frozen=True)
-class BestTrial:
-    """The best trial of one size, selected by validation loss."""
+class TrialRecord:
+    """One complete trial of one size: what it scored and how it ran.
+
+    ``exp.best_trials()`` gives the best record of every size (by validation
+    loss); ``exp.records(size)`` every complete trial of a size.
+    """
 
     size: int
     study_name: str
@@ -57,6 +61,13 @@ class BestTrial:
     test_error: float | None
     n_params: int | None
     params: dict[str, Any]
+    baseline: bool = False
+    epochs_run: int | None = None
+    stopped_reason: str | None = None
+
+    def metric(self, name: str) -> float | None:
+        """``test_error``, ``test_loss``, ``n_params`` (or any numeric field) by name."""
+        return getattr(self, name)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,16 +138,19 @@ class Experiment:
             )
         return rows
 
-    def best_trial(self, size: int) -> BestTrial | None:
-        """The size's best complete trial by validation loss, or ``None`` if none finished."""
+    def records(self, size: int) -> list[TrialRecord]:
+        """Every complete trial of ``size``, best (lowest validation loss) first."""
         study = self.studies[size]
         complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not complete:
-            return None
-        trial = min(complete, key=lambda t: t.value)
-        return _best_from_trial(size, study.study_name, trial)
+        records = [_record(size, study.study_name, t) for t in complete]
+        return sorted(records, key=lambda r: (r.val_loss, r.trial_number))
 
-    def best_trials(self) -> list[BestTrial]:
+    def best_trial(self, size: int) -> TrialRecord | None:
+        """The size's best complete trial by validation loss, or ``None`` if none finished."""
+        records = self.records(size)
+        return records[0] if records else None
+
+    def best_trials(self) -> list[TrialRecord]:
         """The best trial of every size that has one, smallest size first."""
         return [b for b in (self.best_trial(size) for size in self.sizes) if b is not None]
 
@@ -183,21 +197,6 @@ class Experiment:
     def trials(self, size: int, states: tuple[TrialState, ...] = (TrialState.COMPLETE,)) -> list[FrozenTrial]:
         """The size's trials in the given states."""
         return self.studies[size].get_trials(deepcopy=False, states=states)
-
-    def report(self, target: float | None = None, **options: Any) -> dict[str, Any]:
-        """The scaling report as a dict: the content of ``report.json``.
-
-        ``target`` is a test error to say how much data reaches; ``options`` go to
-        :func:`scaling_optuna.report.build_report`. Reads the store only.
-
-        Example::
-
-            report = exp.report(target=0.02)
-            print(report["fits"]["test_error"]["tuned"]["beta"], report["target"]["message"])
-        """
-        from scaling_optuna.report import build_report
-
-        return build_report(self, target=target, **options).to_dict()
 
 
 def load_experiment(spec_path: str | Path | ExperimentSpec, storage: str | None = None) -> Experiment:
@@ -302,9 +301,9 @@ def create_experiment(spec: ExperimentSpec, storage: str | None = None, *, log: 
     return Experiment(spec, store, url, all_sizes)
 
 
-def _best_from_trial(size: int, name: str, trial: FrozenTrial) -> BestTrial:
+def _record(size: int, name: str, trial: FrozenTrial) -> TrialRecord:
     attrs = trial.user_attrs
-    return BestTrial(
+    return TrialRecord(
         size=size,
         study_name=name,
         trial_number=trial.number,
@@ -314,4 +313,7 @@ def _best_from_trial(size: int, name: str, trial: FrozenTrial) -> BestTrial:
         test_error=attrs.get("test_error"),
         n_params=attrs.get("n_params"),
         params=dict(trial.params),
+        baseline=bool(attrs.get("baseline", False)),
+        epochs_run=attrs.get("epochs_run"),
+        stopped_reason=attrs.get("stopped_reason"),
     )

@@ -44,7 +44,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import UserError
-from scaling_optuna.experiment import BestTrial
+from scaling_optuna.experiment import TrialRecord
 from scaling_optuna.experiment import Experiment
 from scaling_optuna.experiment import SizeStatus
 # Rendering constants, still importable from here for callers that used them.
@@ -115,7 +115,7 @@ class SizeRow:
     """One size: its trial counts, best trial, untuned baseline and near-best trials."""
 
     status: SizeStatus
-    best: BestTrial | None
+    best: TrialRecord | None
     baseline: TrialPoint | None
     good: tuple[TrialPoint, ...]
     trials: tuple[TrialPoint, ...]
