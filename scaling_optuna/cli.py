@@ -26,8 +26,9 @@ import zlib
 from typing import Sequence
 
 from scaling_optuna.errors import UserError
-from scaling_optuna.storage import check_url
-from scaling_optuna.storage import mask_url
+from scaling_optuna.errors import WorkerError
+from scaling_optuna.storages import check_url
+from scaling_optuna.storages import mask_url
 
 EXIT_USAGE = 2
 STORAGE_ENV = "SCALING_OPTUNA_STORAGE"
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {mask_url(str(e))}", file=sys.stderr)
         return EXIT_USAGE
+    except WorkerError as e:
+        print(f"error: {mask_url(str(e))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -128,7 +132,7 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
 
 
 def _heartbeat_options(p: argparse.ArgumentParser) -> None:
-    from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
+    from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
 
     p.add_argument("--heartbeat", type=_positive_int, default=HEARTBEAT_INTERVAL_S, metavar="SECONDS", help=f"heartbeat interval of running trials (default {HEARTBEAT_INTERVAL_S})")
     p.add_argument("--grace", type=_positive_int, metavar="SECONDS", help="a trial without heartbeat this long is failed and retried (default 3 × --heartbeat)")

@@ -26,8 +26,8 @@ from wsgiref.simple_server import make_server
 
 from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
-from scaling_optuna.storage import mask_url
-from scaling_optuna.storage import open_storage
+from scaling_optuna.storages import mask_url
+from scaling_optuna.storages import open_storage
 
 __all__ = ["GRAPH_OBJECT_IDS", "NOTE_BEGIN", "NOTE_END", "publish_report", "serve"]
 
@@ -124,7 +124,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """
     from optuna_dashboard import wsgi
 
-    storage = open_storage(storage_url, create=False, heartbeat_interval=None)
+    storage = open_storage(storage_url, create=False)
     app = wsgi(storage)
     try:
         server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)

@@ -62,7 +62,7 @@ from scaling_optuna.scaling_law import DataNeeded
 from scaling_optuna.scaling_law import ScalingLawFit
 from scaling_optuna.scaling_law import fit_log_log_line
 from scaling_optuna.scaling_law import fit_scaling_law
-from scaling_optuna.storage import mask_url
+from scaling_optuna.storages import mask_url
 
 __all__ = [
     "Backtest",

@@ -79,7 +79,9 @@ def test_create_is_idempotent_and_rejects_an_incompatible_spec(tiny_digits, tmp_
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
     exp = scaling_optuna.load_experiment(spec, storage=url)
-    assert [len(exp.studies[s].trials) for s in exp.sizes] == [1, 1]  # the baseline, enqueued once
+    # Each study holds its budget of queued trials, the untuned baseline first, queued once.
+    assert [len(exp.studies[s].trials) for s in exp.sizes] == [2, 2]
+    assert [[t.user_attrs.get("baseline", False) for t in exp.studies[s].trials] for s in exp.sizes] == [[True, False]] * 2
 
     changed = spec.read_text().replace("max_epochs = 4", "max_epochs = 7")
     other = write_spec(tmp_path, changed, "changed.toml")
