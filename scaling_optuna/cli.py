@@ -349,13 +349,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from scaling_optuna.dashboard import publish_report
     from scaling_optuna.experiment import load_experiment
     from scaling_optuna.report import build_report
+    from scaling_optuna.report import check_output_dir
     from scaling_optuna.report import write_report
 
     exp = load_experiment(_spec(args), args.storage)
+    # A folder that cannot be written must fail the command before the store is written to.
+    out = check_output_dir(args.out or f"report-{exp.spec.name}")
     report = build_report(exp, target=args.target, bootstrap=args.bootstrap)
     if not args.no_publish:
         report.dashboard = publish_report(exp, report)
-    json_path, html_path = write_report(report, args.out or f"report-{exp.spec.name}")
+    json_path, html_path = write_report(report, out)
     print(report.to_text())
     print(f"\nwrote {json_path} and {html_path}")
     return 0

@@ -18,6 +18,7 @@ import re
 import select
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -236,6 +237,40 @@ def test_best_prints_the_reports_table_with_the_hyperparameters(synthetic, synth
     row = next(r for r in report.rows if r.size == SIZES[-1])
     assert best_lines[len(SIZES)].endswith(", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.best.params.items()))
     assert best_lines[-1].split() == [str(RUNNING_SIZE)] + ["-"] * 6 + ["0", "0", "0", "1"]
+
+
+@pytest.mark.parametrize("out", ["/proc/nope", "{tmp}/file", "{tmp}/file/sub", "{tmp}/writable"])
+def test_a_report_that_cannot_write_its_folder_fails_before_writing_to_the_store(synthetic, tmp_path, out):
+    if out.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc on this system")
+    spec_path, url = synthetic
+    store = tmp_path / "store.db"
+    with sqlite3.connect(url.split(":///", 1)[1]) as source, sqlite3.connect(store) as copy:
+        source.backup(copy)  # a copy of the shared store, so that what this test writes stays here
+    url = f"sqlite:///{store}"
+    (tmp_path / "file").write_text("not a folder")
+    before = _study_attrs(url)
+
+    result = run_cli("report", str(spec_path), "--storage", url, "--out", out.format(tmp=tmp_path), timeout=120)
+    if out.endswith("writable"):
+        # The control: a report that can write its folder publishes, and the snapshot sees it.
+        assert result.returncode == 0, result.stderr
+        assert any(k.startswith("dashboard:") for k in _study_attrs(url)[f"syn-n{RUNNING_SIZE:07d}"][1])
+        return
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--out" in lines[0], result.stderr
+    assert _study_attrs(url) == before  # no graph object, no note
+
+
+def _study_attrs(url: str) -> dict[str, tuple[dict, dict]]:
+    """Every study's user and system attributes (optuna-dashboard keeps graph objects and notes in the latter)."""
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return {s.study_name: (s.user_attrs, s.system_attrs) for s in storage.get_all_studies()}
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
 
 
 def test_fewer_than_three_usable_sizes_is_a_message_not_a_crash(tmp_path):
