@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import sys
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler
 from wsgiref.simple_server import WSGIServer
 from wsgiref.simple_server import make_server
@@ -28,6 +28,9 @@ from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
 from scaling_optuna.storage import mask_url
 from scaling_optuna.storage import open_storage
+
+if TYPE_CHECKING:
+    from scaling_optuna.report import Report
 
 __all__ = ["GRAPH_OBJECT_IDS", "NOTE_BEGIN", "NOTE_END", "publish_report", "serve"]
 
@@ -40,13 +43,13 @@ NOTE_BEGIN = '[//]: # "scaling-optuna report: begin"'
 NOTE_END = '[//]: # "scaling-optuna report: end"'
 
 
-def publish_report(experiment: Experiment, report: Any) -> dict[str, Any]:
+def publish_report(experiment: Experiment, report: Report) -> dict[str, Any]:
     """Save the report's plots and a note onto the largest size's study.
 
     Returns what was done (``study``, ``graph_object_ids``, ``published``);
     a store that refuses the write (read-only credentials, say) gives
     ``published: False`` and the reason in ``error`` rather than an exception,
-    since the report itself has been written by then.
+    since the report is worth writing all the same.
 
     Example::
 
