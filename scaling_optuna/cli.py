@@ -335,10 +335,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import load_experiment
 
     exp = load_experiment(_spec(args), args.storage)
-    header = f"{'size':>8} {'study':<28} {'budget':>6} {'complete':>8} {'pruned':>6} {'failed':>6} {'running':>7} {'waiting':>7}"
+    header = (
+        f"{'size':>8} {'study':<28} {'budget':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
+        f"{'handed back':>11} {'lost':>5} {'running':>7} {'waiting':>7}"
+    )
     print(header)
     for r in exp.status():
-        print(f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {r.complete:>8} {r.pruned:>6} {r.failed:>6} {r.running:>7} {r.waiting:>7}")
+        print(
+            f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {r.complete:>8} {r.pruned:>6} {r.failed:>6} "
+            f"{r.handed_back:>11} {r.lost:>5} {r.running:>7} {r.waiting:>7}"
+        )
     return 0
 
 
@@ -353,13 +359,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from scaling_optuna.dashboard import publish_report
     from scaling_optuna.experiment import load_experiment
     from scaling_optuna.report import build_report
+    from scaling_optuna.report import check_output_dir
     from scaling_optuna.report import write_report
 
     exp = load_experiment(_spec(args), args.storage)
+    # A folder that cannot be written must fail the command before the store is written to.
+    out = check_output_dir(args.out or f"report-{exp.spec.name}")
     report = build_report(exp, target=args.target, bootstrap=args.bootstrap)
     if not args.no_publish:
         report.dashboard = publish_report(exp, report)
-    json_path, html_path = write_report(report, args.out or f"report-{exp.spec.name}")
+    json_path, html_path = write_report(report, out)
     print(report.to_text())
     print(f"\nwrote {json_path} and {html_path}")
     return 0
@@ -374,41 +383,49 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from scaling_optuna.report import curve_summary
-    from scaling_optuna.report import parse_number
-    from scaling_optuna.report import parse_numbers
 
     print(
         curve_summary(
-            parse_numbers(args.sizes, "--sizes"),
-            parse_numbers(args.values, "--values"),
-            target=parse_number(args.target, "--target"),
-            plateau=parse_number(args.plateau, "--plateau"),
+            _parse_numbers(args.sizes, "--sizes"),
+            _parse_numbers(args.values, "--values"),
+            target=_parse_number(args.target, "--target"),
+            plateau=_parse_number(args.plateau, "--plateau"),
             form=args.form,
         )
     )
     return 0
 
 
+def _parse_numbers(text: str, name: str) -> list[float]:
+    """Comma-separated numbers, e.g. ``"100,200,400"``."""
+    out = []
+    for item in str(text).replace(" ", "").split(","):
+        try:
+            out.append(float(item))
+        except ValueError:
+            raise UserError(f"{name}: {item!r} is not a number; pass comma-separated numbers such as 100,200,400") from None
+    return out
+
+
+def _parse_number(text: str | None, name: str) -> float | None:
+    """One number, or ``None`` when the option was not given."""
+    if text is None:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise UserError(f"{name}: {text!r} is not a number; pass e.g. 0.05") from None
+
+
 def _print_best(exp) -> None:
-    best = exp.best_trials()
-    if not best:
+    from scaling_optuna.report.rows import size_rows
+    from scaling_optuna.report.text import best_table
+
+    rows = size_rows(exp)
+    if all(row.best is None for row in rows):
         print("no finished trial yet")
         return
-    print(f"{'size':>8} {'trial':>5} {'val loss':>9} {'test loss':>9} {'test err':>8} {'params':>9}  hyperparameters")
-    for b in best:
-        params = ", ".join(f"{k}={_short(v)}" for k, v in b.params.items())
-        print(
-            f"{b.size:>8} {b.trial_number:>5} {b.val_loss:>9.4f} {_num(b.test_loss, '.4f'):>9} "
-            f"{_num(b.test_error, '.4f'):>8} {_num(b.n_params, 'd'):>9}  {params}"
-        )
-
-
-def _num(value, fmt: str) -> str:
-    return "-" if value is None else format(value, fmt)
-
-
-def _short(value) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
+    print(best_table(rows, hyperparameters=True))
 
 
 if __name__ == "__main__":

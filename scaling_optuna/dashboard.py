@@ -19,15 +19,19 @@ from __future__ import annotations
 import logging
 import sys
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler
 from wsgiref.simple_server import WSGIServer
 from wsgiref.simple_server import make_server
 
 from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
+from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+
+if TYPE_CHECKING:
+    from scaling_optuna.report import Report
 
 __all__ = ["GRAPH_OBJECT_IDS", "NOTE_BEGIN", "NOTE_END", "publish_report", "serve"]
 
@@ -40,13 +44,13 @@ NOTE_BEGIN = '[//]: # "scaling-optuna report: begin"'
 NOTE_END = '[//]: # "scaling-optuna report: end"'
 
 
-def publish_report(experiment: Experiment, report: Any) -> dict[str, Any]:
+def publish_report(experiment: Experiment, report: Report) -> dict[str, Any]:
     """Save the report's plots and a note onto the largest size's study.
 
     Returns what was done (``study``, ``graph_object_ids``, ``published``);
     a store that refuses the write (read-only credentials, say) gives
     ``published: False`` and the reason in ``error`` rather than an exception,
-    since the report itself has been written by then.
+    since the report is worth writing all the same.
 
     Example::
 
@@ -74,22 +78,11 @@ def publish_report(experiment: Experiment, report: Any) -> dict[str, Any]:
             info["graph_object_ids"].append(graph_id)
         save_note(study, merge_note(get_note(study), report.to_markdown()))
     except Exception as e:  # SQLAlchemy, gRPC and journal stores each raise their own types
-        info["error"] = _describe(e)
+        info["error"] = describe_error(e)
         _log.warning("could not publish the report to optuna-dashboard: %s", info["error"])
         return info
     info["published"] = True
     return info
-
-
-def _describe(error: BaseException) -> str:
-    # Optuna wraps the database's own error (e.g. "attempt to write a readonly database"),
-    # which is the part that tells the user what to fix.
-    parts = []
-    while error is not None and len(parts) < 3:
-        text = mask_url(str(error)).strip().splitlines()
-        parts.append(f"{type(error).__name__}: {text[0] if text else ''}".strip())
-        error = error.__cause__ or error.__context__
-    return " <- ".join(parts)
 
 
 def merge_note(existing: str, section: str) -> str:

@@ -8,6 +8,7 @@ run` and `report`.
 
 from __future__ import annotations
 
+import ast
 import base64
 import fcntl
 import json
@@ -17,6 +18,7 @@ import re
 import select
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -209,16 +211,66 @@ def test_sizes_without_a_finished_trial_are_skipped_with_a_warning_and_counts_ar
     assert "To reach test error 0.03 the tuned model needs about" in text
 
 
-def test_experiment_report_returns_the_content_of_report_json(synthetic, synthetic_report, tmp_path):
+def test_to_dict_is_the_content_of_report_json_and_a_spec_path_builds_the_same_report(synthetic, synthetic_report, tmp_path):
     spec_path, url = synthetic
     exp, report = synthetic_report
     json_path, html_path = write_report(report, tmp_path / "out")
     written = json.loads(json_path.read_text())
-    from_python = exp.report(target=0.03)
-    for d in (written, from_python):
+    from_path = scaling_optuna.build_report(str(spec_path), url, target=0.03).to_dict()
+    for d in (written, from_path):
         d.pop("generated_at")
-    assert from_python == written
+    assert from_path == written
     assert html_path.stat().st_size > 1_000_000  # plotly.js is inside
+    assert sorted(p.name for p in json_path.parent.iterdir()) == ["report.html", "report.json"]  # no write-test file left
+
+
+def test_best_prints_the_reports_table_with_the_hyperparameters(synthetic, synthetic_report):
+    spec_path, url = synthetic
+    _, report = synthetic_report
+    result = run_cli("best", str(spec_path), "--storage", url, timeout=120)
+    assert result.returncode == 0, result.stderr
+    best_lines = result.stdout.strip("\n").splitlines()
+    text_lines = report.to_text().splitlines()[2 : 3 + len(report.rows)]
+    assert best_lines[0] == text_lines[0] + "  hyperparameters"
+    for line, text in zip(best_lines[1:], text_lines[1:]):
+        assert line.startswith(text)
+    row = next(r for r in report.rows if r.size == SIZES[-1])
+    assert best_lines[len(SIZES)].endswith(", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.best.params.items()))
+    assert best_lines[-1].split() == [str(RUNNING_SIZE)] + ["-"] * 6 + ["0", "0", "0", "1"]
+
+
+@pytest.mark.parametrize("out", ["/proc/nope", "{tmp}/file", "{tmp}/file/sub", "{tmp}/writable"])
+def test_a_report_that_cannot_write_its_folder_fails_before_writing_to_the_store(synthetic, tmp_path, out):
+    if out.startswith("/proc") and not Path("/proc/self").exists():
+        pytest.skip("no /proc on this system")
+    spec_path, url = synthetic
+    store = tmp_path / "store.db"
+    with sqlite3.connect(url.split(":///", 1)[1]) as source, sqlite3.connect(store) as copy:
+        source.backup(copy)  # a copy of the shared store, so that what this test writes stays here
+    url = f"sqlite:///{store}"
+    (tmp_path / "file").write_text("not a folder")
+    before = _study_attrs(url)
+
+    result = run_cli("report", str(spec_path), "--storage", url, "--out", out.format(tmp=tmp_path), timeout=120)
+    if out.endswith("writable"):
+        # The control: a report that can write its folder publishes, and the snapshot sees it.
+        assert result.returncode == 0, result.stderr
+        assert any(k.startswith("dashboard:") for k in _study_attrs(url)[f"syn-n{RUNNING_SIZE:07d}"][1])
+        return
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--out" in lines[0], result.stderr
+    assert _study_attrs(url) == before  # no graph object, no note
+
+
+def _study_attrs(url: str) -> dict[str, tuple[dict, dict]]:
+    """Every study's user and system attributes (optuna-dashboard keeps graph objects and notes in the latter)."""
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        return {s.study_name: (s.user_attrs, s.system_attrs) for s in storage.get_all_studies()}
+    finally:
+        storage.remove_session()
+        storage.engine.dispose()
 
 
 def test_fewer_than_three_usable_sizes_is_a_message_not_a_crash(tmp_path):
@@ -251,7 +303,7 @@ def test_a_curve_that_rises_with_data_is_flagged_not_extrapolated(tmp_path):
     exp = scaling_optuna.create_experiment(spec, f"sqlite:///{tmp_path / 'store.db'}")
     for m, error in zip(counts, (0.1, 0.15, 0.2, 0.3, 0.4)):
         _complete(exp.studies[m], spec, 1.0, _metrics(m, error))
-    data = exp.report(target=0.05, n_bootstrap=0)
+    data = build_report(exp, target=0.05, n_bootstrap=0).to_dict()
     assert any("test error grows with the training-set size" in w for w in data["warnings"])
     assert "does not fall with more data" in data["target"]["message"]
     for backtest in data["fits"]["test_error"]["backtest"]:
@@ -295,7 +347,7 @@ def test_a_bad_target_is_one_clear_error(synthetic, synthetic_report, target, me
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "report.json").exists()
     with pytest.raises(ValueError, match=message if target != "abc" else "must be a number"):
-        exp.report(target=target if target == "abc" else float(target))
+        build_report(exp, target=target if target == "abc" else float(target))
 
 
 def test_merge_note_keeps_the_users_text_and_replaces_only_its_section():
@@ -404,6 +456,40 @@ def test_report_html_renders_in_a_headless_browser(synthetic_report, tmp_path):
     assert page.errors == [], page.errors
     assert page.remote_requests == [], "the page must work offline"
     assert shot.stat().st_size > 50_000  # a real picture, not a blank page
+
+
+def test_the_report_package_imports_one_way_and_only_curves_calls_the_fit():
+    package = Path(scaling_optuna.__file__).parent / "report"
+    imports: dict[str, set[str]] = {}
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        found = imports.setdefault(path.stem, set())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.module is None:
+                continue
+            if node.module.startswith("scaling_optuna.report."):
+                module = node.module.rsplit(".", 1)[1]
+                found.add(module)
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not private, f"{path.name} imports private {private} from {module}"
+            fit_module = node.module == "scaling_optuna.scaling_law" or node.module.split(".")[:2] == ["scaling_optuna", "fit"]
+            if fit_module and path.stem != "curves":
+                assert _under_type_checking(tree, node), f"{path.name} imports the fit; only curves.py may"
+            assert not node.module.startswith(("scaling_optuna.cli", "scaling_optuna.dashboard")), path.name
+    imports.pop("__init__")  # the package's lazy table names every module
+
+    def reaches(start: str, goal: str, seen: frozenset = frozenset()) -> bool:
+        return any(m == goal or (m not in seen and reaches(m, goal, seen | {m})) for m in imports.get(start, ()))
+
+    cycles = [m for m in imports if reaches(m, m)]
+    assert cycles == [], f"import cycle through {cycles}"
+
+
+def _under_type_checking(tree: ast.Module, node: ast.ImportFrom) -> bool:
+    return any(
+        isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING" and node in ast.walk(block)
+        for block in tree.body
+    )
 
 
 # ---------------------------------------------------------------------------
