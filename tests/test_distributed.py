@@ -1,7 +1,7 @@
 """Distributed runs against the real stores: PostgreSQL at 127.0.0.1:5432, SQLite, journal, gRPC proxy.
 
 Every test starts real worker processes with the CLI, as people do on their
-machines, with a short heartbeat (1 s, grace 3 s) so that dead workers are
+machines, with a short heartbeat where a test waits for a dead worker to be noticed, so that
 noticed quickly. What they check is in the store afterwards: every study has
 its budget of finished trials, nothing is left RUNNING or WAITING, and
 retried trials carry the same parameters as the trial they replace.
@@ -31,7 +31,10 @@ from tests.conftest import run_cli
 from tests.conftest import write_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-HEARTBEAT = ("--heartbeat", "1", "--grace", "3")
+# A quick heartbeat where a test waits for a dead worker to be noticed; elsewhere a grace
+# long enough that a busy two-core machine does not make a live worker look dead.
+HEARTBEAT = ("--heartbeat", "2", "--grace", "20")
+FAST_HEARTBEAT = ("--heartbeat", "1", "--grace", "6")
 SECRET = "Hunter2Secret"
 
 SPEC = """
@@ -124,8 +127,8 @@ def workers(tmp_path: Path):
         w.stop()
 
 
-def worker_args(spec_path: Path, url: str, *extra: str) -> tuple[str, ...]:
-    return ("worker", str(spec_path), "--storage", url, "--threads", "1", *HEARTBEAT, *extra)
+def worker_args(spec_path: Path, url: str, *extra: str, fast: bool = False) -> tuple[str, ...]:
+    return ("worker", str(spec_path), "--storage", url, "--threads", "1", *(FAST_HEARTBEAT if fast else HEARTBEAT), *extra)
 
 
 def create(spec_path: Path, url: str) -> None:
@@ -224,10 +227,9 @@ def test_three_workers_on_postgres_reach_every_budget_and_hide_the_password(spec
     for kid in kids:
         assert SECRET not in Path(f"/proc/{kid}/cmdline").read_bytes().decode(errors="replace")
     assert run.wait(180) == 0, run.output()
-    overshoot = assert_budgets(all_trials(postgres_url), 4, sizes=3)
+    assert_budgets(all_trials(postgres_url), 4, sizes=3)
     workers_seen = {t.user_attrs.get("worker") for ts in all_trials(postgres_url).values() for t in ts}
     assert len(workers_seen) >= 2, workers_seen  # the work was shared
-    print(f"three workers: overshoot {sum(overshoot.values())} trial(s) over {3 * 4}")
 
     # A worker that joins after the end finds nothing to do and says so.
     late = workers("late", *worker_args(path, url))
@@ -267,7 +269,7 @@ def test_proxy_in_front_of_a_proxy_is_a_usage_error():
 def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried_with_same_params(spec, postgres_url, workers):
     path = spec("killed", trials=2, counts=(400,), epochs=30)
     create(path, postgres_url)
-    a = workers("a", *worker_args(path, postgres_url))
+    a = workers("a", *worker_args(path, postgres_url, fast=True))
     # Kill it in the middle of the study's last trial: the worker that comes next has
     # nothing new to start, so it must wait out the grace period and re-run that trial.
     def last_trial_running():
@@ -280,7 +282,7 @@ def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried_with_same_par
     a.wait(10)
     assert all_trials(postgres_url)[name][victim.number].state == TrialState.RUNNING
 
-    b = workers("b", *worker_args(path, postgres_url))
+    b = workers("b", *worker_args(path, postgres_url, fast=True))
     assert b.wait(120) == 0, b.output()
     trials = all_trials(postgres_url)[name]
     assert trials[victim.number].state == TrialState.FAIL
@@ -371,7 +373,7 @@ def test_worker_cut_off_longer_than_grace_loses_its_trial_to_the_retry_and_carri
     with grant.cursor() as cur:
         cur.execute(f'GRANT ALL ON ALL TABLES IN SCHEMA public TO "{role}"; GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO "{role}"')
     try:
-        a = workers("a", *worker_args(path, postgres_url.replace("postgres@", f"{role}@")))
+        a = workers("a", *worker_args(path, postgres_url.replace("postgres@", f"{role}@"), fast=True))
         name, victim = wait_until(
             lambda: (hit := running_mid_trial(postgres_url, a.pid)) and len(hit[1].intermediate_values) < 20 and hit,
             120,
@@ -380,7 +382,7 @@ def test_worker_cut_off_longer_than_grace_loses_its_trial_to_the_retry_and_carri
         with admin.cursor() as cur:
             cur.execute(f'ALTER ROLE "{role}" NOLOGIN')
             cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,))
-        b = workers("b", *worker_args(path, postgres_url))
+        b = workers("b", *worker_args(path, postgres_url, fast=True))
         # b fails a's trial once its heartbeat is 3 s old, and runs the retry.
         wait_until(lambda: all_trials(postgres_url)[name][victim.number].state == TrialState.FAIL, 60, "the stale trial failed")
         with admin.cursor() as cur:
@@ -418,7 +420,8 @@ def test_four_workers_on_sqlite_have_no_storage_errors(spec, tmp_path, workers):
     path = spec("lite", trials=6, counts=(60, 120), epochs=3)
     url = f"sqlite:///{tmp_path / 'store.db'}"
     create(path, url)
-    # Queued trials (hand-backs, retries) are what workers race for: each must run exactly once.
+    # Queued trials are what workers race for: each must run exactly once. Trials a user queues
+    # with Optuna's own enqueue_trial run besides the budget's (6 + 3 per study here).
     storage = optuna.storages.RDBStorage(url)
     for s in optuna.get_all_study_summaries(storage):
         study = optuna.load_study(study_name=s.study_name, storage=storage)
@@ -436,7 +439,7 @@ def test_four_workers_on_sqlite_have_no_storage_errors(spec, tmp_path, workers):
     assert not [t for ts in trials.values() for t in ts if t.state == TrialState.FAIL]
     for ts in trials.values():
         assert sorted(t.params["lr"] for t in ts if t.params["lr"] in (0.01, 0.02, 0.03)) == [0.01, 0.02, 0.03]
-    assert_budgets(trials, 6, sizes=2)
+    assert_budgets(trials, 9, sizes=2)
 
 
 def test_journal_storage_run_completes(spec, tmp_path, workers):
@@ -454,13 +457,13 @@ def test_journal_storage_run_completes(spec, tmp_path, workers):
 def test_grpc_proxy_run_completes_and_retries_a_killed_worker(spec, postgres_url, workers):
     path = spec("proxied", trials=2, counts=(400,), epochs=30)
     port = free_port()
-    proxy = workers("proxy", "proxy", "--storage", with_password(postgres_url), "--port", str(port), "--threads", "4", *HEARTBEAT)
+    proxy = workers("proxy", "proxy", "--storage", with_password(postgres_url), "--port", str(port), "--threads", "4", *FAST_HEARTBEAT)
     wait_until(lambda: "listening" in proxy.output() or proxy.proc.poll() is not None, 60, "the proxy")
     assert proxy.proc.poll() is None, proxy.output()
     url = f"grpc://127.0.0.1:{port}"
     create(path, url)
-    a = workers("a", *worker_args(path, url))
-    b = workers("b", *worker_args(path, url))
+    a = workers("a", *worker_args(path, url, fast=True))
+    b = workers("b", *worker_args(path, url, fast=True))
     name, victim = wait_until(lambda: running_mid_trial(postgres_url, a.pid), 120, "a trial of worker a mid-way")
     a.proc.send_signal(signal.SIGKILL)
     a.wait(10)
@@ -503,7 +506,7 @@ def test_journal_store_reruns_the_trial_of_a_killed_worker(spec, tmp_path, worke
     log = tmp_path / "store.log"
     url = f"journal:///{log}"
     create(path, url)
-    a = workers("a", *worker_args(path, url))
+    a = workers("a", *worker_args(path, url, fast=True))
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(log)))
 
     def journal_trials() -> dict[str, list[FrozenTrial]]:
@@ -519,7 +522,7 @@ def test_journal_store_reruns_the_trial_of_a_killed_worker(spec, tmp_path, worke
     name, victim = wait_until(a_mid_trial, 120, "a trial of worker a mid-way")
     a.proc.send_signal(signal.SIGKILL)
     a.wait(10)
-    b = workers("b", *worker_args(path, url))
+    b = workers("b", *worker_args(path, url, fast=True))
     assert b.wait(180) == 0, b.output()
     trials = journal_trials()[name]
     assert trials[victim.number].state == TrialState.FAIL

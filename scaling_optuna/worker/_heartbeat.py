@@ -1,13 +1,14 @@
-"""A worker's background thread: beat its own trial, and re-queue the trials of dead workers.
+"""A worker's background threads: beat its own trial, and re-queue the trials of dead workers.
 
-Every interval the thread rewrites the heartbeat of the trial this worker is
-running, then looks at the running trials of every study of the experiment
+Every interval one thread rewrites the heartbeat of the trial this worker is
+running; another looks at the running trials of every study of the experiment
 (not only the one this worker is busy with): a trial whose heartbeat has not
 changed for the grace period lost its worker, and is ended and re-queued with
 the same parameters. Since every live worker does this, a dead worker's trial
 is re-run within the grace period and one interval, whatever the others are
-doing. Missed beats and failed sweeps are logged and tried again at the next
-interval; the thread never dies of a store error.
+doing. The two never wait for each other, so a slow sweep cannot delay a beat.
+Missed beats and failed sweeps are logged and tried again at the next
+interval; neither thread dies of a store error.
 
 Example::
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Mapping
+from typing import Any, Callable, Mapping
 
 import optuna
 from optuna.trial import TrialState
@@ -41,7 +42,7 @@ _log = logging.getLogger("scaling_optuna.worker")
 
 
 class Heartbeat:
-    """Beats the watched trial and sweeps every study for stale trials, in one daemon thread."""
+    """Beats the watched trial, and sweeps every study for stale trials, in two daemon threads."""
 
     def __init__(
         self, storage: RetryingStorage, studies: Mapping[int, optuna.Study], *, interval_s: float, grace_s: float, who: str
@@ -56,14 +57,19 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._missed = 0
-        self._thread = threading.Thread(target=self._run, name="heartbeat", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._every_interval, args=(self._beat,), name="heartbeat", daemon=True),
+            threading.Thread(target=self._every_interval, args=(self._sweep_quietly,), name="stale-sweep", daemon=True),
+        ]
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def close(self) -> None:
         self._closed.set()
-        self._thread.join(timeout=self.interval_s + 5)
+        for thread in self._threads:
+            thread.join(timeout=self.interval_s + 5)
 
     def watch(self, study: optuna.Study | None, number: int | None = None) -> None:
         """Beat trial ``number`` of ``study`` from now on (once at once); ``None`` stops beating."""
@@ -98,13 +104,15 @@ class Heartbeat:
     def _id(self, study: optuna.Study) -> int:
         return next(self._ids[s] for s, st in self.studies.items() if st is study)
 
-    def _run(self) -> None:
+    def _every_interval(self, action: Callable[[], Any]) -> None:
         while not self._closed.wait(self.interval_s):
-            self._beat()
-            try:
-                self.sweep()
-            except Exception as e:  # a store outage: the next interval tries again
-                _log.debug("stale-trial sweep failed: %s", describe_error(e))
+            action()
+
+    def _sweep_quietly(self) -> None:
+        try:
+            self.sweep()
+        except Exception as e:  # a store outage: the next interval tries again
+            _log.debug("stale-trial sweep failed: %s", describe_error(e))
 
     def _beat(self) -> None:
         with self._lock:

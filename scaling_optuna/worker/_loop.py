@@ -230,8 +230,14 @@ class Worker:
 
     def _tell(self, entry: _Size, trial: _Claimed, outcome: Outcome) -> FrozenTrial:
         values = outcome.value if outcome.state == TrialState.COMPLETE else None
-        # skip_if_finished: a repeated tell after a lost reply finds its own first tell done.
-        entry.study.tell(trial.trial, values, state=outcome.state, skip_if_finished=True)
+        try:
+            # skip_if_finished: a repeated tell after a lost reply finds its own first tell done.
+            entry.study.tell(trial.trial, values, state=outcome.state, skip_if_finished=True)
+        except RuntimeError:
+            # A sampler's after_trial hook may raise after the state is stored (GridSampler calls
+            # study.stop() once its grid is used up, which only works inside study.optimize).
+            if not self.storage.get_trial(trial.trial_id).state.is_finished():
+                raise
         return self.storage.get_trial(trial.trial_id)
 
     def _end(self, entry: _Size, trial: _Claimed, outcome: Outcome) -> FrozenTrial:
