@@ -53,7 +53,7 @@ def main() -> int:
     if args.child:
         return _child(*args.child, trials=args.trials)
 
-    from scaling_optuna.storage import mask_url
+    from scaling_optuna.storages import mask_url
 
     import optuna
 
@@ -147,7 +147,7 @@ def _typical_trial_s() -> float:
 def _measure(url: str, workers: int, trials: int, check: str) -> tuple[float, float, float]:
     import optuna
 
-    from scaling_optuna.storage import open_storage
+    from scaling_optuna.storages import open_storage
 
     name = f"bench-{workers}-{uuid.uuid4().hex[:6]}"
     store = open_storage(url, create=True, heartbeat_interval=None)
@@ -172,8 +172,8 @@ def _measure(url: str, workers: int, trials: int, check: str) -> tuple[float, fl
 def _child(url: str, study_name: str, start_at: str, check: str, *, trials: int) -> int:
     import optuna
 
-    from scaling_optuna.pruning import PruneCheck
-    from scaling_optuna.storage import open_storage
+    from scaling_optuna.worker.pruning import PruneCheck
+    from scaling_optuna.storages import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     store = open_storage(url, heartbeat_interval=10)
@@ -224,7 +224,7 @@ def _child(url: str, study_name: str, start_at: str, check: str, *, trials: int)
 
 
 def _create_store(url: str) -> None:
-    from scaling_optuna.storage import open_storage
+    from scaling_optuna.storages import open_storage
 
     open_storage(url, create=True, heartbeat_interval=None)
 

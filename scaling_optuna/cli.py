@@ -26,8 +26,9 @@ import zlib
 from typing import Sequence
 
 from scaling_optuna.errors import UserError
-from scaling_optuna.storage import check_url
-from scaling_optuna.storage import mask_url
+from scaling_optuna.errors import WorkerError
+from scaling_optuna.storages import check_url
+from scaling_optuna.storages import mask_url
 
 EXIT_USAGE = 2
 STORAGE_ENV = "SCALING_OPTUNA_STORAGE"
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as e:
         print(f"error: {mask_url(str(e))}", file=sys.stderr)
         return EXIT_USAGE
+    except WorkerError as e:
+        print(f"error: {mask_url(str(e))}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -128,7 +132,7 @@ def _worker_options(p: argparse.ArgumentParser) -> None:
 
 
 def _heartbeat_options(p: argparse.ArgumentParser) -> None:
-    from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
+    from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
 
     p.add_argument("--heartbeat", type=_positive_int, default=HEARTBEAT_INTERVAL_S, metavar="SECONDS", help=f"heartbeat interval of running trials (default {HEARTBEAT_INTERVAL_S})")
     p.add_argument("--grace", type=_positive_int, metavar="SECONDS", help="a trial without heartbeat this long is failed and retried (default 3 × --heartbeat)")
@@ -331,10 +335,16 @@ def _cmd_status(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import load_experiment
 
     exp = load_experiment(_spec(args), args.storage)
-    header = f"{'size':>8} {'study':<28} {'budget':>6} {'complete':>8} {'pruned':>6} {'failed':>6} {'running':>7} {'waiting':>7}"
+    header = (
+        f"{'size':>8} {'study':<28} {'budget':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
+        f"{'handed back':>11} {'lost':>5} {'running':>7} {'waiting':>7}"
+    )
     print(header)
     for r in exp.status():
-        print(f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {r.complete:>8} {r.pruned:>6} {r.failed:>6} {r.running:>7} {r.waiting:>7}")
+        print(
+            f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {r.complete:>8} {r.pruned:>6} {r.failed:>6} "
+            f"{r.handed_back:>11} {r.lost:>5} {r.running:>7} {r.waiting:>7}"
+        )
     return 0
 
 

@@ -26,8 +26,9 @@ from wsgiref.simple_server import make_server
 
 from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
-from scaling_optuna.storage import mask_url
-from scaling_optuna.storage import open_storage
+from scaling_optuna.storages import describe_error
+from scaling_optuna.storages import mask_url
+from scaling_optuna.storages import open_storage
 
 if TYPE_CHECKING:
     from scaling_optuna.report import Report
@@ -77,22 +78,11 @@ def publish_report(experiment: Experiment, report: Report) -> dict[str, Any]:
             info["graph_object_ids"].append(graph_id)
         save_note(study, merge_note(get_note(study), report.to_markdown()))
     except Exception as e:  # SQLAlchemy, gRPC and journal stores each raise their own types
-        info["error"] = _describe(e)
+        info["error"] = describe_error(e)
         _log.warning("could not publish the report to optuna-dashboard: %s", info["error"])
         return info
     info["published"] = True
     return info
-
-
-def _describe(error: BaseException) -> str:
-    # Optuna wraps the database's own error (e.g. "attempt to write a readonly database"),
-    # which is the part that tells the user what to fix.
-    parts = []
-    while error is not None and len(parts) < 3:
-        text = mask_url(str(error)).strip().splitlines()
-        parts.append(f"{type(error).__name__}: {text[0] if text else ''}".strip())
-        error = error.__cause__ or error.__context__
-    return " <- ".join(parts)
 
 
 def merge_note(existing: str, section: str) -> str:
@@ -127,7 +117,7 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
     """
     from optuna_dashboard import wsgi
 
-    storage = open_storage(storage_url, create=False, heartbeat_interval=None)
+    storage = open_storage(storage_url, create=False)
     app = wsgi(storage)
     try:
         server = make_server(host, port, app, server_class=_ThreadingServer, handler_class=_QuietHandler)

@@ -26,3 +26,7 @@ class StorageError(UserError):
 
 class ExperimentMismatchError(UserError):
     """The store holds an experiment of the same name created from an incompatible spec."""
+
+
+class WorkerError(RuntimeError):
+    """A worker cannot go on for a reason that is not bad input (e.g. every trial fails); the CLI exits 1."""

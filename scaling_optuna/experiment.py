@@ -1,9 +1,17 @@
-"""An experiment in the store: one Optuna study per training-set size.
+"""An experiment in the store: one Optuna study per training-set size, and its budget.
 
-Studies are named ``<experiment>-n<size>`` and carry user attributes that tie
-them to their experiment (name, size, data fingerprint, spec hash), so any
-Optuna tool can read them and scaling-optuna can find them again from the
-spec alone.
+Studies are named ``<experiment>-n<size:07d>`` and carry user attributes that
+tie them to their experiment (name, size, data fingerprint, spec hash), so any
+Optuna tool can read them and scaling-optuna can find them again from the spec
+alone. Their one objective is named ``val_loss``.
+
+**Budgets are queued, not counted.** A study's budget (``trials_per_size``) is
+kept as that many trials that are queued (WAITING), running, complete or
+pruned. Workers only ever claim a queued trial — an atomic step in every
+Optuna store — and never create one, so however many workers race, no study
+ends over its budget. A trial that fails is replaced by exactly one queued
+trial (see :mod:`scaling_optuna.storages._recovery`), and the first queued
+trial of every study is the untuned baseline.
 
 Example::
 
@@ -19,12 +27,12 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 import optuna
-from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
@@ -32,16 +40,28 @@ from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
-from scaling_optuna.storage import check_url
-from scaling_optuna.storage import mask_url
-from scaling_optuna.storage import open_storage
+from scaling_optuna.storages import EXPERIMENT_ATTR
+from scaling_optuna.storages import HANDED_BACK
+from scaling_optuna.storages import LOST
+from scaling_optuna.storages import WITHDRAWN
+from scaling_optuna.storages import RetryingStorage
+from scaling_optuna.storages import check_url
+from scaling_optuna.storages import end_trial
+from scaling_optuna.storages import ended_reason
+from scaling_optuna.storages import mask_url
+from scaling_optuna.storages import open_storage
 
 if TYPE_CHECKING:
     import torch
 
-# Trials in these states will finish (or already have) and count toward a study's budget.
+    from scaling_optuna.data import Dataset
+
+ATTR_BUDGET = "trials_per_size"
+METRIC_NAME = "val_loss"
+# Trials that hold a place in a study's budget.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
-ATTR_EXPERIMENT = "experiment"
+
+_log = logging.getLogger("scaling_optuna.experiment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,28 +92,31 @@ class TrialRecord:
 
 @dataclasses.dataclass(frozen=True)
 class SizeStatus:
-    """Trial counts of one size's study."""
+    """Trial counts of one size's study.
+
+    ``failed`` counts trials that ended with an error of their own;
+    ``handed_back`` those a stopped worker returned to the queue and ``lost``
+    those whose worker vanished (both re-run with the same parameters).
+    """
 
     size: int
     study_name: str
     budget: int
-    complete: int
-    pruned: int
-    failed: int
-    running: int
-    waiting: int
-
-    @property
-    def counted(self) -> int:
-        return self.complete + self.pruned + self.running + self.waiting
-
-    @property
-    def remaining(self) -> int:
-        return max(0, self.budget - self.counted)
+    complete: int = 0
+    pruned: int = 0
+    failed: int = 0
+    handed_back: int = 0
+    lost: int = 0
+    running: int = 0
+    waiting: int = 0
 
     @property
     def finished(self) -> int:
         return self.complete + self.pruned
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.budget - self.finished)
 
 
 def study_name(experiment: str, size: int) -> str:
@@ -103,40 +126,34 @@ def study_name(experiment: str, size: int) -> str:
 class Experiment:
     """The studies of one experiment in one store. Open it with :func:`load_experiment`."""
 
-    def __init__(self, spec: ExperimentSpec, storage: BaseStorage, storage_url: str, sizes: Iterable[int]) -> None:
+    def __init__(self, spec: ExperimentSpec, storage: RetryingStorage, storage_url: str, sizes: Iterable[int]) -> None:
         self.spec = spec
         self.storage = storage
         self.storage_url = storage_url
         self.sizes: list[int] = sorted(sizes)
         self.studies: dict[int, optuna.Study] = {
-            size: optuna.load_study(study_name=study_name(spec.name, size), storage=storage)
-            for size in self.sizes
+            size: optuna.load_study(study_name=study_name(spec.name, size), storage=storage) for size in self.sizes
         }
 
     def __repr__(self) -> str:
         return f"Experiment({self.spec.name!r}, sizes={self.sizes}, storage={mask_url(self.storage_url)!r})"
 
+    def budget(self, size: int) -> int:
+        """The size's trial budget as the store has it (set by ``create``, ``run`` or ``worker --trials``)."""
+        value = self.studies[size].user_attrs.get(ATTR_BUDGET)
+        return int(value) if isinstance(value, int) else self.spec.trials_per_size
+
     def status(self) -> list[SizeStatus]:
-        """Trials complete, pruned, failed, running and waiting for every size."""
-        rows = []
-        for size in self.sizes:
-            study = self.studies[size]
-            counts = {state: 0 for state in TrialState}
-            for trial in study.get_trials(deepcopy=False):
-                counts[trial.state] += 1
-            rows.append(
-                SizeStatus(
-                    size=size,
-                    study_name=study.study_name,
-                    budget=self.spec.trials_per_size,
-                    complete=counts[TrialState.COMPLETE],
-                    pruned=counts[TrialState.PRUNED],
-                    failed=counts[TrialState.FAIL],
-                    running=counts[TrialState.RUNNING],
-                    waiting=counts[TrialState.WAITING],
-                )
-            )
-        return rows
+        """Trials complete, pruned, failed, handed back, lost, running and waiting for every size."""
+        return [self._status(size) for size in self.sizes]
+
+    def _status(self, size: int) -> SizeStatus:
+        counts = dict.fromkeys(("complete", "pruned", "failed", "handed_back", "lost", "running", "waiting"), 0)
+        for trial in self.studies[size].get_trials(deepcopy=False):
+            kind = trial_kind(trial)
+            if kind is not None:
+                counts[kind] += 1
+        return SizeStatus(size=size, study_name=study_name(self.spec.name, size), budget=self.budget(size), **counts)
 
     def records(self, size: int) -> list[TrialRecord]:
         """Every complete trial of ``size``, best (lowest validation loss) first."""
@@ -154,11 +171,15 @@ class Experiment:
         """The best trial of every size that has one, smallest size first."""
         return [b for b in (self.best_trial(size) for size in self.sizes) if b is not None]
 
+    def trials(self, size: int, states: tuple[TrialState, ...] = (TrialState.COMPLETE,)) -> list[FrozenTrial]:
+        """The size's trials in the given states."""
+        return self.studies[size].get_trials(deepcopy=False, states=states)
+
     def best_model(self, size: int, artifacts: str | None = None) -> "torch.nn.Module":
         """The best trial's trained model for ``size``, in eval mode on the CPU.
 
         Weights come from the artifact store (default: the spec's ``artifacts``,
-        else the folder beside a SQLite store) and are loaded with ``weights_only=True``.
+        else the store's default location) and are loaded with ``weights_only=True``.
 
         Raises:
             StorageError: no complete trial yet, or its weights are not in the store.
@@ -179,39 +200,52 @@ class Experiment:
         study = self.studies[size]
         trial = next(t for t in study.get_trials(deepcopy=False) if t.number == best.trial_number)
         artifact_id = trial.user_attrs.get(ATTR_ARTIFACT)
-        location = artifact_location(artifacts or self.spec.artifacts, self.storage_url)
         if artifact_id is None:
-            raise StorageError(f"trial {best.trial_number} of size {size} has no saved weights (it ran with keep_models = 0, or before weights were kept); re-run the size to keep them")
+            raise StorageError(
+                f"trial {best.trial_number} of size {size} has no saved weights (it ran with keep_models = 0, "
+                "or its weights could not be written); re-run the size to keep them"
+            )
+        location = artifact_location(artifacts or self.spec.artifacts, self.storage_url)
         try:
             state = load_state_dict(open_artifact_store(location), artifact_id)
         except ArtifactNotFound:
             raise StorageError(
-                f"weights {artifact_id} of trial {best.trial_number} (size {size}) are not in {location}; "
-                "pass the artifact folder the workers wrote to (--artifacts)"
+                f"weights {artifact_id} of trial {best.trial_number} (size {size}) are not in {mask_url(location)}; "
+                "pass the artifact location the workers wrote to (--artifacts)"
             ) from None
         shape = tuple(study.user_attrs["input_shape"])
         model = build_model(self.spec.model, shape, int(study.user_attrs["num_classes"]), best.params)
         model.load_state_dict(state)
         return model.eval()
 
-    def trials(self, size: int, states: tuple[TrialState, ...] = (TrialState.COMPLETE,)) -> list[FrozenTrial]:
-        """The size's trials in the given states."""
-        return self.studies[size].get_trials(deepcopy=False, states=states)
+
+def trial_kind(trial: FrozenTrial) -> str | None:
+    """Which :class:`SizeStatus` count ``trial`` belongs to (None: a withdrawn placeholder)."""
+    if trial.state != TrialState.FAIL:
+        return {
+            TrialState.COMPLETE: "complete",
+            TrialState.PRUNED: "pruned",
+            TrialState.RUNNING: "running",
+            TrialState.WAITING: "waiting",
+        }[trial.state]
+    reason = ended_reason(trial)
+    return {HANDED_BACK: "handed_back", LOST: "lost", WITHDRAWN: None}.get(reason, "failed") if reason else "failed"
 
 
-def load_experiment(spec_path: str | Path | ExperimentSpec, storage: str | None = None) -> Experiment:
+def load_experiment(spec: str | Path | ExperimentSpec, storage: str | None = None) -> Experiment:
     """Open an experiment's studies in ``storage`` (default: the spec's storage).
 
-    Reads the store only: the dataset is not loaded.
+    Reads the store only (a store on a read-only file system can be read);
+    the dataset is not loaded.
 
     Raises:
         SpecError: the spec is invalid.
         StorageError: the store cannot be opened or holds no study of the experiment.
         ExperimentMismatchError: the stored studies were created from an incompatible spec.
     """
-    spec = spec_path if isinstance(spec_path, ExperimentSpec) else load_spec(spec_path)
+    spec = _as_spec(spec)
     url = storage or spec.storage
-    store = open_storage(url, create=False, heartbeat_interval=None)
+    store = open_storage(url, create=False, read_only=True)
     sizes = find_sizes(spec, store)
     if not sizes:
         raise StorageError(
@@ -221,21 +255,37 @@ def load_experiment(spec_path: str | Path | ExperimentSpec, storage: str | None 
     return Experiment(spec, store, url, sizes)
 
 
-def find_sizes(spec: ExperimentSpec, storage: BaseStorage) -> list[int]:
-    """Sizes of the experiment's studies in ``storage``, checking they match the spec."""
+def find_sizes(spec: ExperimentSpec, storage: RetryingStorage) -> list[int]:
+    """Sizes of the experiment's studies in ``storage``, checking they belong to it and match the spec.
+
+    Raises:
+        ExperimentMismatchError: a study has the experiment's name pattern but
+            was not created by it, or was created from an incompatible spec.
+    """
     sizes = []
     for study in storage.get_all_studies():
         attrs = study.user_attrs
-        if attrs.get(ATTR_EXPERIMENT) != spec.name:
+        if attrs.get(EXPERIMENT_ATTR) != spec.name:
+            check_not_foreign(spec, study.study_name, attrs)
             continue
         check_compatible(spec, study.study_name, attrs)
         sizes.append(int(attrs["size"]))
     return sorted(sizes)
 
 
+def check_not_foreign(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> None:
+    """Refuse a study named like one of this experiment's that this experiment did not create."""
+    if re.fullmatch(re.escape(spec.name) + r"-n\d{7}", name) and attrs.get(EXPERIMENT_ATTR) != spec.name:
+        raise ExperimentMismatchError(
+            f"study {name!r} has the name of one of experiment {spec.name!r}'s studies but was not created by "
+            "scaling-optuna for it (it carries no experiment fingerprint); rename the experiment in the spec, "
+            "or use another store"
+        )
+
+
 def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> None:
     stored = attrs.get("spec_hash")
-    if stored is not None and stored != spec.compatibility_hash():
+    if stored != spec.compatibility_hash():
         raise ExperimentMismatchError(
             f"study {name!r} was created from a different spec of experiment {spec.name!r} "
             f"(spec hash {stored}, this spec {spec.compatibility_hash()}): its data, model, search space "
@@ -243,62 +293,129 @@ def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> 
         )
 
 
-def create_experiment(spec: ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None) -> Experiment:
-    """Create (or re-open) the experiment's studies, one per size; safe to call repeatedly.
+def create_experiment(
+    spec: str | Path | ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None
+) -> Experiment:
+    """Create (or re-open) the experiment's studies, one per size, each with its budget queued.
 
-    Loads the dataset to resolve the sizes and fingerprint each subset. The
-    first trial of every new study is the seed's untuned default model
-    (``default_params``), so the report can compare tuned and untuned curves.
+    Safe to call repeatedly. Loads the dataset to resolve the sizes and
+    fingerprint each subset, and checks everything a worker would trip on
+    before anything is written. The first queued trial of every new study is
+    the untuned default model (``default_params``), so the report can compare
+    tuned and untuned curves. A budget that differs from the stored one
+    (``trials_per_size``, or ``--trials``) is queued up, or its unstarted
+    trials withdrawn.
+
+    Raises:
+        SpecError, DataError: bad spec or data (nothing is written).
+        StorageError: the store cannot be opened.
+        ExperimentMismatchError: the store holds studies of this name from another spec or data.
     """
     from scaling_optuna.data import load_dataset
 
+    spec = _as_spec(spec)
     url = storage or spec.storage
     # Validate everything that can fail before the store is touched, so bad input writes nothing.
     check_url(url)
     data = load_dataset(spec)
     sizes = spec.sizes.resolve(data.pool_size)
-    fingerprints = {size: data.fingerprint(size) for size in sizes}
-    majority_error = data.majority_error()
+    attrs = {size: _study_attrs(spec, data, size) for size in sizes}
 
-    store = open_storage(url, create=True, heartbeat_interval=None)
-    existing = {s.study_name: s for s in store.get_all_studies()}
+    store = open_storage(url, create=True)
+    existing = {s.study_name: s.user_attrs for s in store.get_all_studies()}
     for size in sizes:
         name = study_name(spec.name, size)
         if name in existing:
-            attrs = existing[name].user_attrs
-            check_compatible(spec, name, attrs)
-            if attrs.get("fingerprint") not in (None, fingerprints[size]):
-                raise ExperimentMismatchError(
-                    f"study {name!r} was created from other data (fingerprint {attrs['fingerprint']}, "
-                    f"local data {fingerprints[size]}); use the same dataset files and seed, or a new experiment name"
-                )
+            _check_reopen(spec, name, existing[name], attrs[size]["fingerprint"])
     for size in sizes:
-        name = study_name(spec.name, size)
-        study = optuna.create_study(study_name=name, storage=store, direction="minimize", load_if_exists=True)
-        attrs = {
-            ATTR_EXPERIMENT: spec.name,
-            "size": size,
-            "fingerprint": fingerprints[size],
-            "spec_hash": spec.compatibility_hash(),
-            "pool_size": data.pool_size,
-            "dataset": spec.data.dataset,
-            "model": spec.model,
-            "majority_error": majority_error,
-            "input_shape": list(data.input_shape),
-            "num_classes": data.num_classes,
-        }
-        for key, value in attrs.items():
-            if study.user_attrs.get(key) != value:
-                study.set_user_attr(key, value)
-        if spec.default_params and not study.user_attrs.get("baseline_enqueued"):
-            study.set_user_attr("baseline_enqueued", True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                study.enqueue_trial(dict(spec.default_params), user_attrs={"baseline": True})
+        study = _create_study(spec, store, size, attrs[size])
         if log is not None:
-            log.info("study %s ready (%d examples, fingerprint %s)", name, size, fingerprints[size])
+            log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
     all_sizes = sorted(set(sizes) | set(find_sizes(spec, store)))
     return Experiment(spec, store, url, all_sizes)
+
+
+def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, default_params: dict[str, Any] | None = None) -> None:
+    """Queue or withdraw trials so that ``budget`` trials are queued, running or finished.
+
+    The untuned baseline (``default_params``) is queued first in a new study.
+    Only unstarted fresh trials are withdrawn (never the baseline, nor a trial
+    queued to re-run one that was handed back or lost).
+    """
+    if study.user_attrs.get(ATTR_BUDGET) != budget:
+        study.set_user_attr(ATTR_BUDGET, budget)
+    trials = study.get_trials(deepcopy=False)
+    held = sum(t.state in BUDGET_STATES for t in trials)
+    if default_params and held < budget and not any(t.user_attrs.get("baseline") for t in trials):
+        with warnings.catch_warnings():
+            # The untuned baseline's widths lie outside the tuned range on purpose.
+            warnings.simplefilter("ignore")
+            study.enqueue_trial(dict(default_params), user_attrs={"baseline": True})
+        held += 1
+    for _ in range(budget - held):
+        # A plain WAITING trial, not enqueue_trial({}): samplers such as GridSampler take a
+        # trial with a (possibly empty) fixed_params attribute for a user's partial enqueue.
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+    if held > budget:
+        _withdraw(storage, study, held - budget)
+
+
+def _withdraw(storage: RetryingStorage, study: optuna.Study, count: int) -> None:
+    study_id = storage.get_study_id_from_name(study.study_name)
+    fresh = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+        if not t.system_attrs.get("fixed_params") and not t.user_attrs.get("baseline")
+    ]
+    for trial in reversed(fresh[-count:]):
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
+        if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+            end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
+
+
+def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int) -> dict[str, Any]:
+    return {
+        EXPERIMENT_ATTR: spec.name,
+        "size": size,
+        "fingerprint": data.fingerprint(size),
+        "spec_hash": spec.compatibility_hash(),
+        "pool_size": data.pool_size,
+        "dataset": spec.data.dataset,
+        "model": spec.model,
+        "majority_error": data.majority_error(),
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+    }
+
+
+def _check_reopen(spec: ExperimentSpec, name: str, attrs: dict[str, Any], fingerprint: str) -> None:
+    check_not_foreign(spec, name, attrs)
+    check_compatible(spec, name, attrs)
+    if attrs.get("fingerprint") != fingerprint:
+        raise ExperimentMismatchError(
+            f"study {name!r} was created from other data (fingerprint {attrs.get('fingerprint')}, "
+            f"local data {fingerprint}); use the same dataset files and seed, or a new experiment name"
+        )
+
+
+def _create_study(spec: ExperimentSpec, store: RetryingStorage, size: int, attrs: dict[str, Any]) -> optuna.Study:
+    study = optuna.create_study(
+        study_name=study_name(spec.name, size), storage=store, direction="minimize", load_if_exists=True
+    )
+    if study.metric_names != [METRIC_NAME]:
+        with warnings.catch_warnings():
+            # Metric names have been "experimental" since Optuna 3.2; optuna-dashboard shows them.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAME])
+    for key, value in attrs.items():
+        if study.user_attrs.get(key) != value:
+            study.set_user_attr(key, value)
+    set_budget(store, study, spec.trials_per_size, dict(spec.default_params))
+    return study
+
+
+def _as_spec(spec: str | Path | ExperimentSpec) -> ExperimentSpec:
+    return spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
 
 
 def _record(size: int, name: str, trial: FrozenTrial) -> TrialRecord:

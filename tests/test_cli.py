@@ -31,8 +31,8 @@ def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
     # More data, lower error: digits is easy enough for this to hold with 3 trials.
     assert best[-1].test_error < best[0].test_error
     for row in exp.status():
-        # Two workers may both start the last trial of a study: overshoot ≤ workers − 1.
-        assert 3 <= row.complete + row.pruned <= 4 and row.running == 0 and row.failed == 0
+        # Workers only claim queued trials: every study ends exactly at its budget.
+        assert row.complete + row.pruned == 3 and row.running == 0 and row.failed == 0
     for size in exp.sizes:
         # The spec's RandomSampler has a seed: each worker must add its own offset to it.
         proposals = [tuple(sorted(t.params.items())) for t in exp.trials(size)]
@@ -79,7 +79,9 @@ def test_create_is_idempotent_and_rejects_an_incompatible_spec(tiny_digits, tmp_
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
     exp = scaling_optuna.load_experiment(spec, storage=url)
-    assert [len(exp.studies[s].trials) for s in exp.sizes] == [1, 1]  # the baseline, enqueued once
+    # Each study holds its budget of queued trials, the untuned baseline first, queued once.
+    assert [len(exp.studies[s].trials) for s in exp.sizes] == [2, 2]
+    assert [[t.user_attrs.get("baseline", False) for t in exp.studies[s].trials] for s in exp.sizes] == [[True, False]] * 2
 
     changed = spec.read_text().replace("max_epochs = 4", "max_epochs = 7")
     other = write_spec(tmp_path, changed, "changed.toml")

@@ -9,9 +9,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from scaling_optuna.pruning import PruneCheck
-from scaling_optuna.pruning import decides_locally
-from scaling_optuna.storage import open_storage
+from scaling_optuna.worker.pruning import PruneCheck
+from scaling_optuna.worker.pruning import decides_locally
+from scaling_optuna.storages import open_storage
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
@@ -28,7 +28,7 @@ class Clock:
 
 
 def _study(tmp_path, pruner: optuna.pruners.BasePruner) -> optuna.Study:
-    store = open_storage(f"sqlite:///{tmp_path}/store.db", create=True, heartbeat_interval=None)
+    store = open_storage(f"sqlite:///{tmp_path}/store.db", create=True)
     return optuna.create_study(storage=store, study_name="s", pruner=pruner, sampler=optuna.samplers.RandomSampler(seed=0))
 
 

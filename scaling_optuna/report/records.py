@@ -85,6 +85,8 @@ class SizeRow:
                 "complete": s.complete,
                 "pruned": s.pruned,
                 "failed": s.failed,
+                "handed_back": s.handed_back,
+                "lost": s.lost,
                 "running": s.running,
                 "waiting": s.waiting,
             },

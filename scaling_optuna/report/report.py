@@ -42,7 +42,7 @@ from scaling_optuna.report.rows import study_attrs
 from scaling_optuna.report.text import render_markdown
 from scaling_optuna.report.text import render_text
 from scaling_optuna.spec import ExperimentSpec
-from scaling_optuna.storage import mask_url
+from scaling_optuna.storages import mask_url
 
 __all__ = ["Report", "build_report"]
 

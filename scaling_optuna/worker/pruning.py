@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import datetime
-import logging
 import time
 from typing import Callable
 
@@ -44,14 +43,6 @@ _READ_ONLY = (
     optuna.pruners.ThresholdPruner,
     optuna.pruners.WilcoxonPruner,
 )
-
-
-class _NoCopyAnnouncements(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not record.getMessage().startswith("A new study created in memory")
-
-
-logging.getLogger("optuna.storages._in_memory").addFilter(_NoCopyAnnouncements())
 
 
 def decides_locally(pruner: BasePruner) -> bool:

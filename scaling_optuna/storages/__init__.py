@@ -1,0 +1,213 @@
+"""The shared store: opening it from a URL, surviving its outages, keeping its password hidden.
+
+Supported URLs:
+
+- ``sqlite:///path/to/file.db``: one machine, several local workers.
+- ``postgresql://user:password@host:5432/db`` (or any SQLAlchemy URL): many machines.
+- ``journal:///path/to/file.log``: Optuna's journal file, for a shared filesystem without a database.
+- ``grpc://host:port``: an Optuna gRPC storage proxy (``scaling-optuna proxy``) in front of a database.
+
+Every store comes back as a :class:`RetryingStorage` around Optuna's own
+storage for that URL: transient errors are retried, incurable ones named (see
+:mod:`scaling_optuna.storages._retry`). Heartbeats and the recovery of trials
+whose worker is gone work the same on every kind of store
+(:mod:`scaling_optuna.storages._recovery`).
+
+Example::
+
+    from scaling_optuna.storages import mask_url, open_storage
+
+    storage = open_storage("sqlite:///scaling-optuna.db", create=True)
+    print(mask_url("postgresql://me:secret@db/exp"))  # postgresql://me:***@db/exp
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import optuna
+from optuna.storages import BaseStorage
+
+from scaling_optuna.errors import StorageError
+from scaling_optuna.storages import _sqlite
+from scaling_optuna.storages._errors import describe_error
+from scaling_optuna.storages._errors import fatal_reason
+from scaling_optuna.storages._errors import is_transient
+from scaling_optuna.storages._recovery import ENDED_ATTR
+from scaling_optuna.storages._recovery import HANDED_BACK
+from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
+from scaling_optuna.storages._recovery import LOST
+from scaling_optuna.storages._recovery import WITHDRAWN
+from scaling_optuna.storages._recovery import StaleTrials
+from scaling_optuna.storages._recovery import beat_value
+from scaling_optuna.storages._recovery import end_trial
+from scaling_optuna.storages._recovery import ended_reason
+from scaling_optuna.storages._recovery import queue_replacement
+from scaling_optuna.storages._retry import RETRY_DEADLINE_S
+from scaling_optuna.storages._retry import RetryingStorage
+from scaling_optuna.storages._retry import backoff
+from scaling_optuna.storages._retry import call_with_retries
+from scaling_optuna.storages._url import check_url
+from scaling_optuna.storages._url import mask_url
+from scaling_optuna.storages._url import scheme
+
+__all__ = [
+    "ENDED_ATTR",
+    "EXPERIMENT_ATTR",
+    "GRACE_FACTOR",
+    "HANDED_BACK",
+    "HEARTBEAT_ATTR",
+    "HEARTBEAT_INTERVAL_S",
+    "LOST",
+    "RETRY_DEADLINE_S",
+    "RetryingStorage",
+    "StaleTrials",
+    "WITHDRAWN",
+    "backoff",
+    "beat_value",
+    "call_with_retries",
+    "check_url",
+    "describe_error",
+    "end_trial",
+    "ended_reason",
+    "fatal_reason",
+    "checked_grace_period",
+    "is_transient",
+    "mask_url",
+    "open_storage",
+    "queue_replacement",
+]
+
+HEARTBEAT_INTERVAL_S = 10
+GRACE_FACTOR = 3
+# The study user attribute naming the experiment a study belongs to: stale-trial sweeps
+# (workers, the proxy) touch only such studies, never other studies in the same store.
+EXPERIMENT_ATTR = "experiment"
+
+
+def open_storage(
+    url: str,
+    *,
+    create: bool = False,
+    read_only: bool = False,
+    pool_size: int | None = None,
+    stop: threading.Event | None = None,
+) -> RetryingStorage:
+    """Open the store at ``url``.
+
+    With ``create=False`` a SQLite or journal file that does not exist is an
+    error rather than a new empty file, so that a mistyped path writes
+    nothing. ``read_only`` is for commands that only read (status, report,
+    dashboard): a SQLite store on a read-only file system is then still read.
+    ``pool_size`` sizes the connection pool of a database (the gRPC proxy wants
+    one connection per thread). ``stop`` ends waits between retries at once.
+
+    Raises:
+        StorageError: the URL is malformed or the store cannot be opened.
+    """
+    check_url(url)
+    kind = scheme(url)
+    if kind == "journal":
+        backend: BaseStorage = _open_journal(url, create=create)
+    elif kind == "grpc":
+        backend = _open_grpc(url)
+    else:
+        backend = _open_database(url, create=create, read_only=read_only, pool_size=pool_size)
+    local = kind.startswith("sqlite")
+    return RetryingStorage(backend, local=local, stop=stop, write_scope=_sqlite.writing if local else contextlib.nullcontext)
+
+
+def checked_grace_period(heartbeat_s: int, grace_s: int | None) -> int:
+    """The grace period for ``heartbeat_s`` (default three intervals), checked.
+
+    Raises:
+        StorageError: not positive, or not longer than the interval (live trials would be failed).
+    """
+    if int(heartbeat_s) <= 0 or (grace_s is not None and int(grace_s) <= 0):
+        raise StorageError(f"heartbeat interval {heartbeat_s} and grace period {grace_s} must be positive whole seconds")
+    grace = int(grace_s) if grace_s is not None else GRACE_FACTOR * int(heartbeat_s)
+    if grace <= int(heartbeat_s):
+        raise StorageError(
+            f"grace period {grace} s must be longer than the heartbeat interval {heartbeat_s} s "
+            f"(use about {GRACE_FACTOR}×), or live trials would be failed"
+        )
+    return grace
+
+
+def _open_database(url: str, *, create: bool, read_only: bool, pool_size: int | None) -> BaseStorage:
+    kind = scheme(url)
+    engine_url, kwargs = url, _engine_kwargs(kind, pool_size)
+    if kind.startswith("sqlite"):
+        engine_url, kwargs = _sqlite.engine_options(url, create=create, read_only=read_only)
+    try:
+        rdb = optuna.storages.RDBStorage(engine_url, engine_kwargs=kwargs, skip_table_creation=read_only)
+    except ImportError as e:
+        raise StorageError(f"storage {mask_url(url)}: driver missing ({e}); install it with pip") from None
+    except Exception as e:  # SQLAlchemy raises many types for bad URLs and unreachable servers
+        reason = fatal_reason(e) or "check the URL, that the server is running, and the credentials"
+        raise StorageError(f"cannot open storage {mask_url(url)}: {describe_error(e)}; {reason}") from None
+    if kind.startswith("sqlite"):
+        _sqlite.serialise_writes(rdb.engine)
+    # Optuna's cache keeps finished trials in memory, so repeated reads fetch only what changed.
+    return optuna.storages.get_storage(rdb)
+
+
+def _engine_kwargs(kind: str, pool_size: int | None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        # Survive a restarted server or a dropped connection: test connections before use.
+        "pool_pre_ping": True,
+        "pool_size": pool_size or 2,
+        "max_overflow": 2,
+    }
+    if kind.startswith("postgres"):
+        # A vanished server must end in an error (then a retry), not a read that hangs forever.
+        kwargs["connect_args"] = {
+            "connect_timeout": 10,
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+        }
+    return kwargs
+
+
+def _open_journal(url: str, *, create: bool) -> BaseStorage:
+    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileOpenLock
+
+    path = Path(url.split("://", 1)[1])
+    if not str(path) or str(path) == ".":
+        raise StorageError(f"storage URL {mask_url(url)!r} names no file; use journal:///path/to/file.log")
+    if not create and not path.is_file():
+        raise StorageError(f"no journal store at {path}; run 'scaling-optuna create' first, or check the path")
+    if not path.parent.is_dir():
+        raise StorageError(f"folder {path.parent} for the journal {path} does not exist; create it first")
+    # The open-based lock works on NFS, where symlink locks may not.
+    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+
+
+def _open_grpc(url: str) -> BaseStorage:
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or not port:
+        raise StorageError(f"storage URL {mask_url(url)!r} needs a host and a port, e.g. grpc://127.0.0.1:13000")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            proxy = optuna.storages.GrpcStorageProxy(host=host, port=port)
+        proxy.wait_server_ready(timeout=10)
+    except ImportError:
+        raise StorageError("gRPC storage needs grpcio; pip install grpcio protobuf") from None
+    except Exception as e:
+        raise StorageError(
+            f"cannot reach the gRPC storage proxy at {mask_url(url)}: {describe_error(e)}; start it with 'scaling-optuna proxy'"
+        ) from None
+    return proxy

@@ -1,0 +1,99 @@
+"""Store URLs: their form, and keeping their passwords out of every output.
+
+A password may hold any character. Written raw into a URL, a ``/``, a space or
+an ``@`` makes the URL ambiguous to a pattern, so besides masking what looks
+like a password in a URL, every password this process has seen in a store URL
+is remembered (raw, percent-decoded and percent-encoded) and masked wherever it
+appears: error messages, logs, reports and the dashboard note all go through
+:func:`mask_url`.
+
+Example::
+
+    >>> mask_url("postgresql://me:secret@db/exp")
+    'postgresql://me:***@db/exp'
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from urllib.parse import quote
+from urllib.parse import unquote
+
+from scaling_optuna.errors import StorageError
+
+MASK = "***"
+# Shorter remembered secrets would mask ordinary words; URL patterns still mask them inside URLs.
+_MIN_REMEMBERED = 4
+_SCHEMES = "sqlite:///file.db, postgresql://user@host/db, journal:///file.log or grpc://host:port"
+
+# scheme://user:PASSWORD@host — greedy up to the last "@" before white space, so that a
+# password holding "@" or "/" is masked whole.
+_USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>\S*)(?P<tail>@)")
+# ?password=… or &password=… (libpq and SQLAlchemy accept it as a query parameter).
+_QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<secret>[^&\s'\"]*)", re.IGNORECASE)
+
+_secrets: set[str] = set()
+_lock = threading.Lock()
+
+
+def mask_url(text: object) -> str:
+    """``text`` with the password of every URL in it, and every password seen in a store URL, as ``***``."""
+    out = str(text)
+    with _lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        out = out.replace(secret, MASK)
+    out = _USERINFO.sub(lambda m: f"{m['head']}{MASK}{m['tail']}", out)
+    return _QUERY.sub(lambda m: f"{m['head']}{MASK}", out)
+
+
+def remember_secrets(url: str) -> None:
+    """Remember the password of ``url`` so that :func:`mask_url` hides it wherever it appears."""
+    for secret in _passwords(url):
+        for form in {secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret), safe="")}:
+            if len(form) >= _MIN_REMEMBERED and form != MASK:
+                with _lock:
+                    _secrets.add(form)
+
+
+def scheme(url: str) -> str:
+    """The URL's scheme, lower-case (``postgresql+psycopg2`` stays whole)."""
+    return url.split("://", 1)[0].lower()
+
+
+def check_url(url: object) -> None:
+    """Raise :class:`StorageError` unless ``url`` has the form of a usable store URL.
+
+    Cheap and offline: callers run it before loading data, so that a mistyped
+    ``--storage`` is reported at once. Whether the store answers is for
+    :func:`~scaling_optuna.storages.open_storage` to find out.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        raise StorageError(f"storage URL {mask_url(url)!r} is malformed; use {_SCHEMES}")
+    remember_secrets(url)
+    kind = scheme(url)
+    if kind == "postgres" or kind.startswith("postgres+"):
+        raise StorageError(
+            f"storage URL scheme {kind!r} is not one SQLAlchemy knows; write postgresql:// "
+            f"(e.g. {mask_url('postgresql' + url[len('postgres'):])})"
+        )
+    if kind.startswith("sqlite") and url.split("://", 1)[1].lstrip("/") in ("", ":memory:"):
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which lives and dies with one "
+            "process; workers and reports need a file: use sqlite:///scaling-optuna.db"
+        )
+
+
+def sqlite_path(url: str) -> str:
+    """The file of a ``sqlite:///path`` URL (its query, if any, dropped)."""
+    return url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
+
+
+def _passwords(url: str) -> list[str]:
+    # The user part ends at the last "@": a raw password may hold "@", "/", "?" or spaces.
+    rest = url.split("://", 1)[1] if "://" in url else ""
+    userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
+    found = [userinfo.split(":", 1)[1]] if ":" in userinfo else []
+    found += [m["secret"] for m in _QUERY.finditer(url)]
+    return [s for s in found if s]

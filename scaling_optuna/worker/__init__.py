@@ -1,0 +1,163 @@
+"""Workers: claim queued trials from an experiment's studies and train them until no budget is left.
+
+Any number of workers, on any number of machines, may run against one store.
+Each claims a queued trial (see :mod:`scaling_optuna.experiment` on budgets),
+trains it, and settles how it ended; a background thread beats its running
+trial and re-queues the trials of workers that died
+(:mod:`scaling_optuna.worker._heartbeat`). SIGTERM hands the running trial
+back; a lost store is retried with backoff.
+
+Example::
+
+    from scaling_optuna.worker import run_worker
+
+    summary = run_worker("studies/digits.toml", "sqlite:///scaling-optuna.db", threads=1)
+    print(summary)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from scaling_optuna.spec import ExperimentSpec
+from scaling_optuna.spec import load_spec
+from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
+from scaling_optuna.storages import check_url
+from scaling_optuna.storages import checked_grace_period
+from scaling_optuna.storages import mask_url
+from scaling_optuna.storages import open_storage
+from scaling_optuna.worker._loop import OUTAGE_LIMIT_S
+from scaling_optuna.worker._loop import Worker
+from scaling_optuna.worker._loop import WorkerSummary
+from scaling_optuna.worker._loop import check_fingerprints
+from scaling_optuna.worker._loop import default_threads
+from scaling_optuna.worker._objective import DeviceData
+from scaling_optuna.worker._objective import Outcome
+from scaling_optuna.worker._objective import TrialRunner
+from scaling_optuna.worker._objective import suggest
+from scaling_optuna.worker.pruning import PruneCheck
+
+__all__ = [
+    "Outcome",
+    "PruneCheck",
+    "Worker",
+    "WorkerSummary",
+    "default_threads",
+    "install_signal_handlers",
+    "run_worker",
+    "suggest",
+]
+
+_log = logging.getLogger("scaling_optuna.worker")
+
+
+def run_worker(
+    spec: str | Path | ExperimentSpec,
+    storage: str | None = None,
+    *,
+    threads: int | None = None,
+    device: str | None = None,
+    trials: int | None = None,
+    max_trials: int | None = None,
+    stop: threading.Event | None = None,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+    grace_period: int | None = None,
+    outage_limit_s: float = OUTAGE_LIMIT_S,
+    artifacts: str | None = None,
+    seed_offset: int = 0,
+) -> WorkerSummary:
+    """Run trials of ``spec``'s experiment in ``storage`` until no study has a queued or running trial.
+
+    Args:
+        threads: torch threads for this process (default: torch's own choice, all cores).
+        device: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` or ``auto`` (default: the spec's).
+        trials: set every study's budget to this many trials first (like ``create --trials``).
+        max_trials: stop after this many trials even if budgets remain.
+        stop: when set, the current trial stops at its next epoch boundary, is
+            handed back to the queue, and the worker returns.
+        heartbeat_interval: seconds between heartbeats of the running trial.
+        grace_period: seconds without a heartbeat after which another worker's
+            trial counts as dead (default: three intervals).
+        outage_limit_s: how long a lost store is retried before the worker gives up.
+        artifacts: where complete trials' weights go (default: the spec's
+            ``artifacts``, else the store's default; see ``artifact_location``).
+        seed_offset: added to the seed of a seeded sampler. Give every worker
+            process its own, or they all propose the same parameters.
+
+    Raises:
+        StorageError: the store is unreachable, holds no study of the experiment, or cannot be written.
+        DataError: the local data differs from the data the studies were created with.
+        WorkerError: trials keep failing.
+    """
+    from scaling_optuna.data import load_dataset
+    from scaling_optuna.train import pick_device
+
+    spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
+    url = storage or spec.storage
+    grace = checked_grace_period(heartbeat_interval, grace_period)
+    check_url(url)
+    stop = stop or threading.Event()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    data = load_dataset(spec)
+    target = pick_device(device or spec.trainer.device)
+    store = open_storage(url, stop=stop)
+    weights = _weights(spec, artifacts, url)
+    who = f"{socket.gethostname()}:{os.getpid()}"
+    runner = TrialRunner(spec, DeviceData.on(data, target), stop, who, weights)
+    worker = Worker(
+        spec, store, url, runner, stop=stop, heartbeat_interval=heartbeat_interval, grace_s=grace,
+        outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who,
+    )
+    check_fingerprints(worker.sizes, data.fingerprint)
+    if trials is not None:
+        worker.set_budget(trials)
+    _log.info(
+        "worker %s: %d sizes on %s with %d torch thread(s); store %s; heartbeat %d s, grace %d s",
+        worker.who, len(worker.sizes), target, torch.get_num_threads(), mask_url(url), heartbeat_interval, grace,
+        extra={"event": "worker_started", "worker": worker.who},
+    )
+    summary = worker.run(max_trials)
+    _log.info(
+        "worker %s done: %d complete, %d pruned, %d failed, %d handed back", worker.who,
+        summary.complete, summary.pruned, summary.failed, summary.handed_back,
+        extra={"event": "worker_done", "worker": worker.who},
+    )
+    return summary
+
+
+def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> Any:
+    if spec.keep_models <= 0:
+        return None
+    from scaling_optuna.artifacts import artifact_location
+    from scaling_optuna.artifacts import open_artifact_store
+
+    return open_artifact_store(artifact_location(artifacts or spec.artifacts, url))
+
+
+def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
+    """SIGTERM/SIGINT set ``stop``; a second SIGINT interrupts at once. Returns a restorer."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        _log.warning("received %s: finishing at the next epoch boundary", signal.Signals(signum).name)
+        stop.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
