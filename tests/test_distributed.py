@@ -1,8 +1,8 @@
 """Distributed runs against the real stores: PostgreSQL at 127.0.0.1:5432, SQLite, journal, gRPC proxy.
 
 Every test starts real worker processes with the CLI, as people do on their
-machines, with a short heartbeat where a test waits for a dead worker to be noticed, so that
-noticed quickly. What they check is in the store afterwards: every study has
+machines, with a short heartbeat where a test waits for a dead worker to be
+noticed. What they check is in the store afterwards: every study has exactly
 its budget of finished trials, nothing is left RUNNING or WAITING, and
 retried trials carry the same parameters as the trial they replace.
 """
