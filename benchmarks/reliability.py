@@ -2,11 +2,12 @@
 
 Builds the hosts of ``tests/hosts.py`` (network namespaces on a private
 bridge, a private PostgreSQL on host ``db``), then, for each fault, runs a
-fresh experiment in a database of its own (one size, 240 digits, no pruning,
-trials of ``--epochs`` epochs) with two workers on hosts ``w1`` and ``w2``,
-injects the fault ``--count`` times, each while a trial of ``w1`` (or of any
-worker) is mid-way and after the previous one resolved, lets the workers
-finish, and audits the store:
+fresh experiment in a database of its own (two sizes, 120 and 240 digits, a
+budget of ``--count`` + 2 trials each, no pruning, trials of ``--epochs``
+epochs) with two workers on hosts ``w1`` and ``w2``, injects the fault
+``--count`` times, each while a trial of ``w1`` (or of any worker) is mid-way
+and after the previous one resolved, lets the workers finish, and audits
+the store:
 
 - **lost**: trials short of the budget when the workers ended (or were
   stopped ``--finish-s`` seconds after the last fault);
@@ -35,7 +36,7 @@ Faults:
 
 Needs root and iproute2, like the multi-host test. Usage::
 
-    python benchmarks/reliability.py --count 1                  # every fault once, ~10 min on 2 cores
+    python benchmarks/reliability.py --count 1                  # every fault once, ~7 min on 2 cores
     python benchmarks/reliability.py --count 3 --faults sigkill,link-cut
 """
 
@@ -203,8 +204,9 @@ def run_fault(lab: Lab, fault: str) -> Row:
     args = lab.args
     if fault == "race":
         return run_race(lab)
-    budget = 2 * args.count + 2
-    url, probe = lab.experiment(fault, budget, [240], args.epochs)
+    # Two sizes: a stale-trial check that looks at one study at a time must still find the other's.
+    budget = args.count + 2
+    url, probe = lab.experiment(fault, budget, [120, 240], args.epochs)
     store = url
     if fault == "sigkill-grpc":
         proxy = lab.db.start([*CLI, "proxy", "--storage", url, "--host", lab.db.address, "--port", str(PROXY_PORT), "--threads", "4", *HEARTBEAT], "proxy")
@@ -218,6 +220,7 @@ def run_fault(lab: Lab, fault: str) -> Row:
         current["w1"] = lab.worker(lab.w1, fault, store, f"{fault}-worker")
     current["w2"] = lab.worker(lab.w2, fault, store, f"{fault}-worker")
     orphans: list[int] = []
+    checks: list[threading.Timer] = []
 
     def link_cut() -> float:
         lab.net.cut(lab.w1)
@@ -246,11 +249,14 @@ def run_fault(lab: Lab, fault: str) -> Row:
 
     def term_run() -> float:
         old = current["w1"]
+        its_workers = children_of(old.pid)
         old.terminate()
         ended = time.monotonic()
         old.wait(30)
-        time.sleep(10)  # time enough for its workers to hand their trials back and stop
-        orphans.extend(lab.w1.pids())
+        # Ten seconds are enough for its workers to hand their trials back and stop; those still alive are orphans.
+        checker = threading.Timer(10, lambda: orphans.extend(p for p in its_workers if Path(f"/proc/{p}").exists()))
+        checker.start()
+        checks.append(checker)
         current["w1"] = lab.w1.start([*CLI, "run", f"{fault}.toml", "--storage", store, "--workers", "2", "--threads", "1", *HEARTBEAT], "run")
         return ended
 
@@ -263,12 +269,27 @@ def run_fault(lab: Lab, fault: str) -> Row:
         "sigkill-grpc": (kill, "w1:"),
     }[fault]
     row = inject_repeatedly(lab, fault, victim_host, inject, probe, victim_dies=fault not in ("link-cut", "db-restart"))
+    for checker in checks:
+        checker.join()
     if orphans:
-        row.notes.append(f"{len(orphans)} worker process(es) of a SIGTERMed run still running 10 s after it exited")
+        row.notes.append(f"{len(orphans)} worker process(es) of a SIGTERMed run still running 10 s after it exited (orphans)")
     lab.finish(row, url, probe, budget, (lab.w1, lab.w2))
     if fault == "sigkill-grpc":
         proxy.kill()
     return row
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
 
 
 def run_race(lab: Lab) -> Row:
