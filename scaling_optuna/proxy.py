@@ -16,11 +16,14 @@ Example::
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import optuna
 
@@ -37,6 +40,9 @@ from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
 from scaling_optuna.storages import queue_replacement
 
+if TYPE_CHECKING:
+    import grpc
+
 _log = logging.getLogger("scaling_optuna.proxy")
 
 
@@ -52,7 +58,8 @@ def serve(
     """Serve ``storage`` (a database URL) over gRPC on ``host:port`` until the process ends.
 
     Raises:
-        StorageError: no URL, a URL the proxy cannot serve, or an unreachable database.
+        StorageError: no URL, a URL the proxy cannot serve, a port already in use
+            (checked before the store is touched), or an unreachable database.
     """
     if not storage:
         raise StorageError("the proxy needs the database URL; pass --storage postgresql://... or set SCALING_OPTUNA_STORAGE")
@@ -60,25 +67,78 @@ def serve(
     if scheme == "grpc":
         raise StorageError(f"the proxy serves a database, not another proxy ({mask_url(storage)}); pass a postgresql:// URL")
     grace = checked_grace_period(heartbeat_interval, grace_period)
-    store = open_storage(storage, create=scheme.startswith("sqlite"), pool_size=threads)
+    # The port first: a proxy that cannot have it must not touch the store (nor create a SQLite file).
+    server = _bind(host, port, threads)
     stop = threading.Event()
-    reaper = threading.Thread(target=_reap, args=(store, heartbeat_interval, grace, stop), name="reaper", daemon=True)
-    reaper.start()
-    _log.info("gRPC storage proxy on %s:%d for %s (%d threads)", host, port, mask_url(storage), threads)
-    print(f"gRPC storage proxy listening on {host}:{port}; workers use --storage grpc://{host}:{port}", flush=True)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.run_grpc_proxy_server(store, host=host, port=port, thread_pool=ThreadPoolExecutor(max_workers=threads))
-    except RuntimeError as e:  # grpc's way of saying the address is taken or invalid
-        raise StorageError(f"the proxy cannot listen on {host}:{port} ({e}); pick another --port or --host") from None
+        store = open_storage(storage, create=scheme.startswith("sqlite"), pool_size=threads)
+        _add_service(server, store)
+        threading.Thread(target=_reap, args=(store, heartbeat_interval, grace, stop), name="reaper", daemon=True).start()
+        server.start()
+        _log.info("gRPC storage proxy on %s:%d for %s (%d threads)", host, port, mask_url(storage), threads)
+        print(f"gRPC storage proxy listening on {host}:{port}; workers use --storage grpc://{host}:{port}", flush=True)
+        server.wait_for_termination()
     finally:
         stop.set()
+        server.stop(grace=None)
+
+
+def _bind(host: str, port: int, threads: int) -> "grpc.Server":
+    """A gRPC server that holds ``host:port`` alone.
+
+    gRPC sets ``SO_REUSEPORT`` by default, so a second proxy on a taken port
+    would start and the kernel would split the workers' requests between two
+    proxies, possibly in front of two different databases. The port is tried
+    with a plain socket first (gRPC would log its own failure in several
+    lines), then bound by gRPC without ``SO_REUSEPORT``, so that even a
+    proxy that wins a race for the port between the two holds it alone.
+    """
+    import grpc
+
+    _check_port_free(host, port)
+    server = grpc.server(ThreadPoolExecutor(max_workers=threads), options=[("grpc.so_reuseport", 0)])
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio >= 1.56 raises instead of returning 0
+        bound = 0
+    if not bound:
+        raise StorageError(f"the proxy cannot listen on {host}:{port}: the port is in use; stop the program that holds it or pick another --port")
+    return server
+
+
+def _check_port_free(host: str, port: int) -> None:
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise StorageError(f"the proxy cannot listen on {host}:{port}: unknown host ({e.strerror}); pass an address of this machine with --host") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: a closed connection's TIME_WAIT is no owner
+            try:
+                probe.bind(address)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise StorageError(
+                        f"the proxy cannot listen on {host}:{port}: the port is in use (another proxy or program listens there); "
+                        "stop it or pick another --port"
+                    ) from None
+                raise StorageError(f"the proxy cannot listen on {host}:{port}: {e.strerror}; pass an address of this machine with --host") from None
+
+
+def _add_service(server: "grpc.Server", storage: optuna.storages.BaseStorage) -> None:
+    # What optuna.storages.run_grpc_proxy_server does, on a server built here: Optuna's own
+    # make_server takes no server options, and SO_REUSEPORT must be off.
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
 
 
 def _reap(storage: optuna.storages.BaseStorage, interval: int, grace: int, stop: threading.Event) -> None:
     """Every interval, end and re-queue the stale trials of every experiment's study (per-study state)."""
-    stale = StaleTrials(grace)
+    stale = StaleTrials(grace, max_gap_s=2 * interval + grace / 2)
     studies: dict[str, tuple[int, optuna.Study]] = {}
     who = f"proxy:{os.getpid()}"
     while not stop.wait(interval):
@@ -97,5 +157,6 @@ def _reap(storage: optuna.storages.BaseStorage, interval: int, grace: int, stop:
                         queue_replacement(study, trial)
                         _log.warning("trial %d of %s: its worker stopped beating; ended and queued to re-run", trial.number, frozen.study_name)
         except Exception as e:  # the reaper must outlive a database restart
+            stale.forget()  # what was seen before the outage says nothing about the beats missed during it
             level = logging.WARNING if is_transient(e) else logging.ERROR
             _log.log(level, "reaping stale trials failed: %s", describe_error(e))
