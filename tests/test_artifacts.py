@@ -21,13 +21,13 @@ from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 import scaling_optuna
-from scaling_optuna.artifacts import ATTR_ARTIFACT
-from scaling_optuna.artifacts import DatabaseArtifactStore
-from scaling_optuna.artifacts import FolderArtifactStore
-from scaling_optuna.artifacts import PrefixedArtifactStore
-from scaling_optuna.artifacts import artifact_location
-from scaling_optuna.artifacts import open_artifact_store
-from scaling_optuna.artifacts import save_state_dict
+from scaling_optuna.storages.artifacts import ATTR_ARTIFACT
+from scaling_optuna.storages.artifacts import DatabaseArtifactStore
+from scaling_optuna.storages.artifacts import FolderArtifactStore
+from scaling_optuna.storages.artifacts import PrefixedArtifactStore
+from scaling_optuna.storages.artifacts import artifact_location
+from scaling_optuna.storages.artifacts import open_artifact_store
+from scaling_optuna.storages.artifacts import save_state_dict
 from scaling_optuna.errors import StorageError
 from tests.conftest import run_cli
 
@@ -186,12 +186,12 @@ def test_a_database_error_while_saving_keeps_the_trial_complete(postgres_url, ca
         assert save_state_dict(trial, {"w": torch.zeros(3)}, store) is None
         return 1.0
 
-    with caplog.at_level(logging.WARNING, logger="scaling_optuna.artifacts"):
+    with caplog.at_level(logging.WARNING, logger="scaling_optuna.storages.artifacts"):
         study.optimize(objective, n_trials=1)
     (trial,) = study.trials
     assert trial.state == TrialState.COMPLETE and trial.value == 1.0
     assert ATTR_ARTIFACT not in trial.user_attrs
-    (warning,) = [r for r in caplog.records if r.name == "scaling_optuna.artifacts" and r.levelno == logging.WARNING]
+    (warning,) = [r for r in caplog.records if r.name == "scaling_optuna.storages.artifacts" and r.levelno == logging.WARNING]
     assert "not kept" in warning.getMessage() and "so_no_such_database" in warning.getMessage()
 
 
@@ -266,3 +266,12 @@ def test_s3_prefix_is_honoured_by_workers_and_best_model(s3_server, tiny_digits,
     assert exp.best_model(60, artifacts=location) is not None
     with pytest.raises(StorageError, match="are not in s3://weights-bucket"):
         exp.best_model(60, artifacts="s3://weights-bucket")  # the bucket's root holds none of them
+
+
+def test_the_dashboard_listing_key_is_optunas():
+    """Weights are listed under the key optuna.artifacts.upload_artifact uses (written after the weights here)."""
+    from optuna.artifacts import _upload
+
+    from scaling_optuna.storages.artifacts import DASHBOARD_ATTR_PREFIX
+
+    assert DASHBOARD_ATTR_PREFIX == _upload.ARTIFACTS_ATTR_PREFIX

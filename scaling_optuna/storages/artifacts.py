@@ -45,11 +45,12 @@ import optuna
 import torch
 from optuna.artifacts import ArtifactMeta
 from optuna.artifacts import Backoff
-from optuna.artifacts._upload import ARTIFACTS_ATTR_PREFIX  # the key Optuna's dashboard lists artifacts by
 from optuna.artifacts.exceptions import ArtifactNotFound
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import StorageError
+from scaling_optuna.storages import describe_error
+from scaling_optuna.storages import mask_url
 
 if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
@@ -58,24 +59,14 @@ ATTR_ARTIFACT = "model_artifact"
 ARTIFACTS_ENV = "SCALING_OPTUNA_ARTIFACTS"
 DEFAULT_KEEP = 3
 DEFAULT_FOLDER = "scaling-optuna-artifacts"
+# The system attribute that optuna.artifacts.upload_artifact writes and optuna-dashboard lists
+# artifacts by. Written here after the weights, where upload_artifact writes it before them,
+# so that no trial lists weights whose write failed.
+DASHBOARD_ATTR_PREFIX = "artifacts:"
 TABLE = "scaling_optuna_artifacts"
 # Schemes that name a place for files rather than a SQLAlchemy database.
 _NOT_DATABASES = ("s3", "gs", "file", "grpc", "journal", "http", "https")
 _log = logging.getLogger(__name__)
-
-
-class _OneLineRetries(logging.Filter):
-    """Optuna's Backoff logs every retried write with its traceback; one line says enough."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and record.exc_info[1] is not None:
-            error = record.exc_info[1]
-            record.msg = f"{record.getMessage()}: {_mask(_first_line(error))}"
-            record.args, record.exc_info, record.exc_text = None, None, None
-        return True
-
-
-logging.getLogger("optuna.artifacts._backoff").addFilter(_OneLineRetries())
 
 
 def artifact_location(configured: str | None, storage_url: str) -> str:
@@ -144,29 +135,38 @@ def open_artifact_store(location: str) -> "ArtifactStore":
     return FolderArtifactStore(path)
 
 
-class _Backoff(Backoff):
-    """Optuna's ``Backoff`` (five tries over about 8 s), with a ``remove`` that stops once it succeeds.
+class _Backoff:
+    """Optuna's ``Backoff`` (five tries over about 8 s) around a store, with a ``remove`` that stops once it succeeds.
 
     Optuna's own ``remove`` calls the store again after a success, so every
-    removal ends in ``ArtifactNotFound`` after a pause (or, on S3, where
+    removal would end in ``ArtifactNotFound`` after a pause (or, on S3, where
     removing a missing key succeeds, in every retry and every pause).
     """
 
+    _TRIES = 5
+
     def __init__(self, backend: "ArtifactStore") -> None:
-        super().__init__(backend, max_retries=5, min_delay=0.5, max_delay=8)
+        self._backend = backend
+        self._backoff = Backoff(backend, max_retries=self._TRIES, min_delay=0.5, max_delay=8)
+
+    def open_reader(self, artifact_id: str) -> BinaryIO:
+        return self._backoff.open_reader(artifact_id)
+
+    def write(self, artifact_id: str, content_body: BinaryIO) -> None:
+        self._backoff.write(artifact_id, content_body)
 
     def remove(self, artifact_id: str) -> None:
-        for attempt in range(self._max_retries):
+        for attempt in range(1, self._TRIES + 1):
             try:
                 self._backend.remove(artifact_id)
                 return
             except ArtifactNotFound:
                 raise
             except Exception as e:
-                if attempt == self._max_retries - 1:
+                if attempt == self._TRIES:
                     raise
-                _log.warning("removing artifact %s failed (retry %d): %s", artifact_id, attempt + 1, _mask(_first_line(e)))
-            time.sleep(self._get_sleep_secs(attempt))
+                _log.warning("removing artifact %s failed (retry %d): %s", artifact_id, attempt, describe_error(e))
+            time.sleep(min(8.0, 0.5 * 2 ** (attempt - 1)))
 
 
 class FolderArtifactStore:
@@ -363,9 +363,9 @@ def _engine(url: str) -> Any:
     try:
         return sqlalchemy.create_engine(url, **kwargs)
     except ImportError as e:
-        raise StorageError(f"artifact store {_mask(url)}: driver missing ({e}); install it with pip") from None
+        raise StorageError(f"artifact store {mask_url(url)}: driver missing ({e}); install it with pip") from None
     except sqlalchemy.exc.ArgumentError as e:
-        raise StorageError(f"artifact store URL {_mask(url)} is malformed ({e}); use postgresql://user@host/db") from None
+        raise StorageError(f"artifact store URL {mask_url(url)} is malformed ({e}); use postgresql://user@host/db") from None
 
 
 def _table_missing(conn: Any) -> bool:
@@ -391,11 +391,13 @@ def save_state_dict(trial: optuna.Trial, state_dict: dict[str, torch.Tensor], st
     try:
         store.write(artifact_id, buffer)
     except Exception as e:
-        _log.warning("weights of trial %d not kept (the trial keeps its result): %s", trial.number, _mask(_first_line(e)))
+        _log.warning("weights of trial %d not kept (the trial keeps its result): %s", trial.number, describe_error(e))
         return None
     meta = ArtifactMeta(artifact_id=artifact_id, filename="model.pt", mimetype="application/x-pytorch", encoding=None)
     try:
-        trial.storage.set_trial_system_attr(trial._trial_id, ARTIFACTS_ATTR_PREFIX + artifact_id, json.dumps(dataclasses.asdict(meta)))
+        storage = trial.storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name), trial.number)
+        storage.set_trial_system_attr(trial_id, DASHBOARD_ATTR_PREFIX + artifact_id, json.dumps(dataclasses.asdict(meta)))
         trial.set_user_attr(ATTR_ARTIFACT, artifact_id)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -432,14 +434,3 @@ def prune_models(study: optuna.Study, store: "ArtifactStore", keep: int = DEFAUL
     if removed:
         _log.debug("removed %d model artifacts of %s", len(removed), study.study_name)
     return removed
-
-
-def _first_line(error: BaseException) -> str:
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0] if lines else ''}"
-
-
-def _mask(text: str) -> str:
-    from scaling_optuna.storage import mask_url
-
-    return mask_url(text)

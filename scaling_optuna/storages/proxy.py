@@ -9,7 +9,7 @@ other worker is busy with a long trial.
 
 Example::
 
-    from scaling_optuna.proxy import serve
+    from scaling_optuna.storages.proxy import serve
 
     serve("postgresql://optuna:secret@db/optuna", host="0.0.0.0", port=13000)  # blocks
 """
@@ -43,7 +43,7 @@ from scaling_optuna.storages import queue_replacement
 if TYPE_CHECKING:
     import grpc
 
-_log = logging.getLogger("scaling_optuna.proxy")
+_log = logging.getLogger("scaling_optuna.storages.proxy")
 
 
 def serve(
