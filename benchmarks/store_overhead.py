@@ -150,7 +150,7 @@ def _measure(url: str, workers: int, trials: int, check: str) -> tuple[float, fl
     from scaling_optuna.storages import open_storage
 
     name = f"bench-{workers}-{uuid.uuid4().hex[:6]}"
-    store = open_storage(url, create=True, heartbeat_interval=None)
+    store = open_storage(url, create=True)
     optuna.create_study(study_name=name, storage=store, direction="minimize")
     start_at = time.time() + 3 + 0.5 * workers  # every process imported and connected before the clock starts
     procs = [
@@ -176,7 +176,7 @@ def _child(url: str, study_name: str, start_at: str, check: str, *, trials: int)
     from scaling_optuna.storages import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = open_storage(url, heartbeat_interval=10)
+    store = open_storage(url)
     study = optuna.load_study(
         study_name=study_name,
         storage=store,
@@ -226,7 +226,7 @@ def _child(url: str, study_name: str, start_at: str, check: str, *, trials: int)
 def _create_store(url: str) -> None:
     from scaling_optuna.storages import open_storage
 
-    open_storage(url, create=True, heartbeat_interval=None)
+    open_storage(url, create=True)
 
 
 def _create_database(admin_url: str) -> tuple[str | None, str | None]:

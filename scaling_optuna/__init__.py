@@ -22,35 +22,49 @@ from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import UserError
+from scaling_optuna.errors import WorkerError
 
 if TYPE_CHECKING:
-    from scaling_optuna.experiment import TrialRecord
     from scaling_optuna.experiment import Experiment
+    from scaling_optuna.experiment import SizeStatus
+    from scaling_optuna.experiment import TrialRecord
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.experiment import load_experiment
     from scaling_optuna.report import Report
     from scaling_optuna.report import build_report
     from scaling_optuna.report import write_report
+    from scaling_optuna.scaling_law import DataNeeded
+    from scaling_optuna.scaling_law import Prediction
     from scaling_optuna.scaling_law import ScalingLawFit
     from scaling_optuna.scaling_law import fit_log_log_line
     from scaling_optuna.scaling_law import fit_scaling_law
     from scaling_optuna.spec import ExperimentSpec
     from scaling_optuna.spec import load_spec
+    from scaling_optuna.spec import parse_spec
+    from scaling_optuna.worker import WorkerSummary
+    from scaling_optuna.worker import run_worker
 
-# Imported on first use: the report pulls in SciPy, which every command would otherwise load at start.
+# Imported on first use: the report pulls in SciPy and the worker torch, which every
+# command would otherwise load at start.
 _LAZY = {
-    "TrialRecord": "experiment",
     "Experiment": "experiment",
+    "SizeStatus": "experiment",
+    "TrialRecord": "experiment",
     "create_experiment": "experiment",
     "load_experiment": "experiment",
     "Report": "report",
     "build_report": "report",
     "write_report": "report",
+    "DataNeeded": "scaling_law",
+    "Prediction": "scaling_law",
     "ScalingLawFit": "scaling_law",
     "fit_log_log_line": "scaling_law",
     "fit_scaling_law": "scaling_law",
     "ExperimentSpec": "spec",
     "load_spec": "spec",
+    "parse_spec": "spec",
+    "WorkerSummary": "worker",
+    "run_worker": "worker",
 }
 
 
@@ -66,22 +80,14 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-__all__ = [
-    "TrialRecord",
-    "DataError",
-    "Experiment",
-    "ExperimentMismatchError",
-    "ExperimentSpec",
-    "Report",
-    "ScalingLawFit",
-    "SpecError",
-    "StorageError",
-    "UserError",
-    "build_report",
-    "create_experiment",
-    "fit_log_log_line",
-    "fit_scaling_law",
-    "load_experiment",
-    "load_spec",
-    "write_report",
-]
+__all__ = sorted(
+    [
+        "DataError",
+        "ExperimentMismatchError",
+        "SpecError",
+        "StorageError",
+        "UserError",
+        "WorkerError",
+        *_LAZY,
+    ]
+)

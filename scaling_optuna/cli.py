@@ -325,7 +325,7 @@ def _clock(seconds: float) -> str:
 
 
 def _cmd_proxy(args: argparse.Namespace) -> int:
-    from scaling_optuna.proxy import serve
+    from scaling_optuna.storages.proxy import serve
 
     serve(args.storage, host=args.host, port=args.port, threads=args.threads, heartbeat_interval=args.heartbeat, grace_period=args.grace)
     return 0

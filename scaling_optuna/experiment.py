@@ -186,10 +186,10 @@ class Experiment:
         """
         from optuna.artifacts.exceptions import ArtifactNotFound
 
-        from scaling_optuna.artifacts import ATTR_ARTIFACT
-        from scaling_optuna.artifacts import artifact_location
-        from scaling_optuna.artifacts import load_state_dict
-        from scaling_optuna.artifacts import open_artifact_store
+        from scaling_optuna.storages.artifacts import ATTR_ARTIFACT
+        from scaling_optuna.storages.artifacts import artifact_location
+        from scaling_optuna.storages.artifacts import load_state_dict
+        from scaling_optuna.storages.artifacts import open_artifact_store
         from scaling_optuna.model import build_model
 
         if size not in self.studies:

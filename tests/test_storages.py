@@ -244,7 +244,7 @@ def _running(number: int, beat) -> optuna.trial.FrozenTrial:
 def test_stale_state_is_kept_per_study():
     """Checking several studies in turn does not reset what was seen in the others."""
     clock = _Clock()
-    stale = StaleTrials(grace_s=30, clock=clock)
+    stale = StaleTrials(grace_s=30, max_gap_s=20, clock=clock)
     a, b = [_running(0, [1.0, 10, "w"])], [_running(0, [5.0, 10, "v"])]
     for _ in range(8):
         assert stale.check(1, a) == [] or clock.now > 30
@@ -253,13 +253,32 @@ def test_stale_state_is_kept_per_study():
     assert [t.number for t in stale.check(1, a)] == [0]
     assert [t.number for t in stale.check(2, b)] == [0]
     # A beat that changes is never stale.
-    clock.now += 100
+    clock.now += 5
     assert stale.check(1, [_running(0, [2.0, 10, "w"])]) == []
+
+
+def test_a_failed_check_or_a_gap_in_watching_restarts_the_watch():
+    """After a store outage nobody could beat: a silent trial then is not yet stale."""
+    clock = _Clock()
+    stale = StaleTrials(grace_s=10, max_gap_s=5, clock=clock)
+    trial = [_running(0, [1.0, 2, "w"])]
+    for _ in range(3):
+        stale.check(1, trial)
+        clock.now += 4
+    stale.forget()  # a check failed: the store was away
+    clock.now += 4
+    assert stale.check(1, trial) == []
+    clock.now += 30  # not watched for longer than max_gap_s: no evidence either
+    assert stale.check(1, trial) == []
+    for _ in range(3):
+        clock.now += 4
+        found = stale.check(1, trial)
+    assert [t.number for t in found] == [0]  # watched continuously for 12 s > 10 s
 
 
 def test_a_trial_without_any_beat_gets_two_grace_periods():
     clock = _Clock()
-    stale = StaleTrials(grace_s=10, clock=clock)
+    stale = StaleTrials(grace_s=10, max_gap_s=100, clock=clock)
     silent = [_running(3, None)]
     stale.check(7, silent)
     clock.now = 15

@@ -59,21 +59,35 @@ class StaleTrials:
     """Notices running trials whose heartbeat stopped changing, keeping what it saw per study.
 
     The state is per study: checking the studies of an experiment one after
-    the other must not reset what was seen in the others.
+    the other must not reset what was seen in the others. A beat counts as
+    unchanged only over checks no further apart than ``max_gap_s`` (default:
+    the grace period), and :meth:`forget` drops everything seen (call it when
+    a check failed): while the store was away, nobody could beat, and a
+    worker's silence then is no sign that it died.
     """
 
-    def __init__(self, grace_s: float, clock: Any = time.monotonic) -> None:
+    def __init__(self, grace_s: float, *, max_gap_s: float | None = None, clock: Any = time.monotonic) -> None:
         self.grace_s, self._clock = grace_s, clock
+        self.max_gap_s = grace_s if max_gap_s is None else max_gap_s
         # study id → trial number → (the beat last seen, when it was first seen on our clock)
         self._seen: dict[int, dict[int, tuple[str, float]]] = {}
+        self._checked_at: dict[int, float] = {}
         self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        """Start watching afresh, as after a failed check."""
+        with self._lock:
+            self._seen.clear()
+            self._checked_at.clear()
 
     def check(self, study_id: int, running: list[FrozenTrial]) -> list[FrozenTrial]:
         """The trials of ``running`` (one study's RUNNING trials) that are stale now."""
         now = self._clock()
         stale = []
         with self._lock:
-            before = self._seen.get(study_id, {})
+            watched = now - self._checked_at.get(study_id, -float("inf")) <= self.max_gap_s
+            self._checked_at[study_id] = now
+            before = self._seen.get(study_id, {}) if watched else {}
             seen: dict[int, tuple[str, float]] = {}
             for trial in running:
                 beat = trial.system_attrs.get(HEARTBEAT_ATTR)

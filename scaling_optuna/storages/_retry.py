@@ -114,8 +114,12 @@ def call_with_retries(
                 time.sleep(delay)
 
 
-def backoff(attempt: int, *, first_s: float = 0.25, cap_s: float = 15.0) -> float:
-    """Exponential backoff with jitter: about 0.25, 0.5, 1, 2, ... seconds, at most ``cap_s``."""
+def backoff(attempt: int, *, first_s: float = 0.25, cap_s: float = 5.0) -> float:
+    """Exponential backoff with jitter: about 0.25, 0.5, 1, 2, ... seconds, at most ``cap_s``.
+
+    The cap is short: a restarted database is back within seconds, and a longer
+    sleep would leave the worker idle that long after it returned.
+    """
     base = min(cap_s, first_s * 2 ** (attempt - 1))
     return base * random.uniform(0.75, 1.25)
 

@@ -137,8 +137,8 @@ def run_worker(
 def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> Any:
     if spec.keep_models <= 0:
         return None
-    from scaling_optuna.artifacts import artifact_location
-    from scaling_optuna.artifacts import open_artifact_store
+    from scaling_optuna.storages.artifacts import artifact_location
+    from scaling_optuna.storages.artifacts import open_artifact_store
 
     return open_artifact_store(artifact_location(artifacts or spec.artifacts, url))
 

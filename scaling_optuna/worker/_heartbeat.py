@@ -51,7 +51,8 @@ class Heartbeat:
         self.storage = storage.without_retries()
         self.studies = dict(studies)
         self.interval_s, self.who = interval_s, who
-        self.stale = StaleTrials(grace_s)
+        # A sweep runs every interval; a longer gap (a slow store) restarts the watch.
+        self.stale = StaleTrials(grace_s, max_gap_s=2 * interval_s + grace_s / 2)
         self._ids = {size: storage.get_study_id_from_name(study.study_name) for size, study in self.studies.items()}
         self._watched: tuple[int, int] | None = None  # (study id, trial number)
         self._lock = threading.Lock()
@@ -112,6 +113,8 @@ class Heartbeat:
         try:
             self.sweep()
         except Exception as e:  # a store outage: the next interval tries again
+            # Nobody could beat while the store was away: what was seen before says nothing now.
+            self.stale.forget()
             _log.debug("stale-trial sweep failed: %s", describe_error(e))
 
     def _beat(self) -> None:

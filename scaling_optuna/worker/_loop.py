@@ -339,7 +339,7 @@ class _Outage:
                 f"lost the store {mask_url(self.url)} for {now - self.since:.0f} s ({describe_error(error)}); "
                 "check that the database (or proxy) is up and reachable, then start the worker again"
             ) from None
-        delay = backoff(self.attempts, first_s=0.5, cap_s=30)
+        delay = backoff(self.attempts, first_s=0.5, cap_s=10)
         _log.warning(
             "store unreachable, could not %s: %s; retrying in %.1f s", what, describe_error(error), delay,
             extra={"event": "store_unreachable", "retry_in_s": round(delay, 1)},

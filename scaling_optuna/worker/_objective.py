@@ -172,7 +172,7 @@ class TrialRunner:
         return result.val_loss
 
     def _keep_weights(self, trial: optuna.Trial, state_dict: dict[str, torch.Tensor]) -> None:
-        from scaling_optuna.artifacts import save_state_dict
+        from scaling_optuna.storages.artifacts import save_state_dict
 
         try:
             save_state_dict(trial, state_dict, self.weights)

@@ -1,0 +1,346 @@
+"""Reliability across real hosts: each fault injected N times, and what it cost.
+
+Builds the hosts of ``tests/hosts.py`` (network namespaces on a private
+bridge, a private PostgreSQL on host ``db``), then, for each fault, runs a
+fresh experiment in a database of its own (two sizes, 120 and 240 digits, a
+budget of ``--count`` + 2 trials each, no pruning, trials of ``--epochs``
+epochs) with two workers on hosts ``w1`` and ``w2``, injects the fault
+``--count`` times, each while a trial of ``w1`` (or of any worker) is mid-way
+and after the previous one resolved, lets the workers finish, and audits
+the store:
+
+- **lost**: trials short of the budget when the workers ended (or were
+  stopped ``--finish-s`` seconds after the last fault);
+- **duplicated**: finished trials that stand for an original another
+  finished trial already stands for (a retry or hand-back counted twice);
+- **over budget**: finished trials beyond the budget;
+- **stuck**: trials left RUNNING or WAITING;
+- **time to recover**: seconds from the fault's end (the link plugged back,
+  the database up, the signal sent) until the interrupted trial's work goes
+  on (new epochs, or its retry running), the median and the worst over the
+  injections; 0 when a retry started elsewhere while the fault lasted, ``>N``
+  when the work did not go on within ``--recover-s``.
+
+Faults:
+
+- ``link-cut``: w1's cable pulled for ``--cut-s`` seconds (packets dropped);
+- ``db-restart``: ``pg_ctl stop -m fast``, ``--outage-s`` seconds, start;
+- ``sigkill``: w1's worker SIGKILLed, a replacement started on w1;
+- ``sigterm``: w1's worker SIGTERMed (it hands its trial back), a replacement started;
+- ``sigterm-run``: w1 runs ``scaling-optuna run --workers 2``; it gets SIGTERM, and
+  a new ``run`` starts on w1 once the old one has exited; worker processes the old
+  ``run`` left behind are counted (orphans);
+- ``sigkill-grpc``: as ``sigkill``, with the workers behind ``scaling-optuna proxy`` on host db;
+- ``race``: 6 workers on 3 hosts start together on ``--count`` studies of budget 2 (the queued
+  baseline and one more trial, which they all race to create).
+
+Needs root and iproute2, like the multi-host test. Usage::
+
+    python benchmarks/reliability.py --count 1                  # every fault once, ~7 min on 2 cores
+    python benchmarks/reliability.py --count 3 --faults sigkill,link-cut
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import hosts  # noqa: E402
+from tests.store_probe import StoreProbe  # noqa: E402
+from tests.store_probe import Victim  # noqa: E402
+from tests.store_probe import audit  # noqa: E402
+from tests.store_probe import now  # noqa: E402
+
+CLI = (sys.executable, "-m", "scaling_optuna")
+HEARTBEAT = ("--heartbeat", "2", "--grace", "6")
+PROXY_PORT = 13000
+VICTIM_WAIT_S = 120
+FAULTS = ("link-cut", "db-restart", "sigkill", "sigterm", "sigterm-run", "sigkill-grpc", "race")
+
+SPEC = """
+name = "{name}"
+seed = 0
+trials_per_size = {budget}
+[data]
+dataset = "digits"
+[sizes]
+counts = {sizes}
+[search_space]
+lr = {{ low = 0.05, high = 0.3, log = true }}
+weight_decay = {{ low = 1e-6, high = 1e-4, log = true }}
+momentum = {{ low = 0.8, high = 0.95 }}
+conv1 = {{ low = 4, high = 12 }}
+conv2 = {{ low = 4, high = 12 }}
+fc1 = {{ low = 16, high = 48 }}
+fc2 = {{ low = 16, high = 48 }}
+[trainer]
+max_epochs = {epochs}
+patience = {epochs}
+batch_size = 16
+[sampler]
+name = "RandomSampler"
+seed = 1
+[pruner]
+name = "NopPruner"
+"""
+
+
+@dataclasses.dataclass
+class Row:
+    fault: str
+    injected: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    over: int = 0
+    stuck: int = 0
+    recoveries: list[float | None] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+    def recovery(self, limit: float) -> str:
+        if not self.recoveries:
+            return "-"
+        if any(r is None for r in self.recoveries):
+            return f">{limit:.0f}"
+        done = [r for r in self.recoveries if r is not None]
+        return f"{statistics.median(done):.1f} (max {max(done):.1f})"
+
+
+class Lab:
+    """The hosts, the database server, and one experiment per fault."""
+
+    def __init__(self, net: hosts.Network, args: argparse.Namespace) -> None:
+        self.net, self.args = net, args
+        self.db, self.ctl, self.w1, self.w2, self.w3 = (net.add_host(n) for n in ("db", "ctl", "w1", "w2", "w3"))
+        self.pg = net.start_postgres(self.db)
+
+    def experiment(self, fault: str, budget: int, sizes: list[int], epochs: int) -> tuple[str, StoreProbe]:
+        """A database and an experiment of their own for ``fault``; returns the store URL and a probe."""
+        database = "f_" + fault.replace("-", "_")
+        url = self.pg.create_database(database)
+        text = SPEC.format(name=fault, budget=budget, sizes=sizes, epochs=epochs)
+        for host in (self.ctl, self.w1, self.w2, self.w3):
+            (host.home / f"{fault}.toml").write_text(text)
+        return url, StoreProbe(self.pg, database, via=self.ctl)
+
+    def create(self, fault: str, url: str) -> None:
+        done = self.ctl.run([*CLI, "create", f"{fault}.toml", "--storage", url], timeout=300)
+        if done.returncode != 0:
+            raise RuntimeError(f"create failed: {done.stderr}")
+
+    def worker(self, host: hosts.Host, fault: str, url: str, label: str) -> hosts.Process:
+        return host.start([*CLI, "worker", f"{fault}.toml", "--storage", url, "--threads", "1", *HEARTBEAT], label)
+
+    def finish(self, row: Row, url: str, probe: StoreProbe, budget: int, workers: tuple[hosts.Host, ...]) -> Row:
+        """Let the workers end (at most ``--finish-s``), stop what is left, audit the store."""
+        try:
+            hosts.wait_for(lambda: not any(h.pids() for h in workers), self.args.finish_s, "the workers to end", every=1)
+        except TimeoutError:
+            left = sum(len(h.pids()) for h in workers)
+            row.notes.append(f"{left} process(es) still running {self.args.finish_s:.0f} s after the last fault, stopped")
+        for host in workers:
+            host.stop_all()
+        if not self.pg.running():
+            self.pg.start()
+        for study in audit(probe.trials(url), budget):
+            row.lost += study.lost
+            row.over += study.over
+            row.duplicated += study.duplicated
+            row.stuck += len(study.left)
+        return row
+
+def inject_repeatedly(
+    lab: Lab, fault: str, victim_host: str, inject: Callable[[], float], probe: StoreProbe, *, victim_dies: bool
+) -> Row:
+    """``--count`` times: find a trial mid-way, ``inject`` (returns the moment the fault ended), time the recovery.
+
+    A fault that ends the victim's process (``victim_dies``) is watched from its end, with the victim's
+    last epochs read after it, so that only a retry counts as its work going on. A partition or an
+    outage is watched from its start (no epoch of the victim can land meanwhile): a retry that starts
+    elsewhere during the fault counts as a recovery of 0 s.
+    """
+    row = Row(fault)
+    after = "1970-01-01"
+    for _ in range(lab.args.count):
+        try:
+            victim = probe.refresh(probe.wait_for_victim(victim_host, VICTIM_WAIT_S, after=after, most=lab.args.epochs // 2))
+        except TimeoutError:
+            row.notes.append(f"no trial of {victim_host!r} mid-way within {VICTIM_WAIT_S} s: injected {row.injected} of {lab.args.count}")
+            break
+        recovered_at: list[float] = []
+
+        def watch(victim: Victim = victim) -> None:
+            try:
+                hosts.wait_for(lambda: probe.work_goes_on(victim), lab.args.recover_s + (0 if victim_dies else lab.args.cut_s), "recovery", every=0.25)
+                recovered_at.append(time.monotonic())
+            except TimeoutError:
+                pass
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        if not victim_dies:
+            watcher.start()
+        ended = inject()
+        row.injected += 1
+        if victim_dies:
+            victim = probe.refresh(victim)
+            watcher = threading.Thread(target=watch, args=(victim,), daemon=True)
+            watcher.start()
+        watcher.join(lab.args.recover_s + lab.args.cut_s + 5)
+        row.recoveries.append(max(0.0, recovered_at[0] - ended) if recovered_at and recovered_at[0] - ended <= lab.args.recover_s else None)
+        after = now()
+    return row
+
+
+def run_fault(lab: Lab, fault: str) -> Row:
+    args = lab.args
+    if fault == "race":
+        return run_race(lab)
+    # Two sizes: a stale-trial check that looks at one study at a time must still find the other's.
+    budget = args.count + 2
+    url, probe = lab.experiment(fault, budget, [120, 240], args.epochs)
+    store = url
+    if fault == "sigkill-grpc":
+        proxy = lab.db.start([*CLI, "proxy", "--storage", url, "--host", lab.db.address, "--port", str(PROXY_PORT), "--threads", "4", *HEARTBEAT], "proxy")
+        hosts.wait_for(lambda: "listening" in proxy.output() or not proxy.alive(), 60, "the proxy")
+        store = f"grpc://{lab.db.address}:{PROXY_PORT}"
+    lab.create(fault, store)
+    current: dict[str, hosts.Process] = {}
+    if fault == "sigterm-run":
+        current["w1"] = lab.w1.start([*CLI, "run", f"{fault}.toml", "--storage", store, "--workers", "2", "--threads", "1", *HEARTBEAT], "run")
+    else:
+        current["w1"] = lab.worker(lab.w1, fault, store, f"{fault}-worker")
+    current["w2"] = lab.worker(lab.w2, fault, store, f"{fault}-worker")
+    orphans: list[int] = []
+    checks: list[threading.Timer] = []
+
+    def link_cut() -> float:
+        lab.net.cut(lab.w1)
+        time.sleep(args.cut_s)
+        lab.net.heal(lab.w1)
+        return time.monotonic()
+
+    def db_restart() -> float:
+        lab.pg.stop()
+        time.sleep(args.outage_s)
+        lab.pg.start()
+        return time.monotonic()
+
+    def kill() -> float:
+        current["w1"].kill()
+        ended = time.monotonic()
+        current["w1"] = lab.worker(lab.w1, fault, store, f"{fault}-worker")
+        return ended
+
+    def term() -> float:
+        current["w1"].terminate()
+        ended = time.monotonic()
+        current["w1"].wait(30)
+        current["w1"] = lab.worker(lab.w1, fault, store, f"{fault}-worker")
+        return ended
+
+    def term_run() -> float:
+        old = current["w1"]
+        its_workers = children_of(old.pid)
+        old.terminate()
+        ended = time.monotonic()
+        old.wait(30)
+        # Ten seconds are enough for its workers to hand their trials back and stop; those still alive are orphans.
+        checker = threading.Timer(10, lambda: orphans.extend(p for p in its_workers if Path(f"/proc/{p}").exists()))
+        checker.start()
+        checks.append(checker)
+        current["w1"] = lab.w1.start([*CLI, "run", f"{fault}.toml", "--storage", store, "--workers", "2", "--threads", "1", *HEARTBEAT], "run")
+        return ended
+
+    inject, victim_host = {
+        "link-cut": (link_cut, "w1:"),
+        "db-restart": (db_restart, "w"),
+        "sigkill": (kill, "w1:"),
+        "sigterm": (term, "w1:"),
+        "sigterm-run": (term_run, "w1:"),
+        "sigkill-grpc": (kill, "w1:"),
+    }[fault]
+    row = inject_repeatedly(lab, fault, victim_host, inject, probe, victim_dies=fault not in ("link-cut", "db-restart"))
+    for checker in checks:
+        checker.join()
+    if orphans:
+        row.notes.append(f"{len(orphans)} worker process(es) of a SIGTERMed run still running 10 s after it exited (orphans)")
+    lab.finish(row, url, probe, budget, (lab.w1, lab.w2))
+    if fault == "sigkill-grpc":
+        proxy.kill()
+    return row
+
+
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def run_race(lab: Lab) -> Row:
+    """6 workers on 3 hosts start at once on ``--count`` studies of budget 2: the queued baseline and one
+    more trial, which all six race to create."""
+    sizes = [60 + 10 * i for i in range(lab.args.count)]
+    url, probe = lab.experiment("race", 2, sizes, 5)
+    lab.create("race", url)
+    row = Row("race", injected=lab.args.count)
+    for host in (lab.w1, lab.w2, lab.w3):
+        for i in range(2):
+            lab.worker(host, "race", url, f"race-worker{i}")
+    return lab.finish(row, url, probe, 2, (lab.w1, lab.w2, lab.w3))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=3, help="injections of each fault (default 3)")
+    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, of {', '.join(FAULTS)}")
+    parser.add_argument("--epochs", type=int, default=150, help="epochs of every trial (default 150: ~15 s on one core)")
+    parser.add_argument("--cut-s", type=float, default=30, help="how long a link stays cut (default 30)")
+    parser.add_argument("--outage-s", type=float, default=15, help="how long the database stays down (default 15)")
+    parser.add_argument("--recover-s", type=float, default=120, help="give up timing a recovery after this (default 120)")
+    parser.add_argument("--finish-s", type=float, default=180, help="how long the workers may take after the last fault (default 180)")
+    args = parser.parse_args()
+    faults = [f.strip() for f in args.faults.split(",") if f.strip()]
+    unknown = sorted(set(faults) - set(FAULTS))
+    if unknown:
+        parser.error(f"unknown fault(s) {unknown}; pick from {', '.join(FAULTS)}")
+    reason = hosts.unavailable_reason()
+    if reason:
+        sys.exit(f"cannot build hosts here: {reason}")
+
+    rows = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="reliability-") as folder, hosts.Network(Path(folder)) as net:
+        lab = Lab(net, args)
+        for fault in faults:
+            began = time.monotonic()
+            row = run_fault(lab, fault)
+            rows.append(row)
+            print(f"{fault}: done in {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
+    print(f"reliability: {args.count} injection(s) per fault, heartbeat 2 s, grace 6 s, link cut {args.cut_s:.0f} s, "
+          f"database down {args.outage_s:.0f} s, {args.epochs}-epoch trials; {time.monotonic() - started:.0f} s in all")
+    print()
+    print("| fault | injected | trials lost | duplicated | over budget | left RUNNING/WAITING | time to recover (s) | notes |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    for row in rows:
+        print(f"| {row.fault} | {row.injected} | {row.lost} | {row.duplicated} | {row.over} | {row.stuck} | "
+              f"{row.recovery(args.recover_s)} | {'; '.join(row.notes)} |")
+
+
+if __name__ == "__main__":
+    main()

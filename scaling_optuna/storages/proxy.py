@@ -1,0 +1,162 @@
+"""Optuna's gRPC storage proxy in front of the database, for hundreds of workers.
+
+Every worker that talks to PostgreSQL directly holds its own connections; a
+proxy holds one pool (``threads`` connections) and the workers talk gRPC to
+it with ``--storage grpc://HOST:PORT``. The proxy also reaps: every heartbeat
+interval it fails the stale trials of dead workers in every study and
+re-queues them, so a vanished machine's trial is re-run even while every
+other worker is busy with a long trial.
+
+Example::
+
+    from scaling_optuna.storages.proxy import serve
+
+    serve("postgresql://optuna:secret@db/optuna", host="0.0.0.0", port=13000)  # blocks
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import socket
+import threading
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+import optuna
+
+from scaling_optuna.errors import StorageError
+from scaling_optuna.storages import EXPERIMENT_ATTR
+from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
+from scaling_optuna.storages import LOST
+from scaling_optuna.storages import StaleTrials
+from scaling_optuna.storages import checked_grace_period
+from scaling_optuna.storages import describe_error
+from scaling_optuna.storages import end_trial
+from scaling_optuna.storages import is_transient
+from scaling_optuna.storages import mask_url
+from scaling_optuna.storages import open_storage
+from scaling_optuna.storages import queue_replacement
+
+if TYPE_CHECKING:
+    import grpc
+
+_log = logging.getLogger("scaling_optuna.storages.proxy")
+
+
+def serve(
+    storage: str | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 13000,
+    threads: int = 16,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+    grace_period: int | None = None,
+) -> None:
+    """Serve ``storage`` (a database URL) over gRPC on ``host:port`` until the process ends.
+
+    Raises:
+        StorageError: no URL, a URL the proxy cannot serve, a port already in use
+            (checked before the store is touched), or an unreachable database.
+    """
+    if not storage:
+        raise StorageError("the proxy needs the database URL; pass --storage postgresql://... or set SCALING_OPTUNA_STORAGE")
+    scheme = storage.split("://", 1)[0].lower()
+    if scheme == "grpc":
+        raise StorageError(f"the proxy serves a database, not another proxy ({mask_url(storage)}); pass a postgresql:// URL")
+    grace = checked_grace_period(heartbeat_interval, grace_period)
+    # The port first: a proxy that cannot have it must not touch the store (nor create a SQLite file).
+    server = _bind(host, port, threads)
+    stop = threading.Event()
+    try:
+        store = open_storage(storage, create=scheme.startswith("sqlite"), pool_size=threads)
+        _add_service(server, store)
+        threading.Thread(target=_reap, args=(store, heartbeat_interval, grace, stop), name="reaper", daemon=True).start()
+        server.start()
+        _log.info("gRPC storage proxy on %s:%d for %s (%d threads)", host, port, mask_url(storage), threads)
+        print(f"gRPC storage proxy listening on {host}:{port}; workers use --storage grpc://{host}:{port}", flush=True)
+        server.wait_for_termination()
+    finally:
+        stop.set()
+        server.stop(grace=None)
+
+
+def _bind(host: str, port: int, threads: int) -> "grpc.Server":
+    """A gRPC server that holds ``host:port`` alone.
+
+    gRPC sets ``SO_REUSEPORT`` by default, so a second proxy on a taken port
+    would start and the kernel would split the workers' requests between two
+    proxies, possibly in front of two different databases. The port is tried
+    with a plain socket first (gRPC would log its own failure in several
+    lines), then bound by gRPC without ``SO_REUSEPORT``, so that even a
+    proxy that wins a race for the port between the two holds it alone.
+    """
+    import grpc
+
+    _check_port_free(host, port)
+    server = grpc.server(ThreadPoolExecutor(max_workers=threads), options=[("grpc.so_reuseport", 0)])
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError:  # grpcio >= 1.56 raises instead of returning 0
+        bound = 0
+    if not bound:
+        raise StorageError(f"the proxy cannot listen on {host}:{port}: the port is in use; stop the program that holds it or pick another --port")
+    return server
+
+
+def _check_port_free(host: str, port: int) -> None:
+    try:
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:
+        raise StorageError(f"the proxy cannot listen on {host}:{port}: unknown host ({e.strerror}); pass an address of this machine with --host") from None
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC does: a closed connection's TIME_WAIT is no owner
+            try:
+                probe.bind(address)
+            except OSError as e:
+                if e.errno == errno.EADDRINUSE:
+                    raise StorageError(
+                        f"the proxy cannot listen on {host}:{port}: the port is in use (another proxy or program listens there); "
+                        "stop it or pick another --port"
+                    ) from None
+                raise StorageError(f"the proxy cannot listen on {host}:{port}: {e.strerror}; pass an address of this machine with --host") from None
+
+
+def _add_service(server: "grpc.Server", storage: optuna.storages.BaseStorage) -> None:
+    # What optuna.storages.run_grpc_proxy_server does, on a server built here: Optuna's own
+    # make_server takes no server options, and SO_REUSEPORT must be off.
+    from optuna.storages._grpc.auto_generated import api_pb2_grpc
+    from optuna.storages._grpc.servicer import OptunaStorageProxyService
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
+
+
+def _reap(storage: optuna.storages.BaseStorage, interval: int, grace: int, stop: threading.Event) -> None:
+    """Every interval, end and re-queue the stale trials of every experiment's study (per-study state)."""
+    stale = StaleTrials(grace, max_gap_s=2 * interval + grace / 2)
+    studies: dict[str, tuple[int, optuna.Study]] = {}
+    who = f"proxy:{os.getpid()}"
+    while not stop.wait(interval):
+        try:
+            for frozen in storage.get_all_studies():
+                # Other studies behind the same proxy have no heartbeats: their trials are left alone.
+                if not frozen.user_attrs.get(EXPERIMENT_ATTR):
+                    continue
+                if frozen.study_name not in studies:
+                    study = optuna.load_study(study_name=frozen.study_name, storage=storage)
+                    studies[frozen.study_name] = (storage.get_study_id_from_name(frozen.study_name), study)
+                study_id, study = studies[frozen.study_name]
+                running = storage.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+                for trial in stale.check(study_id, running):
+                    if end_trial(storage, study_id, trial.number, LOST, who):
+                        queue_replacement(study, trial)
+                        _log.warning("trial %d of %s: its worker stopped beating; ended and queued to re-run", trial.number, frozen.study_name)
+        except Exception as e:  # the reaper must outlive a database restart
+            stale.forget()  # what was seen before the outage says nothing about the beats missed during it
+            level = logging.WARNING if is_transient(e) else logging.ERROR
+            _log.log(level, "reaping stale trials failed: %s", describe_error(e))

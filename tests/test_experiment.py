@@ -1,0 +1,76 @@
+"""The experiment's studies on their own: budgets as queued trials, counts, foreign studies, paths."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import scaling_optuna
+from scaling_optuna.errors import ExperimentMismatchError
+from scaling_optuna.experiment import METRIC_NAME
+from scaling_optuna.experiment import create_experiment
+from scaling_optuna.experiment import load_experiment
+from scaling_optuna.experiment import set_budget
+from scaling_optuna.experiment import trial_kind
+from scaling_optuna.storages import HANDED_BACK
+from scaling_optuna.storages import LOST
+from scaling_optuna.storages import end_trial
+from scaling_optuna.storages import open_storage
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def test_create_takes_a_path_queues_the_budget_and_names_the_metric(tiny_digits, tmp_path):
+    path = tiny_digits(trials=3, counts=(60, 120))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    exp = create_experiment(path, url)  # a path, like load_experiment
+    for size in exp.sizes:
+        study = exp.studies[size]
+        assert study.metric_names == [METRIC_NAME]
+        assert [t.state for t in study.trials] == [TrialState.WAITING] * 3
+        assert study.trials[0].user_attrs == {"baseline": True}
+        assert exp.budget(size) == 3
+    again = create_experiment(path, url)  # idempotent
+    assert [len(again.studies[s].trials) for s in again.sizes] == [3, 3]
+    assert load_experiment(path, url).sizes == [60, 120]
+
+
+def test_raising_the_budget_queues_more_and_lowering_it_withdraws_fresh_trials_only(tiny_digits, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    exp = create_experiment(tiny_digits(trials=2, counts=(60,)), url)
+    storage, study = exp.storage, exp.studies[60]
+    set_budget(storage, study, 5)
+    assert sum(t.state == TrialState.WAITING for t in study.trials) == 5
+    set_budget(storage, study, 2)
+    held = [t for t in study.trials if t.state == TrialState.WAITING]
+    assert len(held) == 2 and held[0].user_attrs.get("baseline")  # the baseline stays
+    assert [trial_kind(t) for t in study.trials].count(None) == 3  # withdrawn: counted nowhere
+    assert load_experiment(tiny_digits(trials=2, counts=(60,)), url).status()[0].waiting == 2
+
+
+def test_status_tells_handed_back_and_lost_trials_from_failures(tiny_digits, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    exp = create_experiment(tiny_digits(trials=3, counts=(60,)), url)
+    storage, study = exp.storage, exp.studies[60]
+    study_id = storage.get_study_id_from_name(study.study_name)
+    for reason in (HANDED_BACK, LOST, "error: boom"):
+        trial = study.ask()
+        assert end_trial(storage, study_id, trial.number, reason, "me")
+    (row,) = load_experiment(tiny_digits(trials=3, counts=(60,)), url).status()
+    assert (row.handed_back, row.lost, row.failed, row.waiting) == (1, 1, 1, 0)
+
+
+def test_a_plain_study_with_the_experiments_name_is_refused_before_anything_is_written(tiny_digits, tmp_path):
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    optuna.create_study(study_name="tiny-n0000060", storage=url, direction="maximize")
+    with pytest.raises(ExperimentMismatchError, match="not created by scaling-optuna"):
+        create_experiment(tiny_digits(counts=(60, 120)), url)
+    storage = open_storage(url)
+    assert [s.study_name for s in storage.get_all_studies()] == ["tiny-n0000060"]
+
+
+def test_the_package_exports_what_the_readme_uses():
+    for name in ("load_experiment", "create_experiment", "build_report", "fit_scaling_law", "run_worker",
+                 "SizeStatus", "TrialRecord", "Prediction", "DataNeeded", "parse_spec", "load_spec"):
+        assert getattr(scaling_optuna, name) is not None, name
