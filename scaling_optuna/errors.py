@@ -26,3 +26,7 @@ class StorageError(UserError):
 
 class ExperimentMismatchError(UserError):
     """The store holds an experiment of the same name created from an incompatible spec."""
+
+
+class DeviceError(UserError):
+    """The training device is not a device name, or this machine does not have it."""

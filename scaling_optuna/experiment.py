@@ -243,14 +243,19 @@ def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> 
         )
 
 
-def create_experiment(spec: ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None) -> Experiment:
+def create_experiment(
+    spec: ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None, device: str | None = None
+) -> Experiment:
     """Create (or re-open) the experiment's studies, one per size; safe to call repeatedly.
 
     Loads the dataset to resolve the sizes and fingerprint each subset. The
     first trial of every new study is the seed's untuned default model
     (``default_params``), so the report can compare tuned and untuned curves.
+    ``device``: where this process's workers will train (``run``), checked
+    here; None (``create``) leaves it to the workers.
     """
     from scaling_optuna.data import load_dataset
+    from scaling_optuna.preflight import check_runnable
 
     url = storage or spec.storage
     # Validate everything that can fail before the store is touched, so bad input writes nothing.
@@ -259,6 +264,7 @@ def create_experiment(spec: ExperimentSpec, storage: str | None = None, *, log: 
     sizes = spec.sizes.resolve(data.pool_size)
     fingerprints = {size: data.fingerprint(size) for size in sizes}
     majority_error = data.majority_error()
+    check_runnable(spec, data, device)
 
     store = open_storage(url, create=True, heartbeat_interval=None)
     existing = {s.study_name: s for s in store.get_all_studies()}

@@ -9,13 +9,19 @@ weights of the best validation epoch.
 
 Images are trained in the channels-last layout, and the optimiser is the
 fused SGD kernel where there is one; on CUDA the forward pass runs under
-bf16 autocast. On the CPU, evaluation runs in cache-sized batches and glibc
-is asked to keep freed memory. ``benchmarks/trainer_throughput.py`` measures
-each choice (see BENCHMARKS.md); none of them changes what is trained, only
-how fast (``tests/test_train_quality.py`` holds the trainer to a textbook loop).
+bf16 autocast. On the CPU, evaluation runs in cache-sized batches.
+``benchmarks/trainer_throughput.py`` measures each choice (see BENCHMARKS.md);
+none of them changes what is trained, only how fast
+(``tests/test_train_quality.py`` holds the trainer to a textbook loop).
+
+``train_model`` changes nothing outside the model it trains: no global seed,
+no backend flag. The process-wide settings that speed training up (glibc
+keeping freed memory, cuDNN's autotuning) are :func:`configure_process`'s,
+called once when a worker starts.
 
 Example::
 
+    configure_process(torch.device("cpu"))
     result = train_model(net, (x, y), (x_val, y_val), (x_test, y_test),
                          lr=0.01, momentum=0.9, weight_decay=1e-5, batch_size=64,
                          max_epochs=15, patience=3)
@@ -67,7 +73,6 @@ class TrainResult:
     epochs_run: int
     stopped_reason: str
     wall_time_s: float
-    examples_trained: int
     state_dict: dict[str, torch.Tensor] = dataclasses.field(repr=False)
 
 
@@ -97,6 +102,9 @@ def train_model(
     val_error)`` is called after every epoch (epochs count from 1).
 
     Args:
+        seed: seeds the shuffling of every epoch (its own generator; the
+            global torch seed is left alone: seed it before building the
+            model to fix the initial weights).
         patience: epochs without improvement before stopping; they must also
             add up to ``patience_steps`` optimiser steps, so that on a small
             training set, whose epochs are a few steps each, a run gets past its
@@ -126,16 +134,10 @@ def train_model(
     # gathers below then keep the layout without a copy per step.
     (x_train, y_train), val, test = ((x.contiguous(memory_format=layout), y) for x, y in (train, val, test))
     amp_dtype = _amp_dtype(device, mixed_precision)
-    if device.type == "cpu":
-        _keep_freed_memory()
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     optimizer = torch.optim.SGD(
         model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **_sgd_kernel(device)
     )
-    if device.type == "cuda":
-        # Batch shapes are fixed within a run, so cuDNN's autotuning pays for itself.
-        torch.backends.cudnn.benchmark = True
     n = len(y_train)
     steps_per_epoch = math.ceil(n / batch_size)
 
@@ -190,7 +192,6 @@ def train_model(
         epochs_run=epochs_run,
         stopped_reason=reason,
         wall_time_s=time.perf_counter() - start,
-        examples_trained=n * epochs_run,
         state_dict={k: v.cpu() for k, v in best_state.items()},
     )
 
@@ -215,15 +216,18 @@ def evaluate(
     return float(loss_sum) / len(y), float(wrong) / len(y)
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU."""
-    if requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def configure_process(device: torch.device) -> None:
+    """Process-wide settings that speed up training on ``device``; call once per process.
+
+    On the CPU (Linux with glibc) freed memory is kept for reuse instead of
+    being returned to the kernel; on CUDA cuDNN autotunes its convolutions for
+    the (fixed) batch shapes of a run. Neither changes what is trained.
+    """
+    if device.type == "cpu":
+        _keep_freed_memory()
+    if device.type == "cuda":
+        # Batch shapes are fixed within a run, so cuDNN's autotuning pays for itself.
+        torch.backends.cudnn.benchmark = True
 
 
 def _layout(x: torch.Tensor, channels_last: bool | None) -> torch.memory_format:

@@ -53,6 +53,7 @@ from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import study_name
 from scaling_optuna.model import build_model
 from scaling_optuna.model import count_parameters
+from scaling_optuna.preflight import check_runnable
 from scaling_optuna.pruning import PruneCheck
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storage import HEARTBEAT_INTERVAL_S
@@ -65,7 +66,7 @@ from scaling_optuna.storage import mask_url
 from scaling_optuna.storage import open_storage
 from scaling_optuna.train import DivergedError
 from scaling_optuna.train import StopRequested
-from scaling_optuna.train import pick_device
+from scaling_optuna.train import configure_process
 from scaling_optuna.train import train_model
 
 _log = logging.getLogger("scaling_optuna.worker")
@@ -155,6 +156,8 @@ def run_worker(
         torch.set_num_threads(threads)
     check_url(url)
     data = load_dataset(spec)
+    target = check_runnable(spec, data, device or spec.trainer.device)
+    configure_process(target)
     store = open_storage(url, create=False, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
     sizes = call_with_retries(lambda: find_sizes(spec, store), what="find the studies")
     if not sizes:
@@ -170,7 +173,6 @@ def run_worker(
             )
 
     weights = open_artifact_store(artifact_location(artifacts or spec.artifacts, url)) if spec.keep_models > 0 else None
-    target = pick_device(device or spec.trainer.device)
     tensors = _to_device(data, target)
     summary = WorkerSummary()
     failures_in_a_row = 0
@@ -460,7 +462,7 @@ class _Objective:
         seed = self.spec.seed * 1_000_003 + trial.number
         # The initial weights depend on the trial alone, not on what this process ran before.
         torch.manual_seed(seed)
-        model = build_model(self.spec.model, data.input_shape, data.num_classes, params).to(device)
+        model = build_model(self.spec.model, data.input_shape, data.num_classes, params, data.input_stats(self.size)).to(device)
         batch_size = self.spec.batch_size_for(self.size, params)
         trial.set_user_attr("n_params", count_parameters(model))
         trial.set_user_attr("batch_size_used", batch_size)
