@@ -15,8 +15,11 @@ process and interleaved ``--repeats`` times:
 * the project's trainer, ``train_model``, on the same images (loaded through
   the ``cifar10`` dataset of a spec; the model standardises its raw inputs
   with its training subset's statistics), with the default trainer settings
-  (batch size 64, evaluation batches of 2048), and with batches of 256; as an
-  ablation, the inputs standardised beforehand instead of in the model;
+  (batch size 64, evaluation batches of 2048), and with batches of 256; as
+  ablations, with the model standardising every batch (``standardize_once=False``)
+  instead of the trainer standardising the tensors once per run, and on inputs
+  standardised beforehand by a model without a ``Standardize`` module (the
+  trainer before models carried their statistics);
 * the trainer as ``scaling-optuna run --workers N`` runs it on N cores: N
   processes of one thread each, training at once (the speed of all of them
   together);
@@ -37,6 +40,7 @@ Usage::
     python benchmarks/trainer_throughput.py                 # all cores
     python benchmarks/trainer_throughput.py --threads 1
     python benchmarks/trainer_throughput.py --quick         # one repeat, smaller sets
+    python benchmarks/trainer_throughput.py --threads 1 --repeats 7 --only standardi
 """
 
 from __future__ import annotations
@@ -238,8 +242,9 @@ def run_trainer(
 ) -> Speed:
     """The project's trainer for ``epochs`` epochs with the default trainer settings.
 
-    The model standardises its raw inputs with the subset's statistics, as a
-    worker's does; ``outside`` standardises the inputs beforehand instead.
+    The model carries the subset's statistics for its raw inputs, as a worker's
+    does; ``outside`` standardises the inputs beforehand and drops the model's
+    ``Standardize`` module instead.
     """
     trainer = TrainerSpec()
     stats = data.input_stats(size)
@@ -395,6 +400,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one repeat on smaller sets")
     parser.add_argument("--no-ablations", action="store_true", help="skip the trainer variants")
+    parser.add_argument("--only", nargs="+", metavar="TEXT", help="run only the trainer rows whose names contain one of these (the trainer itself and the seed loops always run)")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -429,12 +435,15 @@ def main() -> None:
             }
             if not args.no_ablations:
                 variants.update({
-                    "trainer, inputs standardised beforehand, not in the model": {"outside": True},
+                    "trainer, model standardising every batch (standardize_once=False)": {"standardize_once": False},
+                    "trainer, inputs standardised beforehand, no Standardize in the model": {"outside": True},
                     "trainer, NCHW (channels_last=False)": {"channels_last": False},
                     "trainer, pool(relu(conv)) (tutorial order)": {"model_cls": TutorialNet},
                     "trainer, CPU evaluation in batches of 2048, not 128": {"cpu_eval_batch": 2048},
                     "trainer, bf16 autocast on CPU (mixed_precision=True)": {"mixed_precision": True},
                 })
+            if args.only:
+                variants = {k: v for k, v in variants.items() if k == "trainer" or any(t in k for t in args.only)}
             seeds = ("seed loop, num_workers=0", "seed loop, num_workers=2 (the seed's)")
             rows: dict[str, list[Speed]] = {k: [] for k in (*seeds, *variants)}
             lines: dict[str, list[Speed]] = {"mkl": [], "onednn": [], "roofline": []}

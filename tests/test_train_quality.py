@@ -24,6 +24,7 @@ from scaling_optuna.data import load_dataset
 from scaling_optuna.model import MLP
 from scaling_optuna.model import SeedCNN
 from scaling_optuna.spec import parse_spec
+from scaling_optuna.train import StopRequested
 from scaling_optuna.train import _amp_dtype
 from scaling_optuna.train import configure_process
 from scaling_optuna.train import evaluate
@@ -275,3 +276,29 @@ def test_the_model_standardises_raw_inputs_like_a_normalize_transform(digits) ->
     restored = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84)
     restored.load_state_dict(inside.state_dict())
     assert torch.equal(restored(x), inside(x))
+
+
+def test_standardising_once_per_run_trains_exactly_what_the_model_would_batch_by_batch(digits) -> None:
+    results = []
+    for once in (True, False):
+        torch.manual_seed(0)
+        net = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84, input_stats=digits.input_stats(200))
+        result = train_model(net, (digits.x_pool[:200], digits.y_pool[:200]), (digits.x_val, digits.y_val),
+                             (digits.x_test, digits.y_test), max_epochs=3, patience=3, standardize_once=once, **HPARAMS)
+        results.append((result, net))
+    (once, net_once), (per_batch, _) = results
+    assert (once.val_loss, once.test_loss, once.test_error) == (per_batch.val_loss, per_batch.test_loss, per_batch.test_error)
+    assert all(torch.equal(once.state_dict[k], per_batch.state_dict[k]) for k in once.state_dict)
+    # Afterwards the model standardises raw inputs again, as best_model's copy does.
+    assert evaluate(net_once, (digits.x_test, digits.y_test))[1] == once.test_error
+
+
+def test_the_model_standardises_again_after_a_run_that_ends_in_an_exception(digits) -> None:
+    net = seed_cnn(digits)
+    with pytest.raises(StopRequested):
+        train_model(net, (digits.x_pool[:64], digits.y_pool[:64]), (digits.x_val, digits.y_val),
+                    (digits.x_test, digits.y_test), max_epochs=2, patience=2, should_stop=lambda: True, **HPARAMS)
+    x = digits.x_test[:8]
+    mean, std = net.standardize.mean, net.standardize.std
+    assert not torch.equal(net.standardize(x), x)
+    assert torch.allclose(net.standardize(x), (x - mean) / std, atol=1e-6)
