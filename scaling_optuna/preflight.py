@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import optuna
 import torch
@@ -34,6 +34,7 @@ from scaling_optuna.model import build_model
 from scaling_optuna.spec import DEVICE_NAMES
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import is_device_name
+from scaling_optuna.spec import suggest_params
 
 # Trials the sampler proposes, and epochs the pruner judges, in the trial run.
 _TRIAL_RUN_TRIALS = 4
@@ -100,32 +101,45 @@ def _try_sampler_and_pruner(spec: ExperimentSpec) -> None:
     """Run a few trials of the spec's search space through its sampler and pruner, in memory.
 
     The spec already checked the options' types; this catches what only shows
-    in use, such as a GridSampler whose grid misses a parameter.
+    in use, such as a GridSampler whose grid misses a parameter. Each trial
+    goes through ``study.optimize(n_trials=1)``, as in a worker.
     """
+
+    def objective(trial: optuna.Trial) -> float:
+        suggest_params(trial, spec.search_space)
+        for step in range(1, _TRIAL_RUN_STEPS + 1):
+            trial.report(1.0 / (step + trial.number), step)
+            if _used(spec.pruner, "pruner", trial.should_prune):
+                raise optuna.TrialPruned()
+        return 1.0 / (_TRIAL_RUN_STEPS + trial.number)
+
     with _quiet_optuna():
         study = optuna.create_study(direction="minimize", sampler=spec.create_sampler(), pruner=spec.create_pruner())
-        for number in range(_TRIAL_RUN_TRIALS):
-            trial = _used(spec.sampler, "sampler", lambda: study.ask(dict(spec.search_space)))
-            for step in range(1, _TRIAL_RUN_STEPS + 1):
-                trial.report(1.0 / (step + number), step)
-                _used(spec.pruner, "pruner", trial.should_prune)
-            study.tell(trial, 1.0 / (_TRIAL_RUN_STEPS + number))
+        for _ in range(_TRIAL_RUN_TRIALS):
+            try:
+                study.optimize(objective, n_trials=1)
+            except SpecError:
+                raise
+            except Exception as e:  # whatever the sampler raises, a worker would raise in every trial
+                raise SpecError(_failure(spec.sampler, "sampler", e)) from None
 
 
-def _used(component: Any, kind: str, action: Any) -> Any:
+def _used(component: Any, kind: str, action: Callable[[], Any]) -> Any:
     try:
         return action()
     except Exception as e:  # whatever the Optuna class raises, a worker would raise it in every trial
-        raise SpecError(
-            f"{kind}: {component.name} fails when used ({type(e).__name__}: {_first_line(e)}); fix the [{kind}] table"
-        ) from None
+        raise SpecError(_failure(component, kind, e)) from None
+
+
+def _failure(component: Any, kind: str, error: BaseException) -> str:
+    return f"{kind}: {component.name} fails when used ({type(error).__name__}: {_first_line(error)}); fix the [{kind}] table"
 
 
 @contextlib.contextmanager
 def _quiet_optuna() -> Iterator[None]:
-    """No 'study created' lines and no experimental warnings from the trial run."""
+    """No 'study created' or 'trial failed' lines and no warnings from the trial run."""
     verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.CRITICAL)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
