@@ -44,15 +44,15 @@ _TRIAL_RUN_STEPS = 3
 def check_runnable(spec: ExperimentSpec, data: Dataset, device: str | None = None) -> torch.device:
     """Check that workers can train ``spec`` on ``data``; return the resolved device.
 
+    The model is built and run forwards and backwards on one example on the
+    CPU: its shapes do not depend on the device, and ``run`` would otherwise
+    hold a GPU context in the parent process for nothing.
+
     Args:
         device: the device this process will train on (``auto``, ``cpu``,
             ``cuda``, ``cuda:N``, ``mps``), or None where this process only
             creates the studies and trains nothing (``create``): then the
             device is not resolved here, since the workers may run elsewhere.
-
-    The model is built and run forwards and backwards on one example on the
-    CPU: its shapes do not depend on the device, and ``run`` would otherwise
-    hold a GPU context in the parent process for nothing.
 
     Raises:
         SpecError: the sampler or pruner fails when used, or the model does not fit the data.
