@@ -118,15 +118,17 @@ def _typical_trial_s() -> float:
     from scaling_optuna.data import load_dataset
     from scaling_optuna.model import build_model
     from scaling_optuna.spec import load_spec
+    from scaling_optuna.train import configure_process
     from scaling_optuna.train import train_model
 
     torch.set_num_threads(1)
+    configure_process(torch.device("cpu"))  # as a worker does at start-up
     spec = load_spec(ROOT / "studies" / "digits.toml")
     data = load_dataset(spec)
     params = dict(spec.default_params)
     times = []
     for size in spec.sizes.resolve(data.pool_size):
-        model = build_model(spec.model, data.input_shape, data.num_classes, params)
+        model = build_model(spec.model, data.input_shape, data.num_classes, params, data.input_stats(size))
         start = time.perf_counter()
         train_model(
             model,

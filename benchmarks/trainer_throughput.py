@@ -1,20 +1,25 @@
 """Training throughput of the project's trainer against the seed's loop and the machine's roofline.
 
 Writes CIFAR-shaped synthetic images in the real CIFAR-10 python format
-(``scaling_optuna.data.write_cifar10``), then, side by side in one process and
-interleaved ``--repeats`` times:
+(``tests/cifar10_files.py``'s ``write_cifar10``), then, side by side in one
+process and interleaved ``--repeats`` times:
 
 * the seed's loop: a torchvision-style Dataset returning PIL images through
   ``Compose([ToTensor(), Normalize(...)])``, ``DataLoader(batch_size=4,
   shuffle=True)`` with ``num_workers=0`` and with ``num_workers=2`` (the
   seed's), one SGD step per batch, ``loss.item()`` every step, then a
   validation and a test pass at batch size 4 under ``no_grad``;
-* a plain tensor loop on the same tensors: the tutorial's network, a permuted
-  index per epoch, batches of 64, stock SGD, NCHW (what a first rewrite
-  without a DataLoader looks like);
+* a plain tensor loop on the same tensors, standardised once beforehand: the
+  tutorial's network, a permuted index per epoch, batches of 64, stock SGD,
+  NCHW (what a first rewrite without a DataLoader looks like);
 * the project's trainer, ``train_model``, on the same images (loaded through
-  the ``cifar10`` dataset of a spec), with the default trainer settings
-  (batch size 64, evaluation batches of 2048), and with batches of 256;
+  the ``cifar10`` dataset of a spec; the model standardises its raw inputs
+  with its training subset's statistics), with the default trainer settings
+  (batch size 64, evaluation batches of 2048), and with batches of 256; as
+  ablations, with the model standardising every batch (``standardize_once=False``)
+  instead of the trainer standardising the tensors once per run, and on inputs
+  standardised beforehand by a model without a ``Standardize`` module (the
+  trainer before models carried their statistics);
 * the trainer as ``scaling-optuna run --workers N`` runs it on N cores: N
   processes of one thread each, training at once (the speed of all of them
   together);
@@ -35,6 +40,7 @@ Usage::
     python benchmarks/trainer_throughput.py                 # all cores
     python benchmarks/trainer_throughput.py --threads 1
     python benchmarks/trainer_throughput.py --quick         # one repeat, smaller sets
+    python benchmarks/trainer_throughput.py --threads 1 --repeats 7 --only standardi
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import numpy as np
@@ -68,12 +75,14 @@ from scaling_optuna.data import CIFAR10_FOLDER  # noqa: E402
 from scaling_optuna.data import CIFAR10_TEST_FILE  # noqa: E402
 from scaling_optuna.data import CIFAR10_TRAIN_FILES  # noqa: E402
 from scaling_optuna.data import load_dataset  # noqa: E402
-from scaling_optuna.data import write_cifar10  # noqa: E402
 from scaling_optuna.model import SeedCNN  # noqa: E402
+from scaling_optuna.model import Standardize  # noqa: E402
 from scaling_optuna.spec import TrainerSpec  # noqa: E402
 from scaling_optuna.spec import parse_spec  # noqa: E402
 from scaling_optuna import train as train_module  # noqa: E402
+from scaling_optuna.train import configure_process  # noqa: E402
 from scaling_optuna.train import train_model  # noqa: E402
+from tests.cifar10_files import write_cifar10  # noqa: E402
 
 SEED_WIDTHS = (6, 16, 120, 84)
 WIDEST = (100, 100, 200, 200)
@@ -81,10 +90,15 @@ SPLIT_SEED = 0
 
 
 class TutorialNet(nn.Module):
-    """The seed's network exactly as the PyTorch tutorial writes it: pool(relu(conv))."""
+    """The seed's network exactly as the PyTorch tutorial writes it: pool(relu(conv)).
 
-    def __init__(self, conv1: int, conv2: int, fc1: int, fc2: int) -> None:
+    With ``input_stats`` it standardises its inputs first, as SeedCNN does, so
+    that the two differ in the order of pooling and ReLU only.
+    """
+
+    def __init__(self, conv1: int, conv2: int, fc1: int, fc2: int, *, input_stats=None) -> None:
         super().__init__()
+        self.standardize = Standardize((3, 32, 32), input_stats) if input_stats is not None else nn.Identity()
         self.conv1 = nn.Conv2d(3, conv1, 5)
         self.pool = nn.MaxPool2d(2, 2)
         self.conv2 = nn.Conv2d(conv1, conv2, 5)
@@ -93,7 +107,7 @@ class TutorialNet(nn.Module):
         self.fc3 = nn.Linear(fc2, 10)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(F.relu(self.conv1(x)))
+        x = self.pool(F.relu(self.conv1(self.standardize(x))))
         x = self.pool(F.relu(self.conv2(x)))
         x = torch.flatten(x, 1)
         x = F.relu(self.fc1(x))
@@ -212,14 +226,36 @@ def run_seed_loop(root: Path, train_idx: np.ndarray, val_idx: np.ndarray, n_test
     return watch.speed(len(trainset) + len(valset) + len(testset))
 
 
+def standardised_beforehand(data, size: int):
+    """The subset, validation and test inputs standardised once with the subset's statistics, as tensors."""
+    mean, std = data.input_stats(size)
+    return types.SimpleNamespace(
+        x_pool=(data.x_pool[:size] - mean) / std, y_pool=data.y_pool[:size],
+        x_val=(data.x_val - mean) / std, y_val=data.y_val,
+        x_test=(data.x_test - mean) / std, y_test=data.y_test,
+    )
+
+
 def run_trainer(
     data, size: int, widths: tuple[int, ...], epochs: int, *, model_cls: type = SeedCNN, cpu_eval_batch: int | None = None,
-    batch_size: int | None = None, **options
+    batch_size: int | None = None, outside: bool = False, **options
 ) -> Speed:
-    """The project's trainer for ``epochs`` epochs with the default trainer settings."""
+    """The project's trainer for ``epochs`` epochs with the default trainer settings.
+
+    The model carries the subset's statistics for its raw inputs, as a worker's
+    does; ``outside`` standardises the inputs beforehand and drops the model's
+    ``Standardize`` module instead.
+    """
     trainer = TrainerSpec()
+    stats = data.input_stats(size)
     torch.manual_seed(0)
-    net = model_cls((3, 32, 32), 10, *widths) if model_cls is SeedCNN else model_cls(*widths)
+    if model_cls is SeedCNN:
+        net = SeedCNN((3, 32, 32), 10, *widths, input_stats=stats)
+    else:
+        net = model_cls(*widths, input_stats=stats)
+    if outside:
+        net.standardize = nn.Identity()
+        data = standardised_beforehand(data, size)
     default_cap = train_module.CPU_EVAL_BATCH
     train_module.CPU_EVAL_BATCH = cpu_eval_batch or default_cap
     try:
@@ -254,7 +290,8 @@ def run_plain_loop(data, size: int, widths: tuple[int, ...], epochs: int, batch_
     torch.manual_seed(0)
     net = TutorialNet(*widths)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-5)
-    x, y = data.x_pool[:size].contiguous(), data.y_pool[:size]
+    data = standardised_beforehand(data, size)
+    x, y = data.x_pool, data.y_pool
     with Stopwatch() as watch:
         for _ in range(epochs):
             order = torch.randperm(size)
@@ -300,6 +337,7 @@ def run_side_by_side(root: Path, n_val: int, pool: int, size: int, widths: tuple
 def child_trainer(root: str, n_val: str, pool: str, size: str, widths: str, epochs: str) -> None:
     """One side-by-side run: load the data, say ready, train on ``go``, print its CPU time as JSON."""
     torch.set_num_threads(1)
+    configure_process(torch.device("cpu"))
     data = load_dataset(throughput_spec(Path(root), int(n_val), int(pool)))
     print("ready", flush=True)
     sys.stdin.readline()
@@ -362,12 +400,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="one repeat on smaller sets")
     parser.add_argument("--no-ablations", action="store_true", help="skip the trainer variants")
+    parser.add_argument("--only", nargs="+", metavar="TEXT", help="run only the trainer rows whose names contain one of these (the trainer itself and the seed loops always run)")
     parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child_trainer(*args.child)
     repeats = 1 if args.quick else args.repeats
     torch.set_num_threads(args.threads)
+    configure_process(torch.device("cpu"))  # what a worker does at start-up
     print(f"machine: {cores} cores ({platform.processor() or platform.machine()}), load average {os.getloadavg()[0]:.1f}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} torch thread(s) for every loop, {repeats} repeat(s)")
 
@@ -382,7 +422,7 @@ def main() -> None:
         pool = max(sizes.values())
         data = load_dataset(throughput_spec(root, n_val, pool))
         print(f"data: {n_files} CIFAR-format training images ({n_val} of them validation) and {n_test} test images, "
-              "written by write_cifar10, read by the seed's Dataset and by the cifar10 spec dataset")
+              "written by tests/cifar10_files.py, read by the seed's Dataset and by the cifar10 spec dataset")
 
         for widths in (SEED_WIDTHS, WIDEST):
             fwd, counted = forward_flops(widths)
@@ -395,11 +435,15 @@ def main() -> None:
             }
             if not args.no_ablations:
                 variants.update({
+                    "trainer, model standardising every batch (standardize_once=False)": {"standardize_once": False},
+                    "trainer, inputs standardised beforehand, no Standardize in the model": {"outside": True},
                     "trainer, NCHW (channels_last=False)": {"channels_last": False},
                     "trainer, pool(relu(conv)) (tutorial order)": {"model_cls": TutorialNet},
                     "trainer, CPU evaluation in batches of 2048, not 128": {"cpu_eval_batch": 2048},
                     "trainer, bf16 autocast on CPU (mixed_precision=True)": {"mixed_precision": True},
                 })
+            if args.only:
+                variants = {k: v for k, v in variants.items() if k == "trainer" or any(t in k for t in args.only)}
             seeds = ("seed loop, num_workers=0", "seed loop, num_workers=2 (the seed's)")
             rows: dict[str, list[Speed]] = {k: [] for k in (*seeds, *variants)}
             lines: dict[str, list[Speed]] = {"mkl": [], "onednn": [], "roofline": []}

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from scaling_optuna.errors import DataError
+from scaling_optuna.errors import DeviceError
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
@@ -83,6 +84,7 @@ def __dir__() -> list[str]:
 __all__ = sorted(
     [
         "DataError",
+        "DeviceError",
         "ExperimentMismatchError",
         "SpecError",
         "StorageError",

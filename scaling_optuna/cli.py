@@ -226,7 +226,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.worker import default_threads
 
-    exp = create_experiment(spec, args.storage)
+    exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device)
     threads = args.threads or default_threads(args.workers)
     print(
         f"experiment {spec.name!r}: {len(exp.sizes)} sizes {exp.sizes[0]}..{exp.sizes[-1]}, "

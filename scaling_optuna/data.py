@@ -7,13 +7,20 @@ pool. Subsets are therefore nested and drawn without replacement. Each
 subset has a fingerprint of its raw bytes (and of the validation and test
 sets) so that a worker holding different data refuses to run.
 
+Inputs stay raw (as float32). With ``normalize = "subset"`` (the default) the
+model of size ``m`` standardises them itself, with the statistics of its own
+``m`` training examples (:meth:`Dataset.input_stats`): a model trained on 200
+images never sees statistics of the 40,000 it did not train on, and a trained
+model takes raw inputs.
+
 Example::
 
     from scaling_optuna.data import load_dataset
     from scaling_optuna.spec import load_spec
 
     data = load_dataset(load_spec("studies/digits.toml"))
-    x, y = data.train_subset(100)      # normalised float32 tensors
+    x, y = data.train_subset(100)      # raw float32 inputs, int64 labels
+    mean, std = data.input_stats(100)  # per channel: what the size-100 model standardises with
     print(data.fingerprint(100))
 """
 
@@ -25,6 +32,7 @@ import hashlib
 import importlib.util
 import io
 import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +47,12 @@ from scaling_optuna.spec import ExperimentSpec
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
+# Labels are class numbers 0..C-1; a label far above any real class count (10^9
+# from a mislabelled column) would otherwise size the output layer and the
+# class counts, allocating hundreds of gigabytes in every worker.
+MAX_CLASSES = 100_000
+# Rows per chunk when computing statistics in float64 (25 MB of CIFAR images).
+_STATS_CHUNK_ROWS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,8 +69,9 @@ class RawData:
 class Dataset:
     """The training pool, validation and test sets of one experiment, as tensors.
 
-    ``x_pool[:m]`` is the training subset of size ``m``; it is normalised with
-    the pool's per-channel (images) or per-feature (vectors) statistics.
+    ``x_pool[:m]`` is the training subset of size ``m``. Inputs are the raw
+    values as float32; ``input_stats(m)`` gives the statistics the model of
+    size ``m`` standardises them with.
     """
 
     name: str
@@ -69,6 +84,8 @@ class Dataset:
     num_classes: int
     _raw_pool: tuple[np.ndarray, np.ndarray] = dataclasses.field(repr=False)
     _eval_digest: bytes = dataclasses.field(repr=False)
+    normalize: str = "subset"
+    _stats: dict[int, tuple[torch.Tensor, torch.Tensor]] = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def pool_size(self) -> int:
@@ -80,14 +97,26 @@ class Dataset:
 
     def train_subset(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The first ``size`` examples of the permuted pool (nested, no repeats)."""
-        if not 0 < size <= self.pool_size:
-            raise DataError(f"training-set size {size} is outside 1..{self.pool_size}, the pool's size")
+        self._check_size(size)
         return self.x_pool[:size], self.y_pool[:size]
+
+    def input_stats(self, size: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Mean and standard deviation of the training subset of ``size``, or None for raw inputs.
+
+        Per channel for images (shape C×1×1), per feature for vectors (shape D);
+        a constant channel or feature gets a standard deviation of 1. Computed
+        once per size, in float64.
+        """
+        self._check_size(size)
+        if self.normalize == "none":
+            return None
+        if size not in self._stats:
+            self._stats[size] = _mean_and_std(self.x_pool[:size].numpy())
+        return self._stats[size]
 
     def fingerprint(self, size: int) -> str:
         """A hash of the raw training subset of ``size`` and of the validation and test sets."""
-        if not 0 < size <= self.pool_size:
-            raise DataError(f"training-set size {size} is outside 1..{self.pool_size}, the pool's size")
+        self._check_size(size)
         x, y = self._raw_pool
         h = hashlib.sha256(self._eval_digest)
         h.update(np.ascontiguousarray(x[:size]).tobytes())
@@ -100,9 +129,13 @@ class Dataset:
         guess = int(torch.argmax(counts))
         return float((self.y_test != guess).float().mean())
 
+    def _check_size(self, size: int) -> None:
+        if not 0 < size <= self.pool_size:
+            raise DataError(f"training-set size {size} is outside 1..{self.pool_size}, the pool's size")
+
 
 def load_dataset(spec: ExperimentSpec) -> Dataset:
-    """Load the spec's dataset, split it with the spec's seed, and normalise it."""
+    """Load the spec's dataset, check it, and split it with the spec's seed."""
     raw = load_raw(spec.data)
     _validate(raw, spec.data.dataset)
     return split(raw, spec.data, seed=spec.seed, name=spec.data.dataset)
@@ -123,7 +156,7 @@ def load_raw(data: DataSpec) -> RawData:
 
 
 def split(raw: RawData, data: DataSpec, *, seed: int, name: str) -> Dataset:
-    """Carve the validation set from the training arrays and normalise everything."""
+    """Carve the validation set from the training arrays; inputs become float32 tensors."""
     n = len(raw.y_train)
     n_val = data.validation_size if data.validation_size is not None else int(n * data.validation_fraction)
     if not 0 < n_val < n:
@@ -136,53 +169,23 @@ def split(raw: RawData, data: DataSpec, *, seed: int, name: str) -> Dataset:
     x_pool, y_pool = raw.x_train[pool_idx], raw.y_train[pool_idx]
     x_val, y_val = raw.x_train[val_idx], raw.y_train[val_idx]
 
-    mean, std = _statistics(x_pool)
     eval_hash = hashlib.sha256()
     for array in (x_val, y_val.astype(np.int64), raw.x_test, raw.y_test.astype(np.int64)):
         eval_hash.update(np.ascontiguousarray(array).tobytes())
     num_classes = int(max(raw.y_train.max(), raw.y_test.max())) + 1
     return Dataset(
         name=name,
-        x_pool=_normalise(x_pool, mean, std),
+        x_pool=_as_tensor(x_pool),
         y_pool=torch.from_numpy(y_pool.astype(np.int64)),
-        x_val=_normalise(x_val, mean, std),
+        x_val=_as_tensor(x_val),
         y_val=torch.from_numpy(y_val.astype(np.int64)),
-        x_test=_normalise(raw.x_test, mean, std),
+        x_test=_as_tensor(raw.x_test),
         y_test=torch.from_numpy(raw.y_test.astype(np.int64)),
         num_classes=num_classes,
         _raw_pool=(x_pool, y_pool),
         _eval_digest=eval_hash.digest(),
+        normalize=data.normalize,
     )
-
-
-def write_cifar10(root: str | Path, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> Path:
-    """Write arrays (N×3×32×32 uint8) as a CIFAR-10 python-format copy under ``root``.
-
-    The files have the layout and encoding of the official archive: five
-    training batches, a test batch and ``batches.meta``. Useful to test with
-    small data, or to bring your own 32×32 images in CIFAR-10's format.
-    """
-    folder = Path(root) / CIFAR10_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    parts = np.array_split(np.arange(len(y_train)), len(CIFAR10_TRAIN_FILES))
-    for file_name, idx in zip(CIFAR10_TRAIN_FILES, parts):
-        _write_cifar_batch(folder / file_name, x_train[idx], y_train[idx])
-    _write_cifar_batch(folder / CIFAR10_TEST_FILE, x_test, y_test)
-    meta = {"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"], "num_cases_per_batch": len(parts[0]), "num_vis": 3072}
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump(meta, f, protocol=2)
-    return folder
-
-
-def _write_cifar_batch(path: Path, x: np.ndarray, y: np.ndarray) -> None:
-    batch = {
-        b"batch_label": path.name.encode(),
-        b"labels": [int(v) for v in y],
-        b"data": np.ascontiguousarray(x, dtype=np.uint8).reshape(len(y), 3 * 32 * 32),
-        b"filenames": [f"{i}.png".encode() for i in range(len(y))],
-    }
-    with open(path, "wb") as f:
-        pickle.dump(batch, f, protocol=2)
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -304,53 +307,94 @@ def _load_mnist1d(root: Path, num_samples: int) -> RawData:
 def _load_npz(path: Path) -> RawData:
     if not path.is_file():
         raise DataError(f"npz file {str(path)!r} does not exist; set data.path to your file")
+    unreadable = f"{path}: not a readable .npz archive"
+    fix = "save x_train, y_train, x_test and y_test with numpy.savez"
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in archive.files]
-            if missing:
-                raise DataError(
-                    f"{path}: missing array(s) {', '.join(missing)}; save x_train, y_train, x_test, y_test "
-                    "with numpy.savez"
-                )
+        loaded = np.load(path, allow_pickle=False)
+    except EOFError:
+        raise DataError(f"{path}: the file is empty; {fix}") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
+        raise DataError(f"{unreadable} ({e}); {fix}") from None
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise DataError(f"{path}: a single .npy array, not an .npz archive of arrays; {fix}")
+    with loaded as archive:
+        missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in archive.files]
+        if missing:
+            raise DataError(f"{path}: missing array(s) {', '.join(missing)}; {fix}")
+        try:
             arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except DataError:
-        raise
-    except (ValueError, OSError) as e:
-        raise DataError(f"{path}: not a readable .npz archive ({e}); save it with numpy.savez") from None
+        except MemoryError:
+            raise DataError(f"{path}: an array is too large to load into memory; use a smaller dataset") from None
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{unreadable} ({e}); {fix}") from None
     return RawData(**arrays)
 
 
 def _validate(raw: RawData, name: str) -> None:
+    """Refuse arrays that a worker would trip on, with the fix, before anything is written."""
     for part in ("train", "test"):
         x, y = getattr(raw, f"x_{part}"), getattr(raw, f"y_{part}")
-        if x.ndim < 2:
-            raise DataError(f"{name}: x_{part} has shape {x.shape}; it needs one row per example (N×D or N×C×H×W)")
+        _check_inputs(x, f"{name}: x_{part}")
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{name}: y_{part} has shape {y.shape} but x_{part} has {len(x)} rows; give one label per row")
-        if not np.issubdtype(x.dtype, np.number):
-            raise DataError(f"{name}: x_{part} has dtype {x.dtype}; it must be numeric")
-        if not np.issubdtype(y.dtype, np.integer):
-            raise DataError(f"{name}: y_{part} has dtype {y.dtype}; labels must be integers 0..C-1")
-        if len(y) == 0:
-            raise DataError(f"{name}: x_{part} is empty")
-        if y.min() < 0:
-            raise DataError(f"{name}: y_{part} has label {y.min()}; labels must be integers 0..C-1")
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
-            raise DataError(f"{name}: x_{part} holds NaN or infinite values; clean or impute them first")
+        _check_labels(y, f"{name}: y_{part}")
     if raw.x_train.shape[1:] != raw.x_test.shape[1:]:
         raise DataError(f"{name}: x_train rows have shape {raw.x_train.shape[1:]} but x_test rows {raw.x_test.shape[1:]}; they must match")
     if raw.x_train.ndim not in (2, 4):
         raise DataError(f"{name}: x_train has shape {raw.x_train.shape}; use N×D vectors or N×C×H×W images")
+    classes = int(max(raw.y_train.max(), raw.y_test.max())) + 1
+    if classes > min(MAX_CLASSES, len(raw.y_train)):
+        raise DataError(
+            f"{name}: labels go up to {classes - 1}, that is {classes:,} classes for {len(raw.y_train):,} training "
+            f"examples; labels must be class numbers 0..C-1, with C at most the number of training examples "
+            f"and at most {MAX_CLASSES:,}: renumber them (numpy.unique(y, return_inverse=True))"
+        )
 
 
-def _statistics(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    axes = (0, 2, 3) if x.ndim == 4 else (0,)
-    xf = x.astype(np.float64)
-    mean = xf.mean(axis=axes, keepdims=True)
-    std = xf.std(axis=axes, keepdims=True)
-    std[std < 1e-8] = 1.0
-    return mean, std
+def _check_inputs(x: np.ndarray, where: str) -> None:
+    if x.ndim < 2:
+        raise DataError(f"{where} has shape {x.shape}; it needs one row per example (N×D or N×C×H×W)")
+    if x.dtype.kind == "c":
+        raise DataError(f"{where} holds complex numbers; pass real features (e.g. the real and imaginary parts side by side)")
+    if x.dtype.kind not in "iuf":
+        raise DataError(f"{where} has dtype {x.dtype}; it must hold integers or floating-point numbers")
+    if len(x) == 0:
+        raise DataError(f"{where} is empty")
+    if x[0].size == 0:
+        raise DataError(f"{where} has shape {x.shape}: its rows hold no values; give every example at least one feature")
+    if x.dtype.kind == "f":
+        if not np.isfinite(x).all():
+            raise DataError(f"{where} holds NaN or infinite values; clean or impute them first")
+        if np.abs(x).max() > np.finfo(np.float32).max:
+            raise DataError(f"{where} holds values beyond float32's range (±3.4e38), which training uses; rescale them")
 
 
-def _normalise(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(((x.astype(np.float64) - mean) / std).astype(np.float32))
+def _check_labels(y: np.ndarray, where: str) -> None:
+    if y.dtype.kind not in "iu":
+        raise DataError(f"{where} has dtype {y.dtype}; labels must be integers 0..C-1")
+    if len(y) and y.min() < 0:
+        raise DataError(f"{where} has label {y.min()}; labels must be integers 0..C-1")
+
+
+def _as_tensor(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+
+
+def _mean_and_std(x: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (N×C×H×W) or per-feature (N×D) mean and standard deviation of ``x``.
+
+    Two passes in float64 over chunks of rows: exact enough for raw pixel
+    values in the hundreds, without a float64 copy of the whole pool.
+    """
+    rows = x.reshape(len(x), x.shape[1], -1)
+    count = rows.shape[0] * rows.shape[2]
+    chunks = [rows[i : i + _STATS_CHUNK_ROWS] for i in range(0, len(rows), _STATS_CHUNK_ROWS)]
+    mean = sum(c.sum(axis=(0, 2), dtype=np.float64) for c in chunks) / count
+    centred = (np.square(c - mean[None, :, None]).sum(axis=(0, 2)) for c in chunks)
+    std = np.sqrt(sum(centred) / count)
+    std[std < 1e-8] = 1.0  # a constant channel or feature: leave its scale alone
+    shape = (x.shape[1], 1, 1) if x.ndim == 4 else (x.shape[1],)
+    return (
+        torch.from_numpy(mean.reshape(shape).astype(np.float32)),
+        torch.from_numpy(std.reshape(shape).astype(np.float32)),
+    )

@@ -30,3 +30,7 @@ class ExperimentMismatchError(UserError):
 
 class WorkerError(RuntimeError):
     """A worker cannot go on for a reason that is not bad input (e.g. every trial fails); the CLI exits 1."""
+
+
+class DeviceError(UserError):
+    """The training device is not a device name, or this machine does not have it."""

@@ -294,7 +294,7 @@ def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> 
 
 
 def create_experiment(
-    spec: str | Path | ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None
+    spec: str | Path | ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None, device: str | None = None
 ) -> Experiment:
     """Create (or re-open) the experiment's studies, one per size, each with its budget queued.
 
@@ -304,7 +304,8 @@ def create_experiment(
     the untuned default model (``default_params``), so the report can compare
     tuned and untuned curves. A budget that differs from the stored one
     (``trials_per_size``, or ``--trials``) is queued up, or its unstarted
-    trials withdrawn.
+    trials withdrawn. ``device`` is where this process's workers will train
+    (``run``), checked here; None (``create``) leaves it to the workers.
 
     Raises:
         SpecError, DataError: bad spec or data (nothing is written).
@@ -312,6 +313,7 @@ def create_experiment(
         ExperimentMismatchError: the store holds studies of this name from another spec or data.
     """
     from scaling_optuna.data import load_dataset
+    from scaling_optuna.preflight import check_runnable
 
     spec = _as_spec(spec)
     url = storage or spec.storage
@@ -320,6 +322,7 @@ def create_experiment(
     data = load_dataset(spec)
     sizes = spec.sizes.resolve(data.pool_size)
     attrs = {size: _study_attrs(spec, data, size) for size in sizes}
+    check_runnable(spec, data, device)
 
     store = open_storage(url, create=True)
     existing = {s.study_name: s.user_attrs for s in store.get_all_studies()}

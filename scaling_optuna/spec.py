@@ -17,9 +17,12 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import hashlib
+import inspect
 import json
 import math
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,7 +42,26 @@ else:  # pragma: no cover
 
 DATASETS = ("cifar10", "digits", "mnist1d", "npz")
 MODELS = ("auto", "cnn", "mlp")
+NORMALIZATIONS = ("subset", "none")
 DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
+_DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+TOP_LEVEL_KEYS = {
+    "name",
+    "seed",
+    "trials_per_size",
+    "storage",
+    "data",
+    "sizes",
+    "model",
+    "search_space",
+    "default_params",
+    "trainer",
+    "sampler",
+    "pruner",
+    "artifacts",
+    "keep_models",
+}
 
 # The seed notebook's random search: lr 10^U(-6,-1), weight decay 10^U(-6,-3),
 # momentum 10^U(-1,0), and the four layer widths.
@@ -67,7 +89,53 @@ MODEL_PARAMS = {
     "mlp": ("fc1", "fc2"),
 }
 OPTIMIZER_PARAMS = ("lr", "weight_decay", "momentum")
-OPTIONAL_PARAMS = ("batch_size",)
+
+
+@dataclasses.dataclass(frozen=True)
+class ParamRange:
+    """The values a hyperparameter may take, for its search range, choices and default.
+
+    ``low_open`` excludes ``low`` itself. ``text`` completes "must be ...".
+    """
+
+    text: str
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    integer: bool = False
+
+    def contains(self, value: Any) -> bool:
+        if not _is_number(value) or not math.isfinite(value):
+            return False
+        if self.integer and not _is_int(value):
+            return False
+        above_low = value > self.low if self.low_open else value >= self.low
+        return above_low and value <= self.high
+
+    def check(self, value: Any, where: str) -> None:
+        """Raise a SpecError naming ``where`` unless ``value`` lies in the range."""
+        if not self.contains(value):
+            raise SpecError(f"{where}: {value!r} must be {self.text}")
+
+
+_WIDTH = ParamRange("a positive integer", 1, integer=True)
+# What torch's SGD accepts (it refuses lr < 0, momentum < 0, weight_decay < 0), narrowed
+# where a value cannot train: lr = 0 never moves, momentum above 1 makes every update grow.
+PARAM_RANGES: dict[str, ParamRange] = {
+    "lr": ParamRange("a learning rate > 0", 0.0, low_open=True),
+    "weight_decay": ParamRange("a weight decay ≥ 0", 0.0),
+    "momentum": ParamRange("a momentum between 0 and 1", 0.0, 1.0),
+    "conv1": _WIDTH,
+    "conv2": _WIDTH,
+    "fc1": _WIDTH,
+    "fc2": _WIDTH,
+    "batch_size": _WIDTH,
+}
+
+
+def is_device_name(text: str) -> bool:
+    """Whether ``text`` names a device a spec or ``--device`` may give: auto, cpu, cuda, cuda:N, mps."""
+    return _DEVICE_PATTERN.fullmatch(text) is not None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +150,9 @@ class DataSpec:
     validation_fraction: float = 0.2
     test_fraction: float = 0.2
     num_samples: int = 25000
+    # "subset": each size is standardised with its own training subset's statistics
+    # (per channel or per feature), which the trained model carries; "none": raw inputs.
+    normalize: str = "subset"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -204,6 +275,27 @@ class ExperimentSpec:
         return _instantiate(optuna.pruners, self.pruner, "pruner")
 
 
+def suggest_params(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
+    """Ask ``trial`` for every parameter of ``space`` (a spec's ``search_space``).
+
+    Example::
+
+        study.optimize(lambda trial: objective(**suggest_params(trial, spec.search_space)), n_trials=1)
+    """
+    params: dict[str, Any] = {}
+    with warnings.catch_warnings():
+        # The untuned baseline's widths (the seed's 6, 16, 120, 84) lie outside the tuned range on purpose.
+        warnings.filterwarnings("ignore", message="Fixed parameter")
+        for name, dist in space.items():
+            if isinstance(dist, FloatDistribution):
+                params[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+            elif isinstance(dist, IntDistribution):
+                params[name] = trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+            elif isinstance(dist, CategoricalDistribution):
+                params[name] = trial.suggest_categorical(name, dist.choices)
+    return params
+
+
 def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate an experiment spec from a TOML file.
 
@@ -220,86 +312,77 @@ def load_spec(path: str | Path) -> ExperimentSpec:
         raise SpecError(f"{path}: not a UTF-8 text file; pass a TOML spec") from None
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: invalid TOML ({e}); fix the syntax at that line") from None
+    except RecursionError:
+        # tomllib parses nested arrays and inline tables recursively.
+        raise SpecError(f"{path}: arrays or tables nested too deeply to read; a spec needs only a few levels") from None
     spec = parse_spec(raw)
     return dataclasses.replace(spec, path=str(path))
 
 
 def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
-    """Validate a spec given as a mapping (the parsed TOML)."""
-    _check_keys(
-        raw,
-        "",
-        {
-            "name",
-            "seed",
-            "trials_per_size",
-            "storage",
-            "data",
-            "sizes",
-            "model",
-            "search_space",
-            "default_params",
-            "trainer",
-            "sampler",
-            "pruner",
-            "artifacts",
-            "keep_models",
-        },
-        required={"name", "data", "sizes"},
-    )
-    name = _get(raw, "name", str)
-    if not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise SpecError(f"name: {name!r} must be non-empty letters, digits, '-', '_' or '.'")
-    seed = _get(raw, "seed", int, default=0)
-    if not 0 <= seed < 2**32:
-        raise SpecError(f"seed: {seed} must be an integer in 0..2**32-1")
-    trials = _get(raw, "trials_per_size", int, default=20)
-    if trials <= 0:
-        raise SpecError(f"trials_per_size: {trials} must be a positive integer")
-    storage = _get(raw, "storage", str, default=DEFAULT_STORAGE)
-    artifacts = _get(raw, "artifacts", str, default=None)
-    keep_models = _get(raw, "keep_models", int, default=3)
-    if keep_models < 0:
-        raise SpecError(f"keep_models: {keep_models} must be 0 (keep no weights) or more")
+    """Validate a spec given as a mapping (the parsed TOML).
 
+    Example::
+
+        spec = parse_spec({"name": "d", "data": {"dataset": "digits"}, "sizes": {"start_fraction": 0.25}})
+        assert spec.model == "cnn"
+    """
+    _check_keys(raw, "", TOP_LEVEL_KEYS, required={"name", "data", "sizes"})
     data = _parse_data(_get(raw, "data", dict))
-    sizes = _parse_sizes(_get(raw, "sizes", dict))
-    model_table = _get(raw, "model", dict, default={})
-    _check_keys(model_table, "model", {"kind"})
-    model = _get(model_table, "kind", str, default="auto", where="model")
-    if model not in MODELS:
-        raise SpecError(f"model.kind: unknown model {model!r}{_suggest(model, MODELS)}; use one of {', '.join(MODELS)}")
-    if model == "auto":
-        # Images get the seed's CNN; vectors (and npz arrays of any shape) an MLP.
-        model = "cnn" if data.dataset in ("cifar10", "digits") else "mlp"
-
+    model = _parse_model(_get(raw, "model", dict, default={}), data)
     search_space = _parse_search_space(_get(raw, "search_space", dict, default=None), model)
-    default_params = _parse_default_params(
-        _get(raw, "default_params", dict, default=None), search_space, model
-    )
-    trainer = _parse_trainer(_get(raw, "trainer", dict, default={}))
-    sampler = _parse_component(_get(raw, "sampler", dict, default={"name": "TPESampler"}), "sampler")
-    pruner = _parse_component(_get(raw, "pruner", dict, default={"name": "MedianPruner"}), "pruner")
     spec = ExperimentSpec(
-        name=name,
-        seed=seed,
-        trials_per_size=trials,
-        storage=storage,
+        name=_parse_name(raw),
+        seed=_parse_seed(raw),
+        trials_per_size=_positive(raw, "trials_per_size", default=20),
+        storage=_get(raw, "storage", str, default=DEFAULT_STORAGE),
         data=data,
-        sizes=sizes,
+        sizes=_parse_sizes(_get(raw, "sizes", dict)),
         model=model,
         search_space=search_space,
-        default_params=default_params,
-        trainer=trainer,
-        sampler=sampler,
-        pruner=pruner,
-        artifacts=artifacts,
-        keep_models=keep_models,
+        default_params=_parse_default_params(_get(raw, "default_params", dict, default=None), search_space),
+        trainer=_parse_trainer(_get(raw, "trainer", dict, default={})),
+        sampler=_parse_component(_get(raw, "sampler", dict, default={"name": "TPESampler"}), "sampler"),
+        pruner=_parse_component(_get(raw, "pruner", dict, default={"name": "MedianPruner"}), "pruner"),
+        artifacts=_get(raw, "artifacts", str, default=None),
+        keep_models=_parse_keep_models(raw),
     )
     # Instantiating now turns a bad option into a SpecError before anything runs.
     spec.create_sampler()
     spec.create_pruner()
     return spec
+
+
+def _parse_name(raw: Mapping[str, Any]) -> str:
+    name = _get(raw, "name", str)
+    if not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise SpecError(f"name: {name!r} must be non-empty letters, digits, '-', '_' or '.'")
+    return name
+
+
+def _parse_seed(raw: Mapping[str, Any]) -> int:
+    seed = _get(raw, "seed", int, default=0)
+    if not 0 <= seed < 2**32:
+        raise SpecError(f"seed: {seed} must be an integer in 0..2**32-1")
+    return seed
+
+
+def _parse_keep_models(raw: Mapping[str, Any]) -> int:
+    keep_models = _get(raw, "keep_models", int, default=3)
+    if keep_models < 0:
+        raise SpecError(f"keep_models: {keep_models} must be 0 (keep no weights) or more")
+    return keep_models
+
+
+def _parse_model(table: Mapping[str, Any], data: DataSpec) -> str:
+    _check_keys(table, "model", {"kind"})
+    model = _get(table, "kind", str, default="auto", where="model")
+    if model not in MODELS:
+        raise SpecError(f"model.kind: unknown model {model!r}{_suggest(model, MODELS)}; use one of {', '.join(MODELS)}")
+    if model == "auto":
+        # Images get the seed's CNN; vectors (and npz arrays of any shape) an MLP.
+        model = "cnn" if data.dataset in ("cifar10", "digits") else "mlp"
+    return model
 
 
 def _parse_data(table: Mapping[str, Any]) -> DataSpec:
@@ -311,24 +394,36 @@ def _parse_data(table: Mapping[str, Any]) -> DataSpec:
             f"data.dataset: unknown dataset {dataset!r}{_suggest(dataset, DATASETS)}; "
             f"use one of {', '.join(DATASETS)}"
         )
-    kwargs: dict[str, Any] = {"dataset": dataset}
-    kwargs["root"] = _get(table, "root", str, default="data", where="data")
-    kwargs["path"] = _get(table, "path", str, default=None, where="data")
-    kwargs["download"] = _get(table, "download", bool, default=True, where="data")
-    kwargs["validation_size"] = _get(table, "validation_size", int, default=None, where="data")
-    kwargs["validation_fraction"] = _get(table, "validation_fraction", float, default=0.2, where="data")
-    kwargs["test_fraction"] = _get(table, "test_fraction", float, default=0.2, where="data")
-    kwargs["num_samples"] = _get(table, "num_samples", int, default=25000, where="data")
-    if dataset == "npz" and not kwargs["path"]:
+    spec = DataSpec(
+        dataset=dataset,
+        root=_get(table, "root", str, default="data", where="data"),
+        path=_get(table, "path", str, default=None, where="data"),
+        download=_get(table, "download", bool, default=True, where="data"),
+        validation_size=_get(table, "validation_size", int, default=None, where="data"),
+        validation_fraction=_get(table, "validation_fraction", float, default=0.2, where="data"),
+        test_fraction=_get(table, "test_fraction", float, default=0.2, where="data"),
+        num_samples=_get(table, "num_samples", int, default=25000, where="data"),
+        normalize=_get(table, "normalize", str, default="subset", where="data"),
+    )
+    _check_data(spec)
+    return spec
+
+
+def _check_data(data: DataSpec) -> None:
+    if data.dataset == "npz" and not data.path:
         raise SpecError("data.path: dataset 'npz' needs path = \"your.npz\" (arrays x_train, y_train, x_test, y_test)")
-    if kwargs["validation_size"] is not None and kwargs["validation_size"] <= 0:
-        raise SpecError(f"data.validation_size: {kwargs['validation_size']} must be a positive integer")
+    if data.validation_size is not None and data.validation_size <= 0:
+        raise SpecError(f"data.validation_size: {data.validation_size} must be a positive integer")
     for key in ("validation_fraction", "test_fraction"):
-        if not 0.0 < kwargs[key] < 1.0:
-            raise SpecError(f"data.{key}: {kwargs[key]} must lie strictly between 0 and 1")
-    if kwargs["num_samples"] < 100:
-        raise SpecError(f"data.num_samples: {kwargs['num_samples']} must be at least 100")
-    return DataSpec(**kwargs)
+        if not 0.0 < getattr(data, key) < 1.0:
+            raise SpecError(f"data.{key}: {getattr(data, key)} must lie strictly between 0 and 1")
+    if data.num_samples < 100:
+        raise SpecError(f"data.num_samples: {data.num_samples} must be at least 100")
+    if data.normalize not in NORMALIZATIONS:
+        raise SpecError(
+            f"data.normalize: {data.normalize!r}{_suggest(data.normalize, NORMALIZATIONS)} must be "
+            "'subset' (each size standardised with its own training subset's statistics) or 'none' (raw inputs)"
+        )
 
 
 def _parse_sizes(table: Mapping[str, Any]) -> SizesSpec:
@@ -363,11 +458,8 @@ def _parse_search_space(
         return {k: v for k, v in SEED_SEARCH_SPACE.items() if k in needed}
     if not table:
         raise SpecError("search_space: is empty; remove the table to use the seed's space, or list parameters")
-    allowed = set(SEED_SEARCH_SPACE) | set(OPTIONAL_PARAMS)
-    _check_keys(table, "search_space", allowed)
-    space: dict[str, BaseDistribution] = {}
-    for key, value in table.items():
-        space[key] = _parse_distribution(value, f"search_space.{key}", integer=key in ("conv1", "conv2", "fc1", "fc2", "batch_size"))
+    _check_keys(table, "search_space", set(PARAM_RANGES))
+    space = {key: _parse_distribution(value, key) for key, value in table.items()}
     missing = [k for k in needed if k not in space]
     if missing:
         raise SpecError(
@@ -377,29 +469,36 @@ def _parse_search_space(
     return space
 
 
-def _parse_distribution(value: Any, where: str, *, integer: bool) -> BaseDistribution:
+def _parse_distribution(value: Any, param: str) -> BaseDistribution:
+    where = f"search_space.{param}"
+    allowed = PARAM_RANGES[param]
     if _is_number(value):
-        if integer:
-            if not _is_int(value) or value <= 0:
-                raise SpecError(f"{where}: fixed value {value!r} must be a positive integer")
+        allowed.check(value, where)
+        if allowed.integer:
             return IntDistribution(int(value), int(value))
         return FloatDistribution(float(value), float(value))
     if not isinstance(value, dict):
         raise SpecError(f"{where}: must be a number or a table like {{ low = 1e-4, high = 1e-1, log = true }}")
     if "choices" in value:
-        _check_keys(value, where, {"choices"})
-        choices = value["choices"]
-        if not isinstance(choices, list) or not choices:
-            raise SpecError(f"{where}.choices: must be a non-empty list")
-        if not all(_is_number(c) and math.isfinite(c) and c > 0 for c in choices):
-            raise SpecError(f"{where}.choices: must be positive numbers, e.g. [16, 32, 64]")
-        return CategoricalDistribution(choices)
+        return _parse_choices(value, where, allowed)
+    return _parse_range(value, where, allowed)
+
+
+def _parse_choices(value: Mapping[str, Any], where: str, allowed: ParamRange) -> CategoricalDistribution:
+    _check_keys(value, where, {"choices"})
+    choices = value["choices"]
+    if not isinstance(choices, list) or not choices:
+        raise SpecError(f"{where}.choices: must be a non-empty list, e.g. [16, 32, 64]")
+    for choice in choices:
+        allowed.check(choice, f"{where}.choices")
+    return CategoricalDistribution(choices)
+
+
+def _parse_range(value: Mapping[str, Any], where: str, allowed: ParamRange) -> BaseDistribution:
     _check_keys(value, where, {"low", "high", "log", "step"}, required={"low", "high"})
     low, high = value["low"], value["high"]
-    if not (_is_number(low) and _is_number(high)):
-        raise SpecError(f"{where}: low and high must be numbers")
-    if not (math.isfinite(low) and math.isfinite(high)):
-        raise SpecError(f"{where}: low and high must be finite")
+    allowed.check(low, f"{where}.low")
+    allowed.check(high, f"{where}.high")
     if low > high:
         raise SpecError(f"{where}: low {low} is above high {high}; swap them")
     log = value.get("log", False)
@@ -408,29 +507,24 @@ def _parse_distribution(value: Any, where: str, *, integer: bool) -> BaseDistrib
     if log and low <= 0:
         raise SpecError(f"{where}: a log-scaled range needs low > 0, got {low}")
     step = value.get("step")
-    if step is not None and (not _is_number(step) or step <= 0):
+    if step is not None and not (_is_number(step) and math.isfinite(step) and step > 0):
         raise SpecError(f"{where}.step: must be a positive number")
     if log and step is not None:
         raise SpecError(f"{where}: log and step cannot be combined; drop one")
-    if integer:
-        if not (_is_int(low) and _is_int(high)):
-            raise SpecError(f"{where}: low and high must be integers")
-        if low <= 0:
-            raise SpecError(f"{where}: low {low} must be a positive integer")
+    if allowed.integer:
+        if step is not None and not _is_int(step):
+            raise SpecError(f"{where}.step: {step!r} must be a positive integer")
         return IntDistribution(int(low), int(high), log=log, step=int(step or 1))
     return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
 
 
-def _parse_default_params(
-    table: Mapping[str, Any] | None, space: Mapping[str, BaseDistribution], model: str
-) -> dict[str, Any]:
+def _parse_default_params(table: Mapping[str, Any] | None, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
     if table is None:
         return {k: v for k, v in SEED_DEFAULT_PARAMS.items() if k in space}
     _check_keys(table, "default_params", set(space))
     params = {}
     for key, value in table.items():
-        if not _is_number(value) or value <= 0:
-            raise SpecError(f"default_params.{key}: {value!r} must be a positive number")
+        PARAM_RANGES[key].check(value, f"default_params.{key}")
         params[key] = value
     missing = [k for k in space if k not in params]
     if params and missing:
@@ -444,17 +538,14 @@ def _parse_default_params(
 def _parse_trainer(table: Mapping[str, Any]) -> TrainerSpec:
     fields = {f.name for f in dataclasses.fields(TrainerSpec)}
     _check_keys(table, "trainer", fields)
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for key in ("max_epochs", "patience", "batch_size", "min_steps_per_epoch", "eval_batch_size"):
         if key in table:
-            value = _get(table, key, int, where="trainer")
-            if value <= 0:
-                raise SpecError(f"trainer.{key}: {value} must be a positive integer")
-            kwargs[key] = value
+            kwargs[key] = _positive(table, key, where="trainer")
     if "device" in table:
         device = _get(table, "device", str, where="trainer")
-        if device.split(":")[0] not in ("auto", "cpu", "cuda", "mps"):
-            raise SpecError(f"trainer.device: {device!r} must be auto, cpu, cuda, cuda:N or mps")
+        if not is_device_name(device):
+            raise SpecError(f"trainer.device: {device!r} must be {DEVICE_NAMES}")
         kwargs["device"] = device
     return TrainerSpec(**kwargs)
 
@@ -474,10 +565,93 @@ def _instantiate(module: Any, component: ComponentSpec, kind: str) -> Any:
         raise SpecError(
             f"{kind}.name: unknown Optuna {kind} {component.name!r}{_suggest(component.name, names)}"
         )
+    _check_option_types(cls, component.options, kind)
     try:
         return cls(**component.options)
     except (TypeError, ValueError) as e:
         raise SpecError(f"{kind}: {component.name} rejects its options ({e}); fix the [{kind}] table") from None
+
+
+def _check_option_types(cls: type, options: Mapping[str, Any], kind: str) -> None:
+    """Match each option against the constructor's annotation.
+
+    Optuna's constructors store most arguments unchecked, so ``n_startup_trials
+    = "two"`` would only fail in a worker, at the first trial that compares it.
+    """
+    parameters = inspect.signature(cls.__init__).parameters
+    for key, value in options.items():
+        parameter = parameters.get(key)
+        if parameter is None or parameter.annotation is inspect.Parameter.empty:
+            continue  # an unknown name: the constructor itself says so
+        annotation = parameter.annotation
+        text = annotation if isinstance(annotation, str) else inspect.formatannotation(annotation)
+        accepted = _toml_types(text)
+        if accepted is None or _is_instance(value, accepted):
+            continue
+        if not set(accepted) - {type(None)}:
+            raise SpecError(
+                f"{kind}.{key}: {cls.__name__} takes a Python object here ({text}), which a TOML spec "
+                f"cannot give; remove the key from the [{kind}] table"
+            )
+        wanted = " or ".join(dict.fromkeys(_TYPE_NAMES[t] for t in accepted if t is not type(None)))
+        raise SpecError(f"{kind}.{key}: {value!r} must be {wanted} ({cls.__name__} takes {text}); fix the [{kind}] table")
+
+
+# What each annotation name takes from TOML. Names not listed (Callable,
+# BaseSampler, np.ndarray, ...) take Python objects a spec cannot hold.
+_TOML_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (float, int),
+    "bool": (bool,),
+    "str": (str,),
+    "None": (type(None),),
+    "NoneType": (type(None),),
+    "dict": (dict,),
+    "Mapping": (dict,),
+    "list": (list,),
+    "Sequence": (list,),
+    "tuple": (list,),
+}
+_UNCHECKED = {"Any", "Literal", "object"}
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string", dict: "a table", list: "a list"}
+
+
+def _toml_types(annotation: str) -> tuple[type, ...] | None:
+    """The TOML value types an annotation accepts; None when it cannot tell."""
+    accepted: list[type] = []
+    for part in _split_top_level(annotation, "|"):
+        head, _, inner = part.partition("[")
+        head = head.strip().rsplit(".", 1)[-1]
+        if head in _UNCHECKED:
+            return None
+        if head in ("Optional", "Union"):
+            inner_types = [_toml_types(p) for p in _split_top_level(inner.rstrip("]"), ",")]
+            if any(t is None for t in inner_types):
+                return None
+            accepted += [t for types in inner_types for t in types]  # type: ignore[union-attr]
+            accepted += [type(None)] if head == "Optional" else []
+            continue
+        accepted += _TOML_TYPES.get(head, ())
+    return tuple(accepted)
+
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if char == separator and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [p.strip() for p in (*parts, current) if p.strip()]
+
+
+def _is_instance(value: Any, types: tuple[type, ...]) -> bool:
+    # TOML's true is a Python int too; only an annotation that names bool takes it.
+    if isinstance(value, bool):
+        return bool in types
+    return isinstance(value, types)
 
 
 def _needed_params(model: str) -> tuple[str, ...]:
@@ -490,13 +664,22 @@ def _check_keys(
     prefix = f"{where}." if where else ""
     for key in table:
         if key not in allowed:
+            # A quoted TOML key may hold anything, a line break included: the error stays one line.
+            shown = key if key.isprintable() and key.strip() == key else repr(key)
             raise SpecError(
-                f"{prefix}{key}: unknown key{_suggest(key, sorted(allowed))}; "
+                f"{prefix}{shown}: unknown key{_suggest(key, sorted(allowed))}; "
                 f"allowed keys are {', '.join(sorted(allowed))}"
             )
     for key in sorted(required):
         if key not in table:
             raise SpecError(f"{prefix}{key}: missing required key")
+
+
+def _positive(table: Mapping[str, Any], key: str, *, default: Any = ..., where: str = "") -> int:
+    value = _get(table, key, int, default=default, where=where)
+    if value <= 0:
+        raise SpecError(f"{where + '.' if where else ''}{key}: {value} must be a positive integer")
+    return value
 
 
 def _get(

@@ -9,13 +9,21 @@ weights of the best validation epoch.
 
 Images are trained in the channels-last layout, and the optimiser is the
 fused SGD kernel where there is one; on CUDA the forward pass runs under
-bf16 autocast. On the CPU, evaluation runs in cache-sized batches and glibc
-is asked to keep freed memory. ``benchmarks/trainer_throughput.py`` measures
-each choice (see BENCHMARKS.md); none of them changes what is trained, only
-how fast (``tests/test_train_quality.py`` holds the trainer to a textbook loop).
+bf16 autocast. On the CPU, evaluation runs in cache-sized batches. A model
+that standardises its raw inputs (``model.Standardize``) gets its tensors
+standardised once per run, in the layout copy, instead of once per batch.
+``benchmarks/trainer_throughput.py`` measures each choice (see BENCHMARKS.md);
+none of them changes what is trained, only how fast
+(``tests/test_train_quality.py`` holds the trainer to a textbook loop).
+
+``train_model`` changes nothing outside the model it trains: no global seed,
+no backend flag. The process-wide settings that speed training up (glibc
+keeping freed memory, cuDNN's autotuning) are :func:`configure_process`'s,
+called once when a worker starts.
 
 Example::
 
+    configure_process(torch.device("cpu"))
     result = train_model(net, (x, y), (x_val, y_val), (x_test, y_test),
                          lr=0.01, momentum=0.9, weight_decay=1e-5, batch_size=64,
                          max_epochs=15, patience=3)
@@ -35,6 +43,8 @@ from typing import Callable
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from scaling_optuna.model import Standardize
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
 
@@ -67,7 +77,6 @@ class TrainResult:
     epochs_run: int
     stopped_reason: str
     wall_time_s: float
-    examples_trained: int
     state_dict: dict[str, torch.Tensor] = dataclasses.field(repr=False)
 
 
@@ -90,6 +99,7 @@ def train_model(
     channels_last: bool | None = None,
     mixed_precision: bool | None = None,
     patience_steps: int = PATIENCE_STEPS,
+    standardize_once: bool = True,
 ) -> TrainResult:
     """Train ``model`` with SGD; stop early after ``patience`` epochs without improvement.
 
@@ -97,6 +107,9 @@ def train_model(
     val_error)`` is called after every epoch (epochs count from 1).
 
     Args:
+        seed: seeds the shuffling of every epoch (its own generator; the
+            global torch seed is left alone: seed it before building the
+            model to fix the initial weights).
         patience: epochs without improvement before stopping; they must also
             add up to ``patience_steps`` optimiser steps, so that on a small
             training set, whose epochs are a few steps each, a run gets past its
@@ -112,6 +125,11 @@ def train_model(
         mixed_precision: run the forward pass under bf16 autocast (weights and
             the optimiser stay fp32). The default, ``None``, enables it on CUDA
             only; CPUs without native bf16 would emulate it slowly.
+        standardize_once: a model with a ``Standardize`` module gets its
+            training, validation and test inputs standardised once, in the
+            layout copy above, and trains with the module bypassed; False
+            leaves it to the model, batch by batch. The numbers are the same
+            either way; once costs nothing per step.
 
     Raises:
         DivergedError: the training or validation loss is not finite.
@@ -122,77 +140,73 @@ def train_model(
     layout = _layout(train[0], channels_last)
     if layout is torch.channels_last:
         model.to(memory_format=layout)
-    # One copy here (a no-op for data already in the layout); the per-batch
-    # gathers below then keep the layout without a copy per step.
-    (x_train, y_train), val, test = ((x.contiguous(memory_format=layout), y) for x, y in (train, val, test))
-    amp_dtype = _amp_dtype(device, mixed_precision)
-    if device.type == "cpu":
-        _keep_freed_memory()
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
-    optimizer = torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **_sgd_kernel(device)
-    )
-    if device.type == "cuda":
-        # Batch shapes are fixed within a run, so cuDNN's autotuning pays for itself.
-        torch.backends.cudnn.benchmark = True
-    n = len(y_train)
-    steps_per_epoch = math.ceil(n / batch_size)
+    standardize = _standardize_module(model) if standardize_once else None
+    # One copy here (a no-op for data already in the layout, when nothing is standardised);
+    # the per-batch gathers below then keep the layout without a copy per step.
+    (x_train, y_train), val, test = ((_prepared(x, layout, standardize), y) for x, y in (train, val, test))
+    # Inputs standardised above: the model's own standardisation is skipped, and restored after.
+    with standardize.bypassed() if standardize is not None else contextlib.nullcontext():
+        amp_dtype = _amp_dtype(device, mixed_precision)
+        generator = torch.Generator().manual_seed(seed)
+        optimizer = torch.optim.SGD(
+            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **_sgd_kernel(device)
+        )
+        n = len(y_train)
+        steps_per_epoch = math.ceil(n / batch_size)
 
-    best_loss, best_error, best_epoch = math.inf, 1.0, 0
-    best_state: dict[str, torch.Tensor] = {}
-    epochs_run, stale, reason = 0, 0, "max_epochs"
-    for epoch in range(1, max_epochs + 1):
-        if should_stop is not None and should_stop():
-            raise StopRequested(f"stop requested before epoch {epoch}")
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        # Summed on the device: reading the loss every step would wait for the accelerator.
-        loss_sum = torch.zeros((), device=device)
-        for i in range(0, n, batch_size):
-            idx = order[i : i + batch_size]
-            with _autocast(device, amp_dtype):
-                loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            loss_sum.add_(loss.detach(), alpha=len(idx))
-        epochs_run = epoch
-        train_loss = float(loss_sum) / n
-        if not math.isfinite(train_loss):
-            raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
+        best_loss, best_error, best_epoch = math.inf, 1.0, 0
+        best_state: dict[str, torch.Tensor] = {}
+        epochs_run, stale, reason = 0, 0, "max_epochs"
+        for epoch in range(1, max_epochs + 1):
+            if should_stop is not None and should_stop():
+                raise StopRequested(f"stop requested before epoch {epoch}")
+            model.train()
+            order = torch.randperm(n, generator=generator).to(device)
+            # Summed on the device: reading the loss every step would wait for the accelerator.
+            loss_sum = torch.zeros((), device=device)
+            for i in range(0, n, batch_size):
+                idx = order[i : i + batch_size]
+                with _autocast(device, amp_dtype):
+                    loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                loss_sum.add_(loss.detach(), alpha=len(idx))
+            epochs_run = epoch
+            train_loss = float(loss_sum) / n
+            if not math.isfinite(train_loss):
+                raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
 
-        val_loss, val_error = evaluate(model, val, eval_batch_size, mixed_precision=mixed_precision)
-        if not math.isfinite(val_loss):
-            raise DivergedError(f"validation loss became {val_loss} in epoch {epoch}")
-        if val_loss < best_loss:
-            best_loss, best_error, best_epoch, stale = val_loss, val_error, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-        if on_epoch is not None:
-            on_epoch(epoch, val_loss, val_error)
-        # Small training sets have epochs of a dozen steps: three of them stopped the seed's
-        # own settings on their initial plateau, at chance, on digits' smallest sizes
-        # (BENCHMARKS.md). Patience therefore also spans a number of steps.
-        if stale >= patience and stale * steps_per_epoch >= patience_steps:
-            reason = f"early_stopped: no improvement for {stale} epochs"
-            break
+            val_loss, val_error = evaluate(model, val, eval_batch_size, mixed_precision=mixed_precision)
+            if not math.isfinite(val_loss):
+                raise DivergedError(f"validation loss became {val_loss} in epoch {epoch}")
+            if val_loss < best_loss:
+                best_loss, best_error, best_epoch, stale = val_loss, val_error, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            if on_epoch is not None:
+                on_epoch(epoch, val_loss, val_error)
+            # Small training sets have epochs of a dozen steps: three of them stopped the seed's
+            # own settings on their initial plateau, at chance, on digits' smallest sizes
+            # (BENCHMARKS.md). Patience therefore also spans a number of steps.
+            if stale >= patience and stale * steps_per_epoch >= patience_steps:
+                reason = f"early_stopped: no improvement for {stale} epochs"
+                break
 
-    model.load_state_dict(best_state)
-    test_loss, test_error = evaluate(model, test, eval_batch_size, mixed_precision=mixed_precision)
-    return TrainResult(
-        val_loss=best_loss,
-        val_error=best_error,
-        test_loss=test_loss,
-        test_error=test_error,
-        best_epoch=best_epoch,
-        epochs_run=epochs_run,
-        stopped_reason=reason,
-        wall_time_s=time.perf_counter() - start,
-        examples_trained=n * epochs_run,
-        state_dict={k: v.cpu() for k, v in best_state.items()},
-    )
+        model.load_state_dict(best_state)
+        test_loss, test_error = evaluate(model, test, eval_batch_size, mixed_precision=mixed_precision)
+        return TrainResult(
+            val_loss=best_loss,
+            val_error=best_error,
+            test_loss=test_loss,
+            test_error=test_error,
+            best_epoch=best_epoch,
+            epochs_run=epochs_run,
+            stopped_reason=reason,
+            wall_time_s=time.perf_counter() - start,
+            state_dict={k: v.cpu() for k, v in best_state.items()},
+        )
 
 
 def evaluate(
@@ -215,15 +229,29 @@ def evaluate(
     return float(loss_sum) / len(y), float(wrong) / len(y)
 
 
-def pick_device(requested: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU."""
-    if requested != "auto":
-        return torch.device(requested)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+def configure_process(device: torch.device) -> None:
+    """Process-wide settings that speed up training on ``device``; call once per process.
+
+    On the CPU (Linux with glibc) freed memory is kept for reuse instead of
+    being returned to the kernel; on CUDA cuDNN autotunes its convolutions for
+    the (fixed) batch shapes of a run. Neither changes what is trained.
+    """
+    if device.type == "cpu":
+        _keep_freed_memory()
+    if device.type == "cuda":
+        # Batch shapes are fixed within a run, so cuDNN's autotuning pays for itself.
+        torch.backends.cudnn.benchmark = True
+
+
+def _standardize_module(model: nn.Module) -> Standardize | None:
+    return next((m for m in model.modules() if isinstance(m, Standardize)), None)
+
+
+def _prepared(x: torch.Tensor, layout: torch.memory_format, standardize: Standardize | None) -> torch.Tensor:
+    """``x`` in ``layout``, standardised by ``standardize`` on the way if given (one copy either way)."""
+    if standardize is None:
+        return x.contiguous(memory_format=layout)
+    return standardize.apply_to(x, out=torch.empty_like(x, memory_format=layout))
 
 
 def _layout(x: torch.Tensor, channels_last: bool | None) -> torch.memory_format:

@@ -2,6 +2,8 @@
 
 Each row runs the real CLI entry point (in-process, so the table stays fast) and
 the matching Python call, against a store that already holds an experiment.
+The pre-flight table holds what used to pass ``create`` and fail only in the
+workers: each case goes through ``create``, ``run`` and ``worker``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Callable
 import numpy as np
 import optuna
 import pytest
+import torch
 
 import scaling_optuna
 from scaling_optuna import DataError
+from scaling_optuna import DeviceError
 from scaling_optuna import ExperimentMismatchError
 from scaling_optuna import SpecError
 from scaling_optuna import StorageError
@@ -23,6 +27,7 @@ from scaling_optuna.cli import main
 from scaling_optuna.data import load_dataset
 from scaling_optuna.spec import load_spec
 from tests.conftest import TINY_DIGITS
+from tests.conftest import run_cli
 
 GOOD = TINY_DIGITS.format(name="tiny", trials=2, counts=[60, 240], epochs=2)
 NPZ_SPEC = "name = 'mine'\n[data]\ndataset = 'npz'\npath = '{path}'\n[sizes]\ncounts = [4]\n"
@@ -76,7 +81,7 @@ SPEC_CASES = [
     ("unknown-nested-key", _replace("patience = 2", "patiance = 2"), [], "did you mean 'patience'", SpecError),
     ("empty-search-space", lambda f: GOOD.split("[search_space]")[0] + "[search_space]\n" + "[trainer]" + GOOD.split("[trainer]")[1], [], "search_space: is empty", SpecError),
     ("inverted-range", _replace("low = 0.05, high = 0.3", "low = 0.3, high = 0.05"), [], "swap them", SpecError),
-    ("log-range-from-zero", _replace("low = 0.05, high = 0.3, log = true", "low = 0.0, high = 0.3, log = true"), [], "needs low > 0", SpecError),
+    ("log-range-from-zero", _replace("low = 1e-6, high = 1e-4, log = true", "low = 0.0, high = 1e-4, log = true"), [], "needs low > 0", SpecError),
     ("missing-model-param", _replace("fc2 = { low = 16, high = 48 }", ""), [], "missing fc2", SpecError),
     ("sizes-out-of-order", _replace("counts = [60, 240]", "counts = [240, 60]"), [], "increasing order", SpecError),
     ("sizes-duplicated", _replace("counts = [60, 240]", "counts = [60, 60]"), [], "duplicated", SpecError),
@@ -226,3 +231,118 @@ def test_loading_a_dataset_directly_raises_the_documented_error(tmp_path):
     spec = _good_spec(tmp_path, NPZ_SPEC.format(path=tmp_path / "absent.npz"))
     with pytest.raises(DataError, match="does not exist"):
         load_dataset(load_spec(spec))
+
+
+# Cases a worker would trip on: (id, spec text builder, extra arguments, message fragment, Python exception).
+_NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+_LR = "lr = { low = 0.05, high = 0.3, log = true }"
+_MOMENTUM = "momentum = { low = 0.8, high = 0.95 }"
+_VECTORS = {"x_train": np.zeros((20, 3), np.float32), "x_test": np.zeros((6, 3), np.float32)}
+PREFLIGHT_CASES = [
+    ("fixed-negative-lr", _replace(_LR, "lr = -0.5"), [], "search_space.lr: -0.5 must be a learning rate > 0", SpecError),
+    ("negative-lr-bound", _replace(_LR, "lr = { low = -0.5, high = 0.3 }"), [], "search_space.lr.low: -0.5 must be a learning rate > 0", SpecError),
+    ("zero-lr", _replace(_LR, "lr = 0.0"), [], "must be a learning rate > 0", SpecError),
+    ("nan-lr", _replace(_LR, "lr = nan"), [], "must be a learning rate > 0", SpecError),
+    ("negative-momentum-bound", _replace(_MOMENTUM, "momentum = { low = -0.5, high = 0.95 }"), [], "momentum.low: -0.5 must be a momentum between 0 and 1", SpecError),
+    ("momentum-above-one", _replace(_MOMENTUM, "momentum = { low = 0.8, high = 1.5 }"), [], "momentum.high: 1.5 must be a momentum between 0 and 1", SpecError),
+    ("negative-weight-decay", _replace("weight_decay = { low = 1e-6, high = 1e-4, log = true }", "weight_decay = { low = -1e-3, high = 1e-4 }"), [], "must be a weight decay ≥ 0", SpecError),
+    ("zero-width", _replace("conv1 = { low = 4, high = 12 }", "conv1 = { low = 0, high = 12 }"), [], "conv1.low: 0 must be a positive integer", SpecError),
+    ("fractional-width", _replace("conv1 = { low = 4, high = 12 }", "conv1 = 4.5"), [], "conv1: 4.5 must be a positive integer", SpecError),
+    ("zero-batch-choice", _replace("[default_params]", "batch_size = { choices = [0, 16] }\n[default_params]"), [], "batch_size.choices: 0 must be a positive integer", SpecError),
+    ("default-negative-lr", _replace("lr = 0.1\n", "lr = -0.5\n"), [], "default_params.lr: -0.5 must be a learning rate > 0", SpecError),
+    ("default-momentum-two", _replace("momentum = 0.9\n", "momentum = 2.0\n"), [], "default_params.momentum: 2.0 must be", SpecError),
+    ("default-fractional-width", _replace("conv1 = 6\n", "conv1 = 6.5\n"), [], "default_params.conv1: 6.5 must be a positive integer", SpecError),
+    ("sampler-option-type", _replace('name = "RandomSampler"\nseed = 1', 'name = "TPESampler"\nn_startup_trials = "two"'), [], "sampler.n_startup_trials: 'two' must be an integer", SpecError),
+    ("pruner-option-type", _replace("n_startup_trials = 2", 'n_startup_trials = "two"'), [], "pruner.n_startup_trials: 'two' must be an integer", SpecError),
+    ("sampler-callable-option", _replace('name = "RandomSampler"', 'name = "TPESampler"\ngamma = "mine"'), [], "which a TOML spec cannot give", SpecError),
+    ("sampler-fails-in-use", _replace('name = "RandomSampler"\nseed = 1', 'name = "GridSampler"\nsearch_space = { lr = [0.1] }'), [], "GridSampler fails when used", SpecError),
+    ("deeply-nested-toml", _text("name = 'x'\nv = " + "[" * 5000 + "]" * 5000 + "\n"), [], "nested too deeply", SpecError),
+    ("npz-empty-file", lambda f: (f / "data.npz").write_bytes(b"") or NPZ_SPEC.format(path=f / "data.npz"), [], "the file is empty", DataError),
+    ("npz-is-an-npy", lambda f: _npy_renamed(f / "data.npz"), [], "a single .npy array", DataError),
+    ("npz-uint64-labels", _npz_case(y_train=np.full(20, 2**63 + 1, np.uint64)), [], "renumber them", DataError),
+    ("npz-labels-of-a-billion", _npz_case(y_train=np.where(np.arange(20) % 2 == 0, 10**9, 0)), [], "renumber them", DataError),
+    ("npz-complex-x", _npz_case(x_train=np.ones((20, 3), np.complex64)), [], "complex numbers", DataError),
+    ("npz-beyond-float32", _npz_case(x_train=np.full((20, 3), 1e300)), [], "beyond float32", DataError),
+    ("cnn-on-vectors", lambda f: _npz_case(**_VECTORS)(f) + "[model]\nkind = 'cnn'\n", [], 'use kind = "mlp"', SpecError),
+    ("cnn-on-1x1-images", lambda f: _npz_case(x_train=np.zeros((20, 1, 1, 1), np.float32), x_test=np.zeros((6, 1, 1, 1), np.float32))(f) + "[model]\nkind = 'cnn'\n", [], "too small", SpecError),
+    ("spec-device-not-a-device", _replace("batch_size = 16", 'batch_size = 16\ndevice = "cuda:abc"'), [], "trainer.device: 'cuda:abc' must be", SpecError),
+]
+# Devices given on the command line (create trains nothing and takes no --device).
+DEVICE_CASES = [
+    ("device-junk", ["--device", "junk"], "device 'junk' is not a device"),
+    pytest.param("device-cuda-without-gpu", ["--device", "cuda"], "no CUDA GPU", marks=_NO_GPU),
+    pytest.param("device-cuda-1-without-gpu", ["--device", "cuda:1"], "no CUDA GPU", marks=_NO_GPU),
+]
+
+
+def _npy_renamed(path: Path) -> str:
+    np.save(path.with_suffix(".npy"), np.zeros(4))
+    path.with_suffix(".npy").rename(path)
+    return NPZ_SPEC.format(path=path)
+
+
+def _preflight_argv(command: str, spec: Path, store: str, extra: list[str]) -> list[str]:
+    more = ["--trials", "1", "--threads", "1"] if command != "create" else []
+    return [command, str(spec), "--storage", store, *more, *extra]
+
+
+@pytest.mark.parametrize("command", ["create", "run", "worker"])
+@pytest.mark.parametrize("case_id, build, extra, message, error", PREFLIGHT_CASES, ids=[c[0] for c in PREFLIGHT_CASES])
+def test_what_a_worker_would_trip_on_stops_every_command(case_id, build, extra, message, error, command, store, tmp_path, capsys):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(build(tmp_path))
+    # create and run against a store that does not exist yet: it must not be created;
+    # worker against the existing store: it must not change.
+    fresh = tmp_path / "fresh.db"
+    url = store if command == "worker" else f"sqlite:///{fresh}"
+    before = _snapshot(store)
+    code, lines = _run_main(_preflight_argv(command, spec, url, extra), capsys)
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
+    assert not fresh.exists() and not Path(f"{fresh}-artifacts").exists()
+    assert _snapshot(store) == before
+    if command == "create":
+        with pytest.raises(error) as raised:
+            scaling_optuna.create_experiment(load_spec(spec), url)
+        assert message in str(raised.value)
+        assert not fresh.exists()
+
+
+@pytest.mark.parametrize("command", ["run", "worker"])
+@pytest.mark.parametrize("case_id, extra, message", DEVICE_CASES)
+def test_a_device_this_machine_lacks_stops_run_and_worker(case_id, extra, message, command, store, tmp_path, capsys):
+    spec = _good_spec(tmp_path)
+    fresh = tmp_path / "fresh.db"
+    url = store if command == "worker" else f"sqlite:///{fresh}"
+    before = _snapshot(store)
+    code, lines = _run_main(_preflight_argv(command, spec, url, extra), capsys)
+    assert code == 2
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not fresh.exists() and _snapshot(store) == before
+    from scaling_optuna.worker import run_worker
+
+    with pytest.raises(DeviceError, match=message):
+        run_worker(load_spec(spec), store, device=extra[1])
+    assert _snapshot(store) == before
+
+
+@_NO_GPU
+def test_create_accepts_a_gpu_spec_on_a_machine_without_one_but_run_refuses(tmp_path, capsys):
+    # The machine that creates the studies need not be the one that trains them.
+    spec = _good_spec(tmp_path, GOOD.replace("batch_size = 16", 'batch_size = 16\ndevice = "cuda"'))
+    created = f"sqlite:///{tmp_path / 'created.db'}"
+    assert _run_main(["create", str(spec), "--storage", created], capsys)[0] == 0
+    code, lines = _run_main(["run", str(spec), "--storage", f"sqlite:///{tmp_path / 'run.db'}"], capsys)
+    assert code == 2 and len(lines) == 1 and "no CUDA GPU" in lines[0]
+    assert not (tmp_path / "run.db").exists()
+
+
+@_NO_GPU
+def test_a_worker_process_refuses_a_missing_gpu_in_one_line(store, tmp_path):
+    # As a user starts it: its own process, its own exit code and stderr.
+    before = _snapshot(store)
+    result = run_cli("worker", str(_good_spec(tmp_path)), "--storage", store, "--device", "cuda")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: device 'cuda'") and "no CUDA GPU" in lines[0], lines
+    assert _snapshot(store) == before

@@ -56,8 +56,11 @@ def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
 
     data = load_dataset(scaling_optuna.load_spec(spec))
     model = exp.best_model(960)
-    _, error = evaluate(model, (data.x_test, data.y_test))
+    _, error = evaluate(model, (data.x_test, data.y_test))  # raw inputs: the model standardises them
     assert error == pytest.approx(best[-1].test_error, abs=1e-6)
+    # Each size's model carries its own training subset's statistics, not the pool's.
+    assert exp.best_model(60).standardize.mean.item() == pytest.approx(data.input_stats(60)[0].item(), rel=1e-6)
+    assert exp.best_model(60).standardize.mean.item() != pytest.approx(data.input_stats(960)[0].item(), rel=1e-3)
     kept = list((tmp_path / "store.db-artifacts").iterdir())
     assert 3 <= len(kept) <= 3 * 3  # at most keep_models (3) per size
 

@@ -1,4 +1,4 @@
-"""Datasets: deterministic nested splits, fingerprints, the CIFAR-10 and npz loaders."""
+"""Datasets: deterministic nested splits, per-subset statistics, fingerprints, the CIFAR-10 and npz loaders."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from scaling_optuna.data import MAX_CLASSES
 from scaling_optuna.data import RawData
 from scaling_optuna.data import load_dataset
 from scaling_optuna.data import read_digits
@@ -15,6 +17,8 @@ from scaling_optuna.data import split
 from scaling_optuna.errors import DataError
 from scaling_optuna.spec import DataSpec
 from scaling_optuna.spec import parse_spec
+from tests.cifar10_files import write_batch
+from tests.cifar10_files import write_cifar10
 
 
 def _numbered(n_train: int = 500, n_test: int = 100) -> RawData:
@@ -32,8 +36,8 @@ def test_split_is_nested_disjoint_without_replacement_and_deterministic():
     other = split(raw, spec, seed=4, name="t")
     pool_ids = a._raw_pool[0][:, 0].astype(int)
     assert len(set(pool_ids)) == len(pool_ids) == 400  # no repeats: drawn without replacement
-    # Normalisation is affine with the pool's statistics: undo it to recover the row ids.
-    val_ids = set(np.round(a.x_val[:, 0].numpy() * pool_ids.std() + pool_ids.mean()).astype(int))
+    # Inputs stay raw: each row still holds its id.
+    val_ids = set(a.x_val[:, 0].numpy().astype(int))
     assert len(val_ids) == 100
     assert not set(pool_ids) & val_ids
     assert set(pool_ids) | val_ids == set(range(500))
@@ -45,10 +49,39 @@ def test_split_is_nested_disjoint_without_replacement_and_deterministic():
     assert a.fingerprint(50) != a.fingerprint(100)
 
 
-def test_pool_is_normalised_once():
-    data = split(_numbered(), DataSpec(dataset="npz", path="x.npz"), seed=0, name="t")
-    assert abs(float(data.x_pool.mean())) < 1e-4
-    assert abs(float(data.x_pool.std()) - 1.0) < 1e-2
+def test_each_size_is_standardised_with_its_own_training_subset():
+    spec = parse_spec({"name": "d", "data": {"dataset": "digits"}, "sizes": {"start_fraction": 0.25}})
+    data = load_dataset(spec)
+    for size in (36, 287, data.pool_size):
+        x = data.x_pool[:size].double()
+        mean, std = data.input_stats(size)
+        assert mean.shape == std.shape == (1, 1, 1)  # per channel
+        np.testing.assert_allclose(mean.item(), x.mean().item(), rtol=1e-6)
+        np.testing.assert_allclose(std.item(), x.std(unbiased=False).item(), rtol=1e-6)
+        standardised = (x - mean) / std
+        assert abs(standardised.mean().item()) < 1e-5 and abs(standardised.std(unbiased=False).item() - 1) < 1e-5
+    # A small subset's statistics are its own, not the pool's.
+    assert data.input_stats(36)[0].item() != pytest.approx(data.input_stats(data.pool_size)[0].item(), rel=1e-3)
+    # Inputs stay raw: digits are the 0..16 pixel counts scikit-learn ships.
+    assert data.x_pool.min() == 0 and data.x_pool.max() == 16
+
+
+def test_vectors_are_standardised_per_feature_and_none_keeps_raw_inputs():
+    rng = np.random.default_rng(0)
+    x = rng.normal(loc=[0.0, 50.0, -3.0], scale=[1.0, 10.0, 0.1], size=(300, 3)).astype(np.float32)
+    x[:, 2] = 7.0  # a constant feature keeps its scale
+    raw = RawData(x, np.arange(300) % 3, x[:50], np.arange(50) % 3)
+    data = split(raw, DataSpec(dataset="npz", path="x.npz"), seed=0, name="t")
+    mean, std = data.input_stats(100)
+    assert mean.shape == std.shape == (3,)
+    np.testing.assert_allclose(mean.numpy(), data.x_pool[:100].double().mean(0).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(std.numpy()[:2], data.x_pool[:100, :2].double().std(0, unbiased=False).numpy(), rtol=1e-5)
+    assert std[2] == 1.0
+    raw_data = split(raw, DataSpec(dataset="npz", path="x.npz", normalize="none"), seed=0, name="t")
+    assert raw_data.input_stats(100) is None
+    # Raw examples, same fingerprints: the setting changes the model, not the data.
+    assert raw_data.fingerprint(100) == data.fingerprint(100)
+    assert torch.equal(raw_data.x_pool, data.x_pool)
 
 
 def test_digits_dataset_loads_with_a_test_split():
@@ -69,33 +102,15 @@ def test_digits_are_read_exactly_as_scikit_learn_loads_them():
     np.testing.assert_array_equal(target, bunch.target)
 
 
-def _write_official_cifar_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
-    # The layout of the official cifar-10-python archive: a latin-1 pickle of a dict
-    # with byte-string keys, 'data' an N×3072 uint8 array (channel-major rows).
-    batch = {
-        b"batch_label": b"training batch",
-        b"labels": [int(v) for v in labels],
-        b"data": images.reshape(len(images), 3072),
-        b"filenames": [b"x.png"] * len(labels),
-    }
-    with open(path, "wb") as f:
-        pickle.dump(batch, f, protocol=2)
-
-
 def _write_small_cifar(root: Path, per_batch: int = 40, n_test: int = 60, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for i in range(1, 6):
-        labels = rng.integers(0, 10, per_batch)
+
+    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = rng.integers(0, 10, n)
         # Class-dependent brightness so that a CNN can learn something.
-        images = (rng.integers(0, 60, (per_batch, 3, 32, 32)) + labels[:, None, None, None] * 19).astype(np.uint8)
-        _write_official_cifar_batch(folder / f"data_batch_{i}", images, labels)
-    labels = rng.integers(0, 10, n_test)
-    images = (rng.integers(0, 60, (n_test, 3, 32, 32)) + labels[:, None, None, None] * 19).astype(np.uint8)
-    _write_official_cifar_batch(folder / "test_batch", images, labels)
-    with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"label_names": [b"c%d" % i for i in range(10)]}, f, protocol=2)
+        return (rng.integers(0, 60, (n, 3, 32, 32)) + labels[:, None, None, None] * 19).astype(np.uint8), labels
+
+    write_cifar10(root, *draw(5 * per_batch), *draw(n_test))
 
 
 def test_cifar10_loader_reads_the_python_format(tmp_path):
@@ -150,6 +165,16 @@ def test_mnist1d_is_generated_offline_and_cached(tmp_path):
         ({"x_train": np.zeros((10, 3)), "y_train": -np.ones(10, int), "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "labels must be"),
         ({"x_train": np.zeros((10, 3)), "y_train": np.zeros(10, int), "x_test": np.zeros((5, 4)), "y_test": np.zeros(5, int)}, "must match"),
         ({"x_train": np.zeros((10, 3)), "y_train": np.zeros(10) + 0.5, "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "labels must be integers"),
+        ({"x_train": np.zeros((10, 3)), "y_train": np.zeros(10, bool), "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "labels must be integers"),
+        ({"x_train": np.zeros((10, 3)) + 1j, "y_train": np.zeros(10, int), "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "complex"),
+        ({"x_train": np.zeros((10, 3), "m8[s]"), "y_train": np.zeros(10, int), "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "integers or floating-point"),
+        ({"x_train": np.zeros((10, 3), bool), "y_train": np.zeros(10, int), "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "integers or floating-point"),
+        ({"x_train": np.zeros((10, 0)), "y_train": np.zeros(10, int), "x_test": np.zeros((5, 0)), "y_test": np.zeros(5, int)}, "rows hold no values"),
+        ({"x_train": np.full((10, 3), 1e300), "y_train": np.zeros(10, int), "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "beyond float32"),
+        ({"x_train": np.zeros((10, 3)), "y_train": np.full(10, 2**63 + 5, np.uint64), "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "renumber them"),
+        ({"x_train": np.zeros((10, 3)), "y_train": np.arange(10) * 10**8, "x_test": np.zeros((5, 3)), "y_test": np.zeros(5, int)}, "renumber them"),
+        # Eleven classes for ten training examples.
+        ({"x_train": np.zeros((10, 3)), "y_train": np.zeros(10, int), "x_test": np.zeros((5, 3)), "y_test": np.full(5, 10)}, "at most the number of training examples"),
     ],
 )
 def test_bad_npz_files_are_clear_errors(tmp_path, arrays, message):
@@ -157,4 +182,44 @@ def test_bad_npz_files_are_clear_errors(tmp_path, arrays, message):
     np.savez(path, **arrays)
     spec = parse_spec({"name": "n", "data": {"dataset": "npz", "path": str(path)}, "sizes": {"counts": [4]}})
     with pytest.raises(DataError, match=message):
+        load_dataset(spec)
+
+
+def test_labels_may_reach_the_class_cap_but_not_pass_it(tmp_path):
+    n = MAX_CLASSES + 1
+    y = np.arange(n) % MAX_CLASSES
+    x = np.zeros((n, 1), np.float32)
+    path = tmp_path / "many.npz"
+    np.savez(path, x_train=x, y_train=y, x_test=x[:5], y_test=y[:5])
+    spec = parse_spec({"name": "n", "data": {"dataset": "npz", "path": str(path)}, "sizes": {"counts": [4]}})
+    assert load_dataset(spec).num_classes == MAX_CLASSES
+    np.savez(path, x_train=x, y_train=np.arange(n), x_test=x[:5], y_test=y[:5])
+    with pytest.raises(DataError, match=f"at most {MAX_CLASSES:,}"):
+        load_dataset(spec)
+
+
+@pytest.mark.parametrize(
+    "write, message",
+    [
+        (lambda path: path.write_bytes(b""), "the file is empty"),
+        (lambda path: np.save(path.with_suffix(".npy"), np.zeros(3)) or path.with_suffix(".npy").rename(path), "a single .npy array"),
+        (lambda path: path.write_bytes(b"PK\x03\x04 not really a zip"), "not a readable .npz"),
+        (lambda path: np.savez(path, x_train=np.zeros((10, 3), object), y_train=np.zeros(10, int), x_test=np.zeros((5, 3)), y_test=np.zeros(5, int)), "not a readable .npz"),
+    ],
+    ids=["empty", "npy-renamed", "broken-zip", "object-array"],
+)
+def test_files_that_are_not_npz_archives_are_clear_errors(tmp_path, write, message):
+    path = tmp_path / "data.npz"
+    write(path)
+    spec = parse_spec({"name": "n", "data": {"dataset": "npz", "path": str(path)}, "sizes": {"counts": [4]}})
+    with pytest.raises(DataError, match=message):
+        load_dataset(spec)
+
+
+def test_cifar10_labels_beyond_the_class_cap_are_refused(tmp_path):
+    _write_small_cifar(tmp_path)
+    images = np.zeros((40, 3, 32, 32), np.uint8)
+    write_batch(tmp_path / "cifar-10-batches-py" / "data_batch_2", images, np.full(40, 10**9))
+    spec = parse_spec({"name": "c", "data": {"dataset": "cifar10", "root": str(tmp_path), "download": False}, "sizes": {"counts": [10]}})
+    with pytest.raises(DataError, match="renumber them"):
         load_dataset(spec)

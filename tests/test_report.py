@@ -36,7 +36,7 @@ from scaling_optuna.dashboard import merge_note
 from scaling_optuna.dashboard import publish_report
 from scaling_optuna.report import build_report
 from scaling_optuna.report import write_report
-from scaling_optuna.worker import suggest
+from scaling_optuna.spec import suggest_params as suggest
 from tests.conftest import TINY_DIGITS
 from tests.conftest import run_cli
 from tests.conftest import write_spec

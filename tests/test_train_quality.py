@@ -24,7 +24,9 @@ from scaling_optuna.data import load_dataset
 from scaling_optuna.model import MLP
 from scaling_optuna.model import SeedCNN
 from scaling_optuna.spec import parse_spec
+from scaling_optuna.train import StopRequested
 from scaling_optuna.train import _amp_dtype
+from scaling_optuna.train import configure_process
 from scaling_optuna.train import evaluate
 from scaling_optuna.train import train_model
 
@@ -106,16 +108,21 @@ def twin_models(make, seed: int) -> tuple[nn.Module, nn.Module]:
     return model, copy.deepcopy(model)
 
 
+def seed_cnn(data, widths=(6, 16, 120, 84)) -> nn.Module:
+    """The CNN on digits, standardising its raw inputs with the training pool's statistics."""
+    return SeedCNN((1, 8, 8), 10, *widths, input_stats=data.input_stats(data.pool_size))
+
+
 @pytest.mark.parametrize(
     "kind, make",
     [
-        ("cnn", lambda: SeedCNN((1, 8, 8), 10, 6, 16, 120, 84)),
-        ("mlp", lambda: MLP((1, 8, 8), 10, 120, 84)),
+        ("cnn", lambda data: seed_cnn(data)),
+        ("mlp", lambda data: MLP((1, 8, 8), 10, 120, 84, input_stats=data.input_stats(data.pool_size))),
     ],
 )
 def test_fast_trainer_matches_textbook_loop(digits, kind, make) -> None:
     fast_mean, reference_mean = mean_errors(
-        make, lambda m, seed: fast(m, digits, seed), lambda m, seed: reference(m, digits, seed)
+        lambda: make(digits), lambda m, seed: fast(m, digits, seed), lambda m, seed: reference(m, digits, seed)
     )
     assert fast_mean < 0.15 and reference_mean < 0.15 < CHANCE
     # 359 test images; seeds of either loop differ by up to 2.5 points (float differences grow
@@ -149,7 +156,7 @@ def mean_errors(make, first, second) -> tuple[float, float]:
 
 def test_layouts_train_the_same_model(digits) -> None:
     cl, nchw = mean_errors(
-        lambda: SeedCNN((1, 8, 8), 10, 8, 16, 64, 32),
+        lambda: seed_cnn(digits, (8, 16, 64, 32)),
         lambda m, seed: fast(m, digits, seed, channels_last=True),
         lambda m, seed: fast(m, digits, seed, channels_last=False),
     )
@@ -159,7 +166,7 @@ def test_layouts_train_the_same_model(digits) -> None:
 def test_bf16_mixed_precision_path_trains_well_on_cpu(digits) -> None:
     # The path CUDA takes by default, exercised here on the CPU's bf16 autocast.
     bf16, fp32 = mean_errors(
-        lambda: SeedCNN((1, 8, 8), 10, 6, 16, 120, 84),
+        lambda: seed_cnn(digits),
         lambda m, seed: fast(m, digits, seed, mixed_precision=True),
         lambda m, seed: fast(m, digits, seed, mixed_precision=False),
     )
@@ -176,7 +183,7 @@ def test_mixed_precision_policy() -> None:
 
 def test_evaluate_is_independent_of_batch_size(digits) -> None:
     torch.manual_seed(0)
-    net = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84)
+    net = seed_cnn(digits)
     whole = evaluate(net, (digits.x_test, digits.y_test), 4096)
     pieces = evaluate(net, (digits.x_test, digits.y_test), 7)
     assert whole[1] == pieces[1] and whole[0] == pytest.approx(pieces[0], rel=1e-5)
@@ -192,7 +199,7 @@ def test_cuda_keeps_data_on_device_and_matches_cpu(digits) -> None:
     # No host round trip per step: the device waits for the host a bounded number of
     # times per epoch (the permutation, the epoch's loss, evaluation), not per batch.
     torch.manual_seed(0)
-    model = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84).to(device)
+    model = seed_cnn(digits).to(device)
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -205,7 +212,7 @@ def test_cuda_keeps_data_on_device_and_matches_cpu(digits) -> None:
     assert next(model.parameters()).device == device
     # bf16 autocast (the CUDA default) trains as well as the CPU's fp32.
     gpu, cpu = mean_errors(
-        lambda: SeedCNN((1, 8, 8), 10, 6, 16, 120, 84),
+        lambda: seed_cnn(digits),
         lambda m, seed: fast(m.to(device), moved, seed),
         lambda m, seed: fast(m, digits, seed),
     )
@@ -216,7 +223,8 @@ def test_patience_spans_a_minimum_of_steps(digits) -> None:
     def run(size: int, batch_size: int, lr: float, **options):
         torch.manual_seed(0)
         return train_model(
-            SeedCNN((1, 8, 8), 10, 6, 16, 120, 84), (digits.x_pool[:size], digits.y_pool[:size]),
+            SeedCNN((1, 8, 8), 10, 6, 16, 120, 84, input_stats=digits.input_stats(size)),
+            (digits.x_pool[:size], digits.y_pool[:size]),
             (digits.x_val, digits.y_val), (digits.x_test, digits.y_test),
             lr=lr, momentum=0.9 if lr else 0.0, weight_decay=0.0, batch_size=batch_size, max_epochs=200, patience=3, **options,
         )
@@ -231,3 +239,66 @@ def test_patience_spans_a_minimum_of_steps(digits) -> None:
     learned = run(400, 16, 0.05)
     assert 1 < learned.best_epoch < learned.epochs_run < 200
     assert learned.stopped_reason.startswith("early_stopped") and learned.test_error < 0.3
+
+
+def test_train_model_leaves_the_process_as_it_found_it(digits) -> None:
+    torch.manual_seed(123)
+    net = seed_cnn(digits)
+    rng_before = torch.random.get_rng_state()
+    benchmark_before = torch.backends.cudnn.benchmark
+    train_model(net, (digits.x_pool[:64], digits.y_pool[:64]), (digits.x_val, digits.y_val), (digits.x_test, digits.y_test),
+                max_epochs=2, patience=2, seed=7, **HPARAMS)
+    assert torch.equal(torch.random.get_rng_state(), rng_before)
+    assert torch.backends.cudnn.benchmark == benchmark_before
+
+
+def test_configure_process_holds_the_process_settings() -> None:
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        configure_process(torch.device("cpu"))
+        assert torch.backends.cudnn.benchmark is False
+        configure_process(torch.device("cuda"))  # only a flag: no GPU needed to set it
+        assert torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def test_the_model_standardises_raw_inputs_like_a_normalize_transform(digits) -> None:
+    mean, std = digits.input_stats(200)
+    torch.manual_seed(0)
+    inside = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84, input_stats=(mean, std))
+    outside = copy.deepcopy(inside)
+    outside.standardize = nn.Identity()
+    x = digits.x_test[:32]
+    assert torch.allclose(inside(x), outside((x - mean) / std), atol=1e-6)
+    # The statistics travel with the weights.
+    restored = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84)
+    restored.load_state_dict(inside.state_dict())
+    assert torch.equal(restored(x), inside(x))
+
+
+def test_standardising_once_per_run_trains_exactly_what_the_model_would_batch_by_batch(digits) -> None:
+    results = []
+    for once in (True, False):
+        torch.manual_seed(0)
+        net = SeedCNN((1, 8, 8), 10, 6, 16, 120, 84, input_stats=digits.input_stats(200))
+        result = train_model(net, (digits.x_pool[:200], digits.y_pool[:200]), (digits.x_val, digits.y_val),
+                             (digits.x_test, digits.y_test), max_epochs=3, patience=3, standardize_once=once, **HPARAMS)
+        results.append((result, net))
+    (once, net_once), (per_batch, _) = results
+    assert (once.val_loss, once.test_loss, once.test_error) == (per_batch.val_loss, per_batch.test_loss, per_batch.test_error)
+    assert all(torch.equal(once.state_dict[k], per_batch.state_dict[k]) for k in once.state_dict)
+    # Afterwards the model standardises raw inputs again, as best_model's copy does.
+    assert evaluate(net_once, (digits.x_test, digits.y_test))[1] == once.test_error
+
+
+def test_the_model_standardises_again_after_a_run_that_ends_in_an_exception(digits) -> None:
+    net = seed_cnn(digits)
+    with pytest.raises(StopRequested):
+        train_model(net, (digits.x_pool[:64], digits.y_pool[:64]), (digits.x_val, digits.y_val),
+                    (digits.x_test, digits.y_test), max_epochs=2, patience=2, should_stop=lambda: True, **HPARAMS)
+    x = digits.x_test[:8]
+    mean, std = net.standardize.mean, net.standardize.std
+    assert not torch.equal(net.standardize(x), x)
+    assert torch.allclose(net.standardize(x), (x - mean) / std, atol=1e-6)

@@ -35,10 +35,10 @@ def make_worker(tiny_digits, tmp_path):
     spec = load_spec(path)
     tensors = DeviceData.on(load_dataset(spec), torch.device("cpu"))
 
-    def make(who: str = "w0") -> Worker:
+    def make(who: str = "w0", grace_s: float = 30) -> Worker:
         stop = threading.Event()
         runner = TrialRunner(spec, tensors, stop, who)
-        return Worker(spec, open_storage(url, stop=stop), url, runner, stop=stop, heartbeat_interval=1, grace_s=30, who=who)
+        return Worker(spec, open_storage(url, stop=stop), url, runner, stop=stop, heartbeat_interval=1, grace_s=grace_s, who=who)
 
     return make
 
@@ -125,3 +125,21 @@ def test_a_worker_logs_one_line_per_trial_with_its_fields(make_worker, caplog):
     assert record.size == 240 and record.trial == 0 and record.state in ("complete", "pruned")
     assert record.worker == "w0" and record.epochs >= 1
     assert f"size 240 trial 0 {record.state}" in record.getMessage()
+
+
+def test_a_trial_ended_without_its_replacement_gets_one_before_the_worker_leaves(make_worker):
+    """The process that ended a trial died before queuing its re-run: a waiting worker queues it."""
+    worker = make_worker(grace_s=1)
+    for entry in worker.sizes.values():
+        for _ in range(2):
+            claimed = worker._claim(entry)
+            claimed.trial.suggest_float("lr", 0.05, 0.3, log=True)
+            if claimed.trial.number == 1 and entry.size == 60:
+                end_trial(worker.storage, entry.study_id, 1, LOST, "a process that died at once")
+            else:
+                worker._settle(entry, claimed, Outcome(TrialState.COMPLETE, value=1.0))
+            worker.heartbeat.watch(None)
+    entry, claimed = worker._claim_next()
+    replacement = worker.storage.get_trial(claimed.trial_id)
+    assert entry.size == 60 and replacement.system_attrs[REPLACES_ATTR] == 1
+    assert "lr" in replacement.system_attrs["fixed_params"]  # a lost trial re-runs its parameters

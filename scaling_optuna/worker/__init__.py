@@ -42,7 +42,6 @@ from scaling_optuna.worker._loop import default_threads
 from scaling_optuna.worker._objective import DeviceData
 from scaling_optuna.worker._objective import Outcome
 from scaling_optuna.worker._objective import TrialRunner
-from scaling_optuna.worker._objective import suggest
 from scaling_optuna.worker.pruning import PruneCheck
 
 __all__ = [
@@ -53,7 +52,6 @@ __all__ = [
     "default_threads",
     "install_signal_handlers",
     "run_worker",
-    "suggest",
 ]
 
 _log = logging.getLogger("scaling_optuna.worker")
@@ -98,7 +96,8 @@ def run_worker(
         WorkerError: trials keep failing.
     """
     from scaling_optuna.data import load_dataset
-    from scaling_optuna.train import pick_device
+    from scaling_optuna.preflight import check_runnable
+    from scaling_optuna.train import configure_process
 
     spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
     url = storage or spec.storage
@@ -108,7 +107,8 @@ def run_worker(
     if threads is not None:
         torch.set_num_threads(threads)
     data = load_dataset(spec)
-    target = pick_device(device or spec.trainer.device)
+    target = check_runnable(spec, data, device or spec.trainer.device)
+    configure_process(target)
     store = open_storage(url, stop=stop)
     weights = _weights(spec, artifacts, url)
     who = f"{socket.gethostname()}:{os.getpid()}"

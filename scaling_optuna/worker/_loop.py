@@ -37,12 +37,17 @@ from optuna.trial import TrialState
 from scaling_optuna.errors import DataError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import WorkerError
+from scaling_optuna.experiment import ATTR_BUDGET
 from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.experiment import study_name
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storages import ENDED_ATTR
 from scaling_optuna.storages import HANDED_BACK
+from scaling_optuna.storages import LOST
+from scaling_optuna.storages import REPLACES_ATTR
+from scaling_optuna.storages import WITHDRAWN
+from scaling_optuna.storages import ended_reason
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import backoff
 from scaling_optuna.storages import call_with_retries
@@ -122,6 +127,7 @@ class Worker:
         self.heartbeat = Heartbeat(
             storage, {s.size: s.study for s in self.sizes.values()}, interval_s=heartbeat_interval, grace_s=grace_s, who=self.who
         )
+        self.grace_s = grace_s
         self.outage = _Outage(url, outage_limit_s, stop)
         self.summary = WorkerSummary()
         self._failures_in_a_row = 0
@@ -158,10 +164,12 @@ class Worker:
     def _claim_next(self) -> tuple[_Size, _Claimed] | None:
         """Claim a queued trial, waiting while other workers' trials run; None when nothing is left."""
         said_waiting = False
+        short_since: float | None = None
         while not self.stop.is_set():
             try:
                 queued, running = self._counts()
                 claimed = self._claim_largest(queued)
+                short = {} if any(queued.values()) or any(running.values()) else self._short_of_budget()
             except Exception as e:
                 self.outage.failed(e, "claim a trial")
                 continue
@@ -171,8 +179,14 @@ class Worker:
             if any(queued.values()):
                 continue  # other workers claimed those first: look again
             if not any(running.values()):
-                return None
-            if not said_waiting:
+                if not short:
+                    return None
+                # A trial just ended and its replacement is on its way from the process that ended it.
+                short_since = short_since if short_since is not None else time.monotonic()
+                if time.monotonic() - short_since > self.grace_s:
+                    self._replace_orphans(short)
+                    short_since = None
+            elif not said_waiting:
                 _log.info("nothing queued; waiting for %d running trial(s) of other workers", sum(running.values()))
                 said_waiting = True
             self.stop.wait(WAIT_POLL_S)
@@ -185,6 +199,28 @@ class Worker:
             queued[size] = sum(t.state == TrialState.WAITING for t in trials)
             running[size] = len(trials) - queued[size]
         return queued, running
+
+    def _short_of_budget(self) -> dict[int, int]:
+        """Sizes with fewer finished trials than their budget (and nothing queued or running)."""
+        short = {}
+        for size, entry in self.sizes.items():
+            budget = entry.study.user_attrs.get(ATTR_BUDGET)
+            finished = len(self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+            if isinstance(budget, int) and finished < budget:
+                short[size] = budget - finished
+        return short
+
+    def _replace_orphans(self, short: Mapping[int, int]) -> None:
+        """Queue the replacements that the process which ended a trial did not live to queue."""
+        for size in short:
+            study = self.sizes[size].study
+            trials = study.get_trials(deepcopy=False)
+            replaced = {t.system_attrs.get(REPLACES_ATTR) for t in trials}
+            for trial in trials:
+                reason = ended_reason(trial) if trial.state == TrialState.FAIL else None
+                if reason is not None and reason != WITHDRAWN and trial.number not in replaced:
+                    if queue_replacement(study, trial, same_params=reason in (HANDED_BACK, LOST)):
+                        _log.warning("size %d: trial %d was ended without a replacement; queued one", size, trial.number)
 
     def _claim_largest(self, queued: Mapping[int, int]) -> tuple[_Size, _Claimed] | None:
         for size in sorted(queued, key=lambda s: queued[s] * s, reverse=True):

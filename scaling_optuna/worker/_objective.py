@@ -19,15 +19,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import warnings
-from typing import Any, Mapping
+from typing import Any
 
 import optuna
 import torch
-from optuna.distributions import BaseDistribution
-from optuna.distributions import CategoricalDistribution
-from optuna.distributions import FloatDistribution
-from optuna.distributions import IntDistribution
 from optuna.trial import TrialState
 
 from scaling_optuna.data import Dataset
@@ -35,6 +30,7 @@ from scaling_optuna.errors import StorageError
 from scaling_optuna.model import build_model
 from scaling_optuna.model import count_parameters
 from scaling_optuna.spec import ExperimentSpec
+from scaling_optuna.spec import suggest_params
 from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import is_transient
 from scaling_optuna.train import DivergedError
@@ -114,12 +110,12 @@ class TrialRunner:
             return Outcome(TrialState.FAIL, error=describe_error(e))
 
     def _train(self, trial: optuna.Trial, size: int, prune_check: PruneCheck) -> float:
-        params = suggest(trial, self.spec.search_space)
+        params = suggest_params(trial, self.spec.search_space)
         data, device = self.tensors.data, self.tensors.x_pool.device
         # The initial weights depend on the trial alone, not on what this process ran before.
         seed = self.spec.seed * 1_000_003 + trial.number
         torch.manual_seed(seed)
-        model = build_model(self.spec.model, data.input_shape, data.num_classes, params).to(device)
+        model = build_model(self.spec.model, data.input_shape, data.num_classes, params, data.input_stats(size)).to(device)
         batch_size = self.spec.batch_size_for(size, params)
         trial.set_user_attr("n_params", count_parameters(model))
         trial.set_user_attr("batch_size_used", batch_size)
@@ -181,22 +177,6 @@ class TrialRunner:
         except Exception as e:
             # The trial is trained and its numbers are stored: losing its weights must not fail it.
             _log.warning("trial %d: weights not kept (%s); the trial still counts", trial.number, describe_error(e))
-
-
-def suggest(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
-    """Ask ``trial`` for every parameter of ``space``."""
-    params: dict[str, Any] = {}
-    with warnings.catch_warnings():
-        # The untuned baseline's widths (the seed's 6, 16, 120, 84) lie outside the tuned range on purpose.
-        warnings.filterwarnings("ignore", message="Fixed parameter")
-        for name, dist in space.items():
-            if isinstance(dist, FloatDistribution):
-                params[name] = trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
-            elif isinstance(dist, IntDistribution):
-                params[name] = trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
-            elif isinstance(dist, CategoricalDistribution):
-                params[name] = trial.suggest_categorical(name, dist.choices)
-    return params
 
 
 def _note(trial: optuna.Trial, key: str, value: Any) -> None:
