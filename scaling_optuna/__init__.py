@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from scaling_optuna.report import Report
     from scaling_optuna.report import build_report
     from scaling_optuna.report import write_report
-    from scaling_optuna.scaling_law import ScalingLawFit
-    from scaling_optuna.scaling_law import fit_log_log_line
-    from scaling_optuna.scaling_law import fit_scaling_law
+    from scaling_optuna.fit import ScalingLawFit
+    from scaling_optuna.fit import fit_least_squares
+    from scaling_optuna.fit import fit_log_log_line
+    from scaling_optuna.fit import fit_scaling_law
     from scaling_optuna.spec import ExperimentSpec
     from scaling_optuna.spec import load_spec
 
@@ -46,9 +47,10 @@ _LAZY = {
     "Report": "report",
     "build_report": "report",
     "write_report": "report",
-    "ScalingLawFit": "scaling_law",
-    "fit_log_log_line": "scaling_law",
-    "fit_scaling_law": "scaling_law",
+    "ScalingLawFit": "fit",
+    "fit_least_squares": "fit",
+    "fit_log_log_line": "fit",
+    "fit_scaling_law": "fit",
     "ExperimentSpec": "spec",
     "load_spec": "spec",
 }
@@ -79,6 +81,7 @@ __all__ = [
     "UserError",
     "build_report",
     "create_experiment",
+    "fit_least_squares",
     "fit_log_log_line",
     "fit_scaling_law",
     "load_experiment",

@@ -58,10 +58,10 @@ from scaling_optuna.report_render import render_figure
 from scaling_optuna.report_render import render_html
 from scaling_optuna.report_render import render_markdown
 from scaling_optuna.report_render import render_text
-from scaling_optuna.scaling_law import DataNeeded
-from scaling_optuna.scaling_law import ScalingLawFit
-from scaling_optuna.scaling_law import fit_log_log_line
-from scaling_optuna.scaling_law import fit_scaling_law
+from scaling_optuna.fit import DataNeeded
+from scaling_optuna.fit import ScalingLawFit
+from scaling_optuna.fit import fit_log_log_line
+from scaling_optuna.fit import fit_scaling_law
 from scaling_optuna.storage import mask_url
 
 __all__ = [

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from scaling_optuna.report import Backtest
     from scaling_optuna.report import Curve
     from scaling_optuna.report import Report
-    from scaling_optuna.scaling_law import ScalingLawFit
+    from scaling_optuna.fit import ScalingLawFit
 
 __all__ = [
     "render_figure",
