@@ -32,6 +32,7 @@ __all__ = [
 
 
 def as_float_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as a 1-D float array (a scalar becomes one element)."""
     try:
         a = np.asarray(x, dtype=float)
     except (TypeError, ValueError):
@@ -44,6 +45,7 @@ def as_float_array(x: Any, name: str) -> np.ndarray:
 
 
 def as_positive_array(x: Any, name: str) -> np.ndarray:
+    """``x`` as a 1-D array of positive finite floats."""
     a = as_float_array(x, name)
     bad = ~np.isfinite(a) | (a <= 0)
     if bad.any():
@@ -53,6 +55,7 @@ def as_positive_array(x: Any, name: str) -> np.ndarray:
 
 
 def validate_xy(sizes: Any, values: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sizes and values sorted by size, and the sorting order: at least 3 points, positive, finite, distinct sizes."""
     m = as_float_array(sizes, "sizes")
     y = as_float_array(values, "values")
     if len(m) != len(y):
@@ -88,6 +91,7 @@ def validate_xy(sizes: Any, values: Any) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def validate_plateau(plateau: Any) -> float | None:
+    """The best-guess error as a positive float, or None."""
     if plateau is None:
         return None
     try:
@@ -100,12 +104,14 @@ def validate_plateau(plateau: Any) -> float | None:
 
 
 def validate_n_bootstrap(n: Any) -> int:
+    """A non-negative int (booleans and floats refused)."""
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
         raise UserError(f"n_bootstrap must be a non-negative integer (e.g. 1000), got {n!r}")
     return int(n)
 
 
 def validate_confidence(c: Any) -> float:
+    """A level strictly between 0 and 1."""
     try:
         v = float(c)
     except (TypeError, ValueError):
@@ -116,6 +122,7 @@ def validate_confidence(c: Any) -> float:
 
 
 def make_rng(seed: Any) -> np.random.Generator:
+    """NumPy's generator for ``seed`` (None: fresh entropy)."""
     try:
         return np.random.default_rng(seed)
     except (TypeError, ValueError) as e:
