@@ -332,23 +332,25 @@ class _Predictor:
     @classmethod
     def of_ensemble(cls, ensemble: Ensemble, has_band: bool, confidence: float) -> _Predictor:
         weights = {n: float(w) for n, w in sorted(zip(ensemble.names, ensemble.weights), key=lambda nw: -nw[1])}
-        parts = ", ".join(f"{n} {w:.2f}" for n, w in weights.items())
+        shown = [f"{n} {w:.2f}" for n, w in weights.items() if w >= 0.005]
+        if len(shown) < len(weights):
+            shown.append("others under 0.01")
         source = f"calibrated on {_calibration.CALIBRATION_DATASETS} LCDB datasets"
         if ensemble.settings.misfit_tilt:
             source += ", lowered for families that miss the points"
         if ensemble.settings.tilt:
             source += ", tilted by within-curve backtests"
         method = (
-            f"weighted ensemble of {parts} (weights {source}; points weighted by "
+            f"weighted ensemble of {', '.join(shown)} (weights {source}; points weighted by "
             f"(m/m_max)^{ensemble.settings.size_weight_power:g})"
         )
         if has_band:
-            q_lo, q_hi = ensemble.settings.band_quantiles(confidence)
             backtest = "this curve's backtest" if ensemble.backtest_measured else "a typical backtest error (too few points for one)"
             band = (
                 f"split-conformal: spread of the families, {backtest} and distance beyond the data, "
-                f"scaled ×{-q_lo:.2g} down and ×{q_hi:.2g} up to hold the truth on {confidence:.0%} of "
-                f"{_calibration.CALIBRATION_CURVES} held-out extrapolations ({_calibration.CALIBRATION_DATASETS} LCDB datasets)"
+                f"scaled so that {confidence:.0%} bands held the truth on {confidence:.0%} of "
+                f"{_calibration.CALIBRATION_CURVES} extrapolations of {_calibration.CALIBRATION_DATASETS} LCDB datasets, "
+                "datasets resampled"
             )
         else:
             band = "none: n_bootstrap=0"
