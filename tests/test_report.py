@@ -472,7 +472,7 @@ def test_the_report_package_imports_one_way_and_only_curves_calls_the_fit():
                 found.add(module)
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{path.name} imports private {private} from {module}"
-            fit_module = node.module == "scaling_optuna.scaling_law" or node.module.split(".")[:2] == ["scaling_optuna", "fit"]
+            fit_module = node.module == "scaling_optuna.fit" or node.module.split(".")[:2] == ["scaling_optuna", "fit"]
             if fit_module and path.stem != "curves":
                 assert _under_type_checking(tree, node), f"{path.name} imports the fit; only curves.py may"
             assert not node.module.startswith(("scaling_optuna.cli", "scaling_optuna.dashboard")), path.name

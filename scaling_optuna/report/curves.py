@@ -1,8 +1,8 @@
 """The report's fits: one :class:`~scaling_optuna.report.records.Curve` per metric, and the target answer.
 
 This is the only module of the report that calls the fit
-(:func:`~scaling_optuna.scaling_law.fit_scaling_law` and
-:func:`~scaling_optuna.scaling_law.fit_log_log_line`). The tuned curve is
+(:func:`~scaling_optuna.fit.fit_scaling_law` and
+:func:`~scaling_optuna.fit.fit_log_log_line`). The tuned curve is
 fitted to the best trial of every size, the untuned curve to every size's
 baseline trial; the backtest refits without the largest one and two sizes and
 predicts them, next to a naive straight line in log-log space.
@@ -36,9 +36,9 @@ from scaling_optuna.report.records import TargetAnswer
 from scaling_optuna.report.records import finite
 from scaling_optuna.report.records import usable
 from scaling_optuna.report.rows import GOOD_TRIAL_TOLERANCE
-from scaling_optuna.scaling_law import ScalingLawFit
-from scaling_optuna.scaling_law import fit_log_log_line
-from scaling_optuna.scaling_law import fit_scaling_law
+from scaling_optuna.fit import ScalingLawFit
+from scaling_optuna.fit import fit_log_log_line
+from scaling_optuna.fit import fit_scaling_law
 
 __all__ = ["BOOTSTRAP_CHOICES", "MULTIPLES", "fit_curve", "fit_numbers", "target_answer", "validate_target"]
 
@@ -102,7 +102,7 @@ def fit_numbers(
     """A learning curve given as numbers, fitted like the report's test error (without baseline or backtest).
 
     Raises:
-        UserError: bad sizes, values, plateau or form (see :func:`~scaling_optuna.scaling_law.fit_scaling_law`).
+        UserError: bad sizes, values, plateau or form (see :func:`~scaling_optuna.fit.fit_scaling_law`).
     """
     fit = fit_scaling_law(sizes, values, form=form, plateau=plateau, n_bootstrap=n_bootstrap)
     naive = _try_naive(fit.sizes_used + fit.sizes_excluded, fit.values_used + fit.values_excluded)

@@ -24,8 +24,8 @@ from scaling_optuna.experiment import SizeStatus
 from scaling_optuna.experiment import TrialRecord
 
 if TYPE_CHECKING:
-    from scaling_optuna.scaling_law import DataNeeded
-    from scaling_optuna.scaling_law import ScalingLawFit
+    from scaling_optuna.fit import DataNeeded
+    from scaling_optuna.fit import ScalingLawFit
 
 __all__ = [
     "Backtest",

@@ -33,7 +33,7 @@ def curve_summary(
 
     Raises:
         UserError: bad sizes, values, target, plateau or form (see
-            :func:`~scaling_optuna.scaling_law.fit_scaling_law`).
+            :func:`~scaling_optuna.fit.fit_scaling_law`).
     """
     target_value = validate_target(target, error=False)
     curve = fit_numbers(sizes, values, form=form, plateau=plateau, n_bootstrap=n_bootstrap)
