@@ -352,7 +352,14 @@ class ScalingLawFit:
         return d
 
     def __str__(self) -> str:
-        sym = "y" if self.beta > 0 else "ε"
+        return self.law()
+
+    def law(self, symbol: str | None = None) -> str:
+        """The fitted law in words, e.g. ``L(m) = 3.1·m^-0.42 + 0.05  (β 95% CI …)``.
+
+        ``symbol`` names the metric (default: ε for a falling curve, y for a rising one).
+        """
+        sym = symbol or ("y" if self.beta > 0 else "ε")
         s = f"{sym}(m) = {self.alpha:.3g}·m^{self.beta:.3g}"
         if self.form == "saturating":
             s += f" + {self.gamma:.3g}"
