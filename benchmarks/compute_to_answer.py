@@ -17,7 +17,7 @@ per core), so the neighbours' load hits both alike; CPU time (user + system of
 the process, single-threaded) is what is compared, and wall time is shown too.
 
 The answer is compared on two counts: the exponent β of
-``scaling_optuna.scaling_law.fit_scaling_law`` fitted to the best trial's test
+``scaling_optuna.fit.fit_scaling_law`` fitted to the best trial's test
 error per size (mean over the repeats; each β inside the other's 95%
 interval, both fitted as power laws on the sizes that both automatic fits
 kept: exponents of different forms or size ranges do not compare), and the best test
@@ -156,7 +156,7 @@ def epochs_summary(results: list[dict[str, Any]]) -> dict[str, int]:
 
 def report(name: str, mode: str, seed: list[dict[str, Any]], default: list[dict[str, Any]]) -> bool:
     """Print one experiment's comparison over the repeats; returns whether every goal is met."""
-    from scaling_optuna.scaling_law import fit_scaling_law
+    from scaling_optuna.fit import fit_scaling_law
 
     repeats = len(seed)
     print(f"\n## {name}: seed-faithful against {mode} ({repeats} repeat(s): spec seed + 0…{repeats - 1}, sampler seeds 0…{repeats - 1})")

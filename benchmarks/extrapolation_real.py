@@ -5,12 +5,13 @@ run`` with a small trial budget (or reuses a store that already has the
 trials), then, exactly as the report's built-in backtest does, refits each
 learning curve without its largest one and two sizes and predicts them:
 
-* the scaling law (:func:`scaling_optuna.scaling_law.fit_scaling_law`,
-  ``form="auto"``, plateau = the majority-class error for test error), with
-  intervals from the bootstrap over the fitted points and, for the tuned
-  curves, over the near-best trials of each size (the report's two modes);
+* the fit (:func:`scaling_optuna.fit.fit_scaling_law`, ``form="auto"``,
+  plateau = the majority-class error for test error), with its band, for
+  the report's two bootstrap modes (over the fitted points, and for the tuned
+  curves over the near-best trials of each size; the mode changes the law's
+  parameter intervals, the prediction's band is calibrated either way);
 * the naive straight line in log-log space through the same points
-  (:func:`scaling_optuna.scaling_law.fit_log_log_line`).
+  (:func:`scaling_optuna.fit.fit_log_log_line`).
 
 Curves: test error and test loss of the best trial per size (tuned), and of
 the seed's untuned default model (the first trial of every study). Reported:
@@ -40,8 +41,8 @@ from typing import Any
 # Submodule imports: they also work where an editable install exposes the package as a namespace.
 from scaling_optuna.experiment import load_experiment
 from scaling_optuna.report import build_report
-from scaling_optuna.scaling_law import fit_log_log_line
-from scaling_optuna.scaling_law import fit_scaling_law
+from scaling_optuna.fit import fit_log_log_line
+from scaling_optuna.fit import fit_scaling_law
 
 ROOT = Path(__file__).resolve().parents[1]
 

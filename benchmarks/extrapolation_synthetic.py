@@ -5,9 +5,9 @@ noise; every method is fitted on the sizes up to 1/8 of the largest (32…2048,
 7 points) and predicts the true (noise-free) curve value at the largest size
 16384 (8× beyond the data).  Methods:
 
-(a) ours: :func:`scaling_optuna.scaling_law.fit_scaling_law` (``form="auto"``,
+(a) ours: :func:`scaling_optuna.fit.fit_scaling_law` (``form="auto"``,
     ``plateau=0.9``, default bootstrap);
-(b) naive: :func:`scaling_optuna.scaling_law.fit_log_log_line`, a straight
+(b) naive: :func:`scaling_optuna.fit.fit_log_log_line`, a straight
     line through all points in log-log space;
 (c) linear LS: one least-squares fit of ``α·m^β + γ`` in linear space
     (:func:`scipy.optimize.curve_fit`, one start, bounds ``α > 0``,
@@ -36,7 +36,7 @@ import numpy as np
 import scipy
 from scipy import optimize
 
-from scaling_optuna.scaling_law import fit_log_log_line, fit_scaling_law
+from scaling_optuna.fit import fit_log_log_line, fit_scaling_law
 
 SIZES = 2.0 ** np.arange(5, 15)  # 32 … 16384
 FIT_MAX = SIZES[-1] / 8  # fit on sizes ≤ 2048

@@ -34,11 +34,12 @@ if TYPE_CHECKING:
     from scaling_optuna.report import Report
     from scaling_optuna.report import build_report
     from scaling_optuna.report import write_report
-    from scaling_optuna.scaling_law import DataNeeded
-    from scaling_optuna.scaling_law import Prediction
-    from scaling_optuna.scaling_law import ScalingLawFit
-    from scaling_optuna.scaling_law import fit_log_log_line
-    from scaling_optuna.scaling_law import fit_scaling_law
+    from scaling_optuna.fit import DataNeeded
+    from scaling_optuna.fit import Prediction
+    from scaling_optuna.fit import ScalingLawFit
+    from scaling_optuna.fit import fit_least_squares
+    from scaling_optuna.fit import fit_log_log_line
+    from scaling_optuna.fit import fit_scaling_law
     from scaling_optuna.spec import ExperimentSpec
     from scaling_optuna.spec import load_spec
     from scaling_optuna.spec import parse_spec
@@ -56,11 +57,12 @@ _LAZY = {
     "Report": "report",
     "build_report": "report",
     "write_report": "report",
-    "DataNeeded": "scaling_law",
-    "Prediction": "scaling_law",
-    "ScalingLawFit": "scaling_law",
-    "fit_log_log_line": "scaling_law",
-    "fit_scaling_law": "scaling_law",
+    "DataNeeded": "fit",
+    "Prediction": "fit",
+    "ScalingLawFit": "fit",
+    "fit_least_squares": "fit",
+    "fit_log_log_line": "fit",
+    "fit_scaling_law": "fit",
     "ExperimentSpec": "spec",
     "load_spec": "spec",
     "parse_spec": "spec",

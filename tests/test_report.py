@@ -163,6 +163,13 @@ def test_report_recovers_the_laws_the_trials_follow(synthetic_report):
         for p in b["points"]:
             assert abs(p["relative_error"]) < 0.1
             assert p["naive_relative_error"] is not None
+            assert p["least_squares_relative_error"] is not None  # the baseline a user would fit by hand
+
+    # The report says how it predicted and how its band was calibrated, in the text, the note and the page.
+    assert tuned["method"] and tuned["band_method"] and abs(sum(tuned["family_weights"].values()) - 1) < 1e-6
+    for text in (report.to_text(), report.to_markdown(), report.to_html()):
+        assert "predictions: " in text and "band: " in text and "least-squares" in text
+    assert "L(m) = " in report.to_text() and "N(m) = " in report.to_text()  # each metric's own symbol
 
     json.dumps(data, allow_nan=False)
 
@@ -472,7 +479,7 @@ def test_the_report_package_imports_one_way_and_only_curves_calls_the_fit():
                 found.add(module)
                 private = [a.name for a in node.names if a.name.startswith("_")]
                 assert not private, f"{path.name} imports private {private} from {module}"
-            fit_module = node.module == "scaling_optuna.scaling_law" or node.module.split(".")[:2] == ["scaling_optuna", "fit"]
+            fit_module = node.module == "scaling_optuna.fit" or node.module.split(".")[:2] == ["scaling_optuna", "fit"]
             if fit_module and path.stem != "curves":
                 assert _under_type_checking(tree, node), f"{path.name} imports the fit; only curves.py may"
             assert not node.module.startswith(("scaling_optuna.cli", "scaling_optuna.dashboard")), path.name

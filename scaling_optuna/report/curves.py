@@ -1,8 +1,8 @@
 """The report's fits: one :class:`~scaling_optuna.report.records.Curve` per metric, and the target answer.
 
 This is the only module of the report that calls the fit
-(:func:`~scaling_optuna.scaling_law.fit_scaling_law` and
-:func:`~scaling_optuna.scaling_law.fit_log_log_line`). The tuned curve is
+(:func:`~scaling_optuna.fit.fit_scaling_law` and
+:func:`~scaling_optuna.fit.fit_log_log_line`). The tuned curve is
 fitted to the best trial of every size, the untuned curve to every size's
 baseline trial; the backtest refits without the largest one and two sizes and
 predicts them, next to a naive straight line in log-log space.
@@ -25,6 +25,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from scaling_optuna.errors import UserError
+from scaling_optuna.fit import ScalingLawFit
+from scaling_optuna.fit import fit_least_squares
+from scaling_optuna.fit import fit_log_log_line
+from scaling_optuna.fit import fit_scaling_law
 from scaling_optuna.report._format import count
 from scaling_optuna.report.records import Backtest
 from scaling_optuna.report.records import BacktestPoint
@@ -36,9 +40,6 @@ from scaling_optuna.report.records import TargetAnswer
 from scaling_optuna.report.records import finite
 from scaling_optuna.report.records import usable
 from scaling_optuna.report.rows import GOOD_TRIAL_TOLERANCE
-from scaling_optuna.scaling_law import ScalingLawFit
-from scaling_optuna.scaling_law import fit_log_log_line
-from scaling_optuna.scaling_law import fit_scaling_law
 
 __all__ = ["BOOTSTRAP_CHOICES", "MULTIPLES", "fit_curve", "fit_numbers", "target_answer", "validate_target"]
 
@@ -102,7 +103,7 @@ def fit_numbers(
     """A learning curve given as numbers, fitted like the report's test error (without baseline or backtest).
 
     Raises:
-        UserError: bad sizes, values, plateau or form (see :func:`~scaling_optuna.scaling_law.fit_scaling_law`).
+        UserError: bad sizes, values, plateau or form (see :func:`~scaling_optuna.fit.fit_scaling_law`).
     """
     fit = fit_scaling_law(sizes, values, form=form, plateau=plateau, n_bootstrap=n_bootstrap)
     naive = _try_naive(fit.sizes_used + fit.sizes_excluded, fit.values_used + fit.values_excluded)
@@ -260,14 +261,18 @@ def _backtest(
     fit, message = _try_fit(sizes, values, groups, **options)
     if fit is None:
         return Backtest(held_out, tuple(sizes), (), None, message)
-    naive = _try_naive(sizes, values)
     pred = fit.predict(held_sizes)
-    naive_pred = naive.predict(held_sizes).mean if naive is not None else [None] * len(held_sizes)
+    naive = _baseline_means(_try_naive(sizes, values), held_sizes)
+    least_squares = _baseline_means(_try_least_squares(sizes, values), held_sizes)
     points = tuple(
-        BacktestPoint(int(s), float(a), float(m), float(lo), float(hi), None if n is None else float(n))
-        for s, a, m, lo, hi, n in zip(held_sizes, held_values, pred.mean, pred.lower, pred.upper, naive_pred)
+        BacktestPoint(int(s), float(a), float(m), float(lo), float(hi), n, q)
+        for s, a, m, lo, hi, n, q in zip(held_sizes, held_values, pred.mean, pred.lower, pred.upper, naive, least_squares)
     )
     return Backtest(held_out, tuple(sizes), points, fit)
+
+
+def _baseline_means(fit: ScalingLawFit | None, sizes: Sequence[float]) -> list[float | None]:
+    return [float(v) for v in fit.predict(sizes).mean] if fit is not None else [None] * len(sizes)
 
 
 def _try_fit(
@@ -282,5 +287,12 @@ def _try_fit(
 def _try_naive(sizes: Sequence[float], values: Sequence[float]) -> ScalingLawFit | None:
     try:
         return fit_log_log_line(sizes, values)
+    except UserError:
+        return None
+
+
+def _try_least_squares(sizes: Sequence[float], values: Sequence[float]) -> ScalingLawFit | None:
+    try:
+        return fit_least_squares(sizes, values, n_bootstrap=0)
     except UserError:
         return None

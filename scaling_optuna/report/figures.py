@@ -229,7 +229,8 @@ def _add_references(plot: _Plot, report: ReportData, curve: Curve) -> None:
 def _lay_out(plot: _Plot, curve: Curve) -> None:
     title = f"{curve.label.capitalize()} against training-set size"
     if curve.fit is not None:
-        title += f"<br><sup>{html.escape(str(curve.fit))}</sup>"
+        how = curve.fit.method.split(" (", 1)[0] if curve.fit.method else ""
+        title += f"<br><sup>{html.escape(curve.law)}" + (f"<br>predicted by {html.escape(how)}" if how else "") + "</sup>"
     elif curve.message:
         title += f"<br><sup>{html.escape(curve.message)}</sup>"
     plot.figure.update_layout(

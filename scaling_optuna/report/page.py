@@ -134,7 +134,10 @@ def _backtest_table(curve: Curve) -> str:
                 "<tr>"
                 f"<td>{bt.held_out}</td><td class=l>{_e(', '.join(map(str, bt.fitted_sizes)))}</td><td>{p.size}</td>"
                 f"<td>{value(p.actual)}</td><td>{value(p.predicted)}{_e(band(p.lower, p.upper, ''))}</td>"
-                f"<td class={cls}>{percent(p.error)}</td><td>{'-' if p.naive is None else value(p.naive)}</td>"
+                f"<td class={cls}>{percent(p.error)}</td>"
+                f"<td>{'-' if p.least_squares is None else value(p.least_squares)}</td>"
+                f"<td>{'-' if p.least_squares_error is None else percent(p.least_squares_error)}</td>"
+                f"<td>{'-' if p.naive is None else value(p.naive)}</td>"
                 f"<td>{'-' if p.naive_error is None else percent(p.naive_error)}</td>"
                 "</tr>"
             )
@@ -142,6 +145,7 @@ def _backtest_table(curve: Curve) -> str:
         return ""
     header = (
         "<tr><th>held out</th><th class=l>fitted on sizes</th><th>predicted size</th><th>measured test error</th>"
-        "<th>law's prediction (band)</th><th>error</th><th>naive log-log line</th><th>naive error</th></tr>"
+        "<th>prediction (band)</th><th>error</th><th>least-squares α·m^β+γ</th><th>its error</th>"
+        "<th>naive log-log line</th><th>its error</th></tr>"
     )
     return f"<table>{header}{''.join(rows)}</table>"

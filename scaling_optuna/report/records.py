@@ -24,8 +24,8 @@ from scaling_optuna.experiment import SizeStatus
 from scaling_optuna.experiment import TrialRecord
 
 if TYPE_CHECKING:
-    from scaling_optuna.scaling_law import DataNeeded
-    from scaling_optuna.scaling_law import ScalingLawFit
+    from scaling_optuna.fit import DataNeeded
+    from scaling_optuna.fit import ScalingLawFit
 
 __all__ = [
     "Backtest",
@@ -40,6 +40,8 @@ __all__ = [
 ]
 
 LABELS = {"test_error": "test error", "test_loss": "test loss", "n_params": "parameters of the best model"}
+# The symbol of each metric in its law: ε(m) for the error, L(m) for the loss, N(m) for the parameter count.
+SYMBOLS = {"test_error": "ε", "test_loss": "L", "n_params": "N"}
 SELECTION = "best trial of each size by validation loss; the test set is never used to select"
 
 
@@ -112,7 +114,11 @@ class Extrapolation:
 
 @dataclasses.dataclass(frozen=True)
 class BacktestPoint:
-    """A held-out size: what the refit law predicted, what was measured, and the naive line."""
+    """A held-out size: what the refit predicted, what was measured, and the two baselines.
+
+    ``least_squares`` is a plain least-squares fit of α·m^β+γ in log space on
+    the same points, ``naive`` a straight line in log-log space.
+    """
 
     size: int
     actual: float
@@ -120,6 +126,7 @@ class BacktestPoint:
     lower: float
     upper: float
     naive: float | None
+    least_squares: float | None = None
 
     @property
     def error(self) -> float:
@@ -129,6 +136,10 @@ class BacktestPoint:
     @property
     def naive_error(self) -> float | None:
         return None if self.naive is None else self.naive / self.actual - 1.0
+
+    @property
+    def least_squares_error(self) -> float | None:
+        return None if self.least_squares is None else self.least_squares / self.actual - 1.0
 
     @property
     def inside(self) -> bool | None:
@@ -148,6 +159,8 @@ class BacktestPoint:
             "inside_band": self.inside,
             "naive_predicted": json_number(self.naive),
             "naive_relative_error": json_number(self.naive_error),
+            "least_squares_predicted": json_number(self.least_squares),
+            "least_squares_relative_error": json_number(self.least_squares_error),
         }
 
 
@@ -188,6 +201,11 @@ class Curve:
     naive: ScalingLawFit | None = None
     predictions: tuple[Extrapolation, ...] = ()
     backtests: tuple[Backtest, ...] = ()
+
+    @property
+    def law(self) -> str:
+        """The tuned fit's law with this metric's symbol ('' without a fit)."""
+        return "" if self.fit is None else self.fit.law(SYMBOLS[self.metric])
 
     @property
     def label(self) -> str:

@@ -16,6 +16,7 @@ from scaling_optuna.report._format import count
 from scaling_optuna.report._format import value
 from scaling_optuna.report.curves import fit_numbers
 from scaling_optuna.report.curves import validate_target
+from scaling_optuna.report.text import fit_method_lines
 
 __all__ = ["curve_summary"]
 
@@ -33,12 +34,13 @@ def curve_summary(
 
     Raises:
         UserError: bad sizes, values, target, plateau or form (see
-            :func:`~scaling_optuna.scaling_law.fit_scaling_law`).
+            :func:`~scaling_optuna.fit.fit_scaling_law`).
     """
     target_value = validate_target(target, error=False)
     curve = fit_numbers(sizes, values, form=form, plateau=plateau, n_bootstrap=n_bootstrap)
     fit = curve.fit
     lines = [f"{fit}   [{fit.form} law, {len(fit.sizes_used)} sizes]"]
+    lines += [f"  {line}" for line in fit_method_lines(fit)]
     if fit.sizes_excluded:
         lines.append(f"  left out as the small-data plateau: {', '.join(f'{s:g}' for s in fit.sizes_excluded)}")
     for p in curve.predictions:

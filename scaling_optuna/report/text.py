@@ -24,7 +24,7 @@ from scaling_optuna.report.records import ReportData
 from scaling_optuna.report.records import SizeRow
 from scaling_optuna.report.records import finite
 
-__all__ = ["best_table", "curve_lines", "headline", "render_markdown", "render_text"]
+__all__ = ["best_table", "curve_lines", "fit_method_lines", "headline", "render_markdown", "render_text"]
 
 
 def render_text(report: ReportData) -> str:
@@ -123,7 +123,8 @@ def curve_lines(curve: Curve) -> list[str]:
     if curve.fit is None:
         return [f"{label}: {curve.message}"]
     fit, metric = curve.fit, curve.metric
-    lines = [f"{label}: {fit}   [{fit.form} law, {len(fit.sizes_used)} sizes]"]
+    lines = [f"{label}: {curve.law}   [{fit.form} law, {len(fit.sizes_used)} sizes]"]
+    lines += [f"  {line}" for line in fit_method_lines(fit)]
     if fit.sizes_excluded:
         lines.append(f"  left out as the small-data plateau: {', '.join(str(int(s)) for s in fit.sizes_excluded)}")
     if fit.intervals:
@@ -135,10 +136,23 @@ def curve_lines(curve: Curve) -> list[str]:
     return lines
 
 
+def fit_method_lines(fit: Any) -> list[str]:
+    """How the fit predicts and how its band was calibrated, and whether it fell back to the last point."""
+    lines = []
+    if fit.fallback:
+        lines.append(f"no curve family fitted: {fit.fallback}")
+    if fit.method:
+        lines.append(f"predictions: {fit.method}")
+    if fit.band_method:
+        lines.append(f"band: {fit.band_method}")
+    return lines
+
+
 def _baseline_lines(curve: Curve) -> list[str]:
     if curve.baseline_fit is not None:
+        symbol = curve.law.split("(", 1)[0]
         return [
-            f"  untuned baseline: {curve.baseline_fit}",
+            f"  untuned baseline: {curve.baseline_fit.law(symbol)}",
             f"  per-size tuning changes the exponent from β={curve.baseline_fit.beta:.3f} (untuned) "
             f"to β={curve.fit.beta:.3f} (tuned)",
         ]
@@ -158,6 +172,8 @@ def _backtest_line(bt: Backtest, metric: str) -> str:
             f"measured {value(p.actual, metric)}: {percent(p.error)}"
             + ("" if p.inside is None else f" ({'inside' if p.inside else 'outside'} the band)")
         )
+        if p.least_squares_error is not None:
+            part += f"; least-squares α·m^β+γ {percent(p.least_squares_error)}"
         if p.naive_error is not None:
             part += f"; naive log-log line {percent(p.naive_error)}"
         parts.append(part)

@@ -147,6 +147,12 @@ class Worker:
                 entry, trial = claimed
                 try:
                     outcome = self.runner.run(trial.trial, entry.size, entry.prune_check)
+                except KeyboardInterrupt:
+                    # A second Ctrl-C: leave at once, but still hand the trial back if the store answers.
+                    self.stop.set()
+                    self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
+                    raise
+                else:
                     self._settle(entry, trial, outcome)
                 finally:
                     self.heartbeat.watch(None)

@@ -1,8 +1,8 @@
-"""Numerical machinery behind :func:`scaling_optuna.scaling_law.fit_scaling_law`.
+"""The law ε(m) = α·m^β + γ behind :func:`scaling_optuna.fit.fit_scaling_law`: fit, plateau, form, bootstrap.
 
-Private: the public API, its validation and the rules in words live in
-:mod:`scaling_optuna.scaling_law` (its module docstring says what the plateau
-rule, the auto form rule and the bootstrap do; this module does it).
+Private: the rules in words live in the docstring of :mod:`scaling_optuna.fit`
+(what the plateau rule, the auto form rule and the bootstrap do; this module
+does it).
 
 Everything here works in log space on centred coordinates: parameters are
 ``(c, beta, gamma)`` with ``f(m) = exp(c + beta·x) + gamma`` and
@@ -13,12 +13,12 @@ few vectorised Levenberg–Marquardt steps instead of a thousand scipy calls.
 Example::
 
     import numpy as np
-    from scaling_optuna import _fitting
+    from scaling_optuna.fit import _power_law
 
     lx = np.log([100.0, 200, 400, 800, 1600]) - np.log(400.0)
     ly = np.log([0.52, 0.38, 0.29, 0.23, 0.19])
-    params, sse = _fitting.fit_point("saturating", lx, ly)
-    _fitting.curve(params[None, :], lx)   # the fitted values, shape (1, 5)
+    params, sse = _power_law.fit_point("saturating", lx, ly)
+    _power_law.curve(params[None, :], lx)   # the fitted values, shape (1, 5)
 """
 
 from __future__ import annotations
@@ -56,10 +56,30 @@ def ols_slope(lx: np.ndarray, ly: np.ndarray) -> float:
     return float(np.dot(x, ly - ly.mean()) / sxx) if sxx > 0 else 0.0
 
 
+def rises(lx: np.ndarray, ly: np.ndarray, p_value: float) -> bool:
+    """Whether ``ly`` rises with ``lx``: a positive least-squares slope, one-sided p < ``p_value``.
+
+    A curve that is flat up to noise does not rise; an exact rising line does.
+    """
+    slope = ols_slope(lx, ly)
+    if slope <= 0:
+        return False
+    n = len(lx)
+    if n < 3:
+        return True
+    x = lx - lx.mean()
+    resid = ly - ly.mean() - slope * x
+    s2 = float(np.dot(resid, resid)) / (n - 2)
+    if s2 <= 1e-24:
+        return True
+    t = slope / math.sqrt(s2 / float(np.dot(x, x)))
+    return bool(stats.t.sf(t, n - 2) < p_value)
+
+
 def detect_plateau(
     m: np.ndarray, y: np.ndarray, plateau: float | None, decreasing: bool, min_keep: int
 ) -> tuple[int, str]:
-    """Number of leading points to exclude and why (the plateau rule of :mod:`scaling_optuna.scaling_law`)."""
+    """Number of leading points to exclude and why (the plateau rule of :mod:`scaling_optuna.fit`)."""
     n = len(y)
     if not decreasing or n <= min_keep:
         return 0, ""
@@ -166,11 +186,11 @@ def choose_form(
     return chosen, scores, pp, ps
 
 
-def fit_batch_auto(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """Fit both forms to every row and keep, per row, the one the auto rule picks."""
+def fit_batch_auto(lx: np.ndarray, ly: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Fit both forms to every row and keep, per row, the one the auto rule picks (``start``: see :func:`fit_batch`)."""
     n = len(lx)
     pw = fit_batch("power", lx, ly)
-    st = fit_batch("saturating", lx, ly)
+    st = fit_batch("saturating", lx, ly, start)
     sse_p = ((ly - np.log(curve(pw, lx))) ** 2).sum(axis=1)
     sse_s = ((ly - np.log(curve(st, lx))) ** 2).sum(axis=1)
     sse_s = np.where(np.isfinite(sse_s), sse_s, np.inf)
@@ -221,8 +241,13 @@ def fit_point(form: str, lx: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, fl
     return p, float(np.dot(r, r))
 
 
-def fit_batch(form: str, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
-    """Fit every row of ``ly`` (shape (B, n)); returns params (B, 3)."""
+def fit_batch(form: str, lx: np.ndarray, ly: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Fit every row of ``ly`` (shape (B, n)); returns params (B, 3).
+
+    ``start`` (the fit the rows were resampled around) replaces the grid of
+    starting points of the saturating form: a bootstrap replicate sits close
+    to it, and the grid would cost more than the refinement.
+    """
     if form == "power":
         xm = lx.mean()
         x = lx - xm
@@ -231,7 +256,11 @@ def fit_batch(form: str, lx: np.ndarray, ly: np.ndarray) -> np.ndarray:
         b = (ly - ybar[:, None]) @ x / sxx if sxx > 0 else np.zeros(len(ly))
         c = ybar - b * xm
         return np.column_stack([c, b, np.zeros(len(ly))])
-    theta, lo, hi = _saturating_grid_start(lx, ly)
+    if start is None:
+        theta, lo, hi = _saturating_grid_start(lx, ly)
+    else:
+        lo, hi = _saturating_bounds(ly)
+        theta = np.clip(np.broadcast_to(np.asarray(start, dtype=float), lo.shape), lo, hi)
     theta, _ = _lm_saturating(lx, ly, theta, lo, hi)
     return theta
 
@@ -291,52 +320,61 @@ def _sat_residuals(lx: np.ndarray, ly: np.ndarray, theta: np.ndarray):
 def _lm_saturating(
     lx: np.ndarray, ly: np.ndarray, theta: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 40
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Bounded Levenberg–Marquardt on the log-space SSE, vectorised over rows."""
-    bsz = ly.shape[0]
+    """Bounded Levenberg–Marquardt on the log-space SSE, vectorised over rows.
+
+    A row leaves the batch once it has converged (no improvement and a large
+    damping), so a thousand bootstrap replicates cost what the slow few cost.
+    """
     if ly.shape[0] != theta.shape[0]:
         ly = np.repeat(ly, theta.shape[0] // ly.shape[0], axis=0)
-        bsz = ly.shape[0]
     theta = theta.copy()
-    lam = np.full(bsz, 1e-3)
-    eye = np.eye(3)
+    lam = np.full(ly.shape[0], 1e-3)
     r, p, yh = _sat_residuals(lx, ly, theta)
     sse = np.einsum("bn,bn->b", r, r)
     sse = np.where(np.isfinite(sse), sse, np.inf)
-    tiny = 1e-12
+    active = np.arange(ly.shape[0])
     for _ in range(iters):
-        inv = 1.0 / yh
-        jac = np.stack([p * inv, p * lx[None, :] * inv, inv], axis=2)  # d log f / d theta
-        grad = np.einsum("bnk,bn->bk", jac, r)
-        jtj = np.einsum("bnk,bnl->bkl", jac, jac)
-        span = np.maximum(hi - lo, 1e-300)
-        at_lo = theta <= lo + tiny * span
-        at_hi = theta >= hi - tiny * span
-        fixed = (at_lo & (grad < 0)) | (at_hi & (grad > 0))
-        free = ~fixed
-        a = np.where(free[:, :, None] & free[:, None, :], jtj, 0.0)
-        d = np.einsum("bkk->bk", a)
-        ridge = 1e-12 * d.max(axis=1) + 1e-300
-        a = a + eye[None] * (lam[:, None] * d + fixed + ridge[:, None])[:, None, :]
-        rhs = np.where(free, grad, 0.0)
-        try:
-            delta = np.linalg.solve(a, rhs[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            delta = np.stack([np.linalg.lstsq(a[i], rhs[i], rcond=None)[0] for i in range(bsz)])
-        delta = np.where(np.isfinite(delta), delta, 0.0)
-        new = np.clip(theta + delta, lo, hi)
-        r2, p2, yh2 = _sat_residuals(lx, ly, new)
-        sse2 = np.einsum("bn,bn->b", r2, r2)
-        ok = np.isfinite(sse2) & (sse2 < sse)
-        improvement = np.where(ok, sse - sse2, 0.0)
-        theta = np.where(ok[:, None], new, theta)
-        r = np.where(ok[:, None], r2, r)
-        p = np.where(ok[:, None], p2, p)
-        yh = np.where(ok[:, None], yh2, yh)
-        sse = np.where(ok, sse2, sse)
-        lam = np.clip(np.where(ok, lam * 0.3, lam * 4.0), 1e-9, 1e9)
-        if np.all(improvement <= 1e-12 * (sse + 1e-12)) and np.all(lam > 1e3):
+        if active.size == 0:
             break
+        step = _lm_step(lx, ly[active], theta[active], r[active], p[active], yh[active], sse[active],
+                        lam[active], lo[active], hi[active])
+        ok, new, r2, p2, yh2, sse2, improvement = step
+        rows = active[ok]
+        theta[rows], r[rows], p[rows], yh[rows], sse[rows] = new[ok], r2[ok], p2[ok], yh2[ok], sse2[ok]
+        lam[active] = np.clip(np.where(ok, lam[active] * 0.3, lam[active] * 4.0), 1e-9, 1e9)
+        done = (improvement <= 1e-12 * (sse[active] + 1e-12)) & (lam[active] > 1e3)
+        active = active[~done]
     return theta, sse
+
+
+def _lm_step(lx, ly, theta, r, p, yh, sse, lam, lo, hi):
+    """One damped Gauss–Newton step for every row; returns which rows improved and their new state."""
+    tiny = 1e-12
+    inv = 1.0 / yh
+    jac = np.stack([p * inv, p * lx[None, :] * inv, inv], axis=2)  # d log f / d theta
+    grad = np.einsum("bnk,bn->bk", jac, r)
+    jtj = np.einsum("bnk,bnl->bkl", jac, jac)
+    span = np.maximum(hi - lo, 1e-300)
+    at_lo = theta <= lo + tiny * span
+    at_hi = theta >= hi - tiny * span
+    fixed = (at_lo & (grad < 0)) | (at_hi & (grad > 0))
+    free = ~fixed
+    a = np.where(free[:, :, None] & free[:, None, :], jtj, 0.0)
+    d = np.einsum("bkk->bk", a)
+    ridge = 1e-12 * d.max(axis=1) + 1e-300
+    a = a + np.eye(3)[None] * (lam[:, None] * d + fixed + ridge[:, None])[:, None, :]
+    rhs = np.where(free, grad, 0.0)
+    try:
+        delta = np.linalg.solve(a, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        delta = np.stack([np.linalg.lstsq(a[i], rhs[i], rcond=None)[0] for i in range(len(a))])
+    delta = np.where(np.isfinite(delta), delta, 0.0)
+    new = np.clip(theta + delta, lo, hi)
+    r2, p2, yh2 = _sat_residuals(lx, ly, new)
+    sse2 = np.einsum("bn,bn->b", r2, r2)
+    ok = np.isfinite(sse2) & (sse2 < sse)
+    improvement = np.where(ok, sse - sse2, 0.0)
+    return ok, new, r2, p2, yh2, sse2, improvement
 
 
 def _fit_saturating_point(lx: np.ndarray, ly: np.ndarray) -> np.ndarray:

@@ -1,0 +1,271 @@
+"""Tests for the predictor of scaling_optuna.fit: the calibrated ensemble, its band, the baselines, the fallback."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import optimize
+
+from scaling_optuna.errors import UserError
+from scaling_optuna.fit import FAMILIES
+from scaling_optuna.fit import fit_least_squares
+from scaling_optuna.fit import fit_log_log_line
+from scaling_optuna.fit import fit_scaling_law
+from scaling_optuna.fit import _families
+
+SLICE = Path(__file__).parent / "data" / "lcdb-slice.csv"
+
+
+def _slice_tasks(fraction: int = 8):
+    """The fixture's curves (every 60th LCDB evaluation curve): fit ≤ 1/fraction of the largest size, predict it."""
+    curves: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    with SLICE.open(newline="") as f:
+        for row in csv.DictReader(f):
+            curves.setdefault((row["openmlid"], row["learner"]), []).append((float(row["size_train"]), float(row["error"])))
+    tasks = []
+    for points in curves.values():
+        points.sort()
+        m = np.array([p[0] for p in points])
+        y = np.array([p[1] for p in points])
+        keep = m <= m[-1] / fraction
+        tasks.append((m[keep], y[keep], m[-1], y[-1]))
+    return tasks
+
+
+def _saturating(m, alpha=3.0, beta=-0.5, gamma=0.04):
+    return alpha * np.asarray(m, float) ** beta + gamma
+
+
+# ---------------------------------------------------------------------------
+# Accuracy and calibration on real curves
+# ---------------------------------------------------------------------------
+
+
+def test_beats_least_squares_on_real_lcdb_curves():
+    tasks = _slice_tasks(8)
+    assert len(tasks) == 18 and all(len(m) >= 5 for m, *_ in tasks)
+    ours, ls = [], []
+    for m, y, target, truth in tasks:
+        ours.append(fit_scaling_law(m, y, n_bootstrap=0).predict([target]).mean[0])
+        ls.append(fit_least_squares(m, y, n_bootstrap=0).predict([target]).mean[0])
+    truth = np.array([t[3] for t in tasks])
+    ours, ls = np.array(ours), np.array(ls)
+    assert np.mean(np.abs(ours - truth)) < np.mean(np.abs(ls - truth))
+    assert np.mean(np.abs(np.log(ours / truth))) < np.mean(np.abs(np.log(ls / truth)))
+
+
+def test_band_holds_real_curves_about_as_often_as_it_says():
+    inside = []
+    for m, y, target, truth in _slice_tasks(8):
+        p = fit_scaling_law(m, y, n_bootstrap=50).predict([target])
+        assert p.lower[0] < p.mean[0] < p.upper[0]
+        inside.append(p.lower[0] <= truth <= p.upper[0])
+    assert 15 <= sum(inside) <= 18  # 95 % of 18 is 17.1
+
+
+def test_band_contains_the_truth_of_a_clean_saturating_curve():
+    sizes = 2.0 ** np.arange(5, 12)  # 32 … 2048
+    rng = np.random.default_rng(4)
+    values = _saturating(sizes) * np.exp(0.01 * rng.standard_normal(len(sizes)))
+    fit = fit_scaling_law(sizes, values)
+    target = 8 * sizes[-1]
+    p = fit.predict([target])
+    truth = _saturating(target)
+    assert p.lower[0] <= truth <= p.upper[0]
+    assert p.mean[0] == pytest.approx(truth, rel=0.1)
+    assert p.upper[0] / p.lower[0] < 3.0  # a band, not the whole axis
+
+
+def test_own_neural_curve_is_predicted_no_worse_than_least_squares():
+    # mnist1d, tuned MLP, test error against size (benchmarks/data/own-curves.csv)
+    sizes = np.array([250, 500, 1000, 2000, 4000, 8000, 16000], float)
+    errors = np.array([0.738, 0.6564, 0.5966, 0.4656, 0.3898, 0.2516, 0.1976])
+    ours = fit_scaling_law(sizes[:-1], errors[:-1], plateau=0.9074, n_bootstrap=0).predict([16000]).mean[0]
+    ls = fit_least_squares(sizes[:-1], errors[:-1], n_bootstrap=0).predict([16000]).mean[0]
+    assert abs(math.log(ours / errors[-1])) <= abs(math.log(ls / errors[-1]))
+
+
+# ---------------------------------------------------------------------------
+# What the fit says it did
+# ---------------------------------------------------------------------------
+
+
+def test_fit_says_which_families_and_how_the_band_was_made():
+    sizes = 2.0 ** np.arange(5, 12)
+    fit = fit_scaling_law(sizes, _saturating(sizes))
+    assert fit.family_weights and set(fit.family_weights) <= set(FAMILIES)
+    assert sum(fit.family_weights.values()) == pytest.approx(1.0)
+    assert all(w > 0 for w in fit.family_weights.values())
+    assert fit.method.startswith("weighted ensemble of ") and "LCDB" in fit.method
+    top = max(fit.family_weights, key=fit.family_weights.get)
+    assert fit.method.index(top) < fit.method.index("(")  # the heaviest family is named first
+    assert "split-conformal" in fit.band_method and "LCDB" in fit.band_method
+    assert fit.fallback == ""
+    d = json.loads(json.dumps(fit.to_dict()))
+    assert d["family_weights"] == pytest.approx(fit.family_weights)
+    assert d["method"] == fit.method and d["band_method"] == fit.band_method and d["fallback"] == ""
+    # alpha, beta, gamma stay the paper's law, whatever predicts
+    assert str(fit).startswith("ε(m) = ") and "β 95% CI" in str(fit)
+
+
+def test_explicit_form_and_rising_curves_predict_with_the_law():
+    sizes = 2.0 ** np.arange(5, 12)
+    sat = fit_scaling_law(sizes, _saturating(sizes), form="saturating")
+    assert sat.family_weights == {"pow3": 1.0} and "form='saturating' asked for" in sat.method
+    assert "bootstrap" in sat.band_method and "not calibrated" in sat.band_method
+    law = sat.alpha * 1e5**sat.beta + sat.gamma
+    assert sat.predict([1e5]).mean[0] == pytest.approx(law, rel=1e-9)
+    rising = fit_scaling_law(sizes, 0.01 * sizes**0.5)
+    assert rising.family_weights == {"pow2": 1.0} and "rises" in rising.method
+    assert rising.predict([2 * sizes[-1]]).mean[0] > rising.values_used[-1]
+
+
+def test_every_family_failing_falls_back_to_the_last_point_and_says_so():
+    sizes = [1, 2, 3, 4, 5]
+    values = [1e300, 1e-300, 1e300, 1e-300, 1e300]  # no curve family survives 600 decades of zig-zag
+    fit = fit_scaling_law(sizes, values)
+    assert fit.fallback and "every curve family failed" in fit.fallback
+    assert fit.family_weights == {"last point": 1.0} and fit.method.startswith("last observed value")
+    p = fit.predict([10, 100])
+    assert np.all(p.mean == 1e300) and np.all(np.isnan(p.lower))
+    need = fit.data_needed(1e-305)
+    assert not need.reachable and "every curve family failed" in need.message
+    assert json.loads(json.dumps(fit.to_dict()))["fallback"] == fit.fallback
+
+
+def test_no_bootstrap_means_no_band_but_a_prediction():
+    sizes = 2.0 ** np.arange(5, 12)
+    fit = fit_scaling_law(sizes, _saturating(sizes), n_bootstrap=0)
+    p = fit.predict([1e5])
+    assert np.isfinite(p.mean[0]) and np.isnan(p.lower[0]) and np.isnan(p.upper[0])
+    assert fit.band_method.startswith("none")
+    need = fit.data_needed(0.05)
+    assert need.reachable and math.isnan(need.lower) and math.isnan(need.upper)
+
+
+# ---------------------------------------------------------------------------
+# Sane predictions
+# ---------------------------------------------------------------------------
+
+
+def test_predictions_fall_with_size_and_stay_under_the_plateau():
+    sizes = 2.0 ** np.arange(5, 13)
+    values = np.minimum(0.9, _saturating(sizes, alpha=40.0, beta=-0.6, gamma=0.05))
+    values = values * np.exp(0.02 * np.random.default_rng(3).standard_normal(len(sizes)))
+    fit = fit_scaling_law(sizes, values, plateau=0.9)
+    grid = np.geomspace(1, 1e8, 200)
+    p = fit.predict(grid)
+    assert np.all(np.diff(p.mean) <= 1e-12)
+    assert np.all(np.diff(p.lower[grid > sizes[-1]]) <= 1e-12)
+    assert np.all(p.mean <= 0.9) and np.all(p.upper <= 0.9)
+    assert np.all(p.lower <= p.mean) and np.all(p.mean <= p.upper)
+    noisy = fit.predict(grid, include_noise=True)
+    assert np.all(noisy.lower <= p.lower) and np.all(noisy.upper >= p.upper)
+
+
+def test_data_needed_inverts_the_prediction():
+    sizes = 2.0 ** np.arange(5, 12)
+    fit = fit_scaling_law(sizes, _saturating(sizes))
+    level = fit.predict([4 * sizes[-1]]).mean[0]
+    need = fit.data_needed(level)
+    assert need.reachable and need.size == pytest.approx(4 * sizes[-1], rel=1e-6)
+    assert need.lower <= need.size <= need.upper
+    assert fit.predict([need.lower]).lower[0] == pytest.approx(level, rel=1e-6)  # the optimistic edge gets there first
+    if math.isfinite(need.upper):
+        assert fit.predict([need.upper]).upper[0] == pytest.approx(level, rel=1e-6)
+    floor = fit._ensemble.floor()
+    low = fit.data_needed(0.5 * floor)
+    assert not low.reachable and "no amount of data" in low.message and f"{floor:.3g}" in low.message
+
+
+def test_fit_is_deterministic_and_order_independent():
+    sizes = 2.0 ** np.arange(5, 12)
+    values = _saturating(sizes) * np.exp(0.03 * np.random.default_rng(8).standard_normal(len(sizes)))
+    a = fit_scaling_law(sizes, values, seed=5).predict([1e5])
+    perm = np.random.default_rng(0).permutation(len(sizes))
+    b = fit_scaling_law(sizes[perm], values[perm], seed=5).predict([1e5])
+    assert (a.mean[0], a.lower[0], a.upper[0]) == pytest.approx((b.mean[0], b.lower[0], b.upper[0]), rel=1e-12)
+
+
+# ---------------------------------------------------------------------------
+# The families and the baselines
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("pow3", [0.4, 0.05, -0.5]),
+        ("pow4", [0.5, 0.03, -0.7, 0.01]),
+        ("mmf4", [0.6, 0.04, 0.05, 1.0]),
+        ("wbl4", [0.5, 0.06, 0.1, 0.4]),
+        ("exp3", [0.4, 0.08, 0.3]),
+        ("ilog2", [1.5, 0.02]),
+        ("logpower", [0.7, 0.0, 0.02, 0.6]),
+        ("pow2", [math.log(0.2), -0.3]),
+        ("vap3", [math.log(0.2), -0.3, 0.01]),
+    ],
+)
+def test_each_family_refits_its_own_curve(name, params):
+    m = 2.0 ** np.arange(4, 12)
+    truth = _families.evaluate(name, np.array(params), m, m_ref=m[-1])
+    fitted, loss = _families.fit_family(name, m, truth, np.ones(len(m)))
+    assert math.isfinite(loss)
+    far = np.array([4 * m[-1], 16 * m[-1]])
+    expected = _families.evaluate(name, np.array(params), far, m_ref=m[-1])
+    got = _families.evaluate(name, fitted, far, m_ref=m[-1])
+    assert got == pytest.approx(expected, rel=0.05), (name, fitted)
+    inside = _families.evaluate(name, fitted, m, m_ref=m[-1])
+    assert np.max(np.abs(np.log(inside / truth))) < 0.02
+
+
+def test_least_squares_baseline_is_the_plain_log_space_fit():
+    sizes = np.array([16, 23, 32, 45, 64, 91, 128, 181], float)
+    values = np.array([0.42, 0.37, 0.30, 0.275, 0.25, 0.24, 0.215, 0.21])
+
+    def residuals(p):
+        return np.log(values) - np.log(p[0] * sizes ** p[1] + p[2])
+
+    ref = optimize.least_squares(residuals, [2.0, -0.5, 0.1], bounds=([0, -4, 0], [np.inf, -1e-4, values.min()]))
+    ls = fit_least_squares(sizes, values)
+    ours = np.sum(residuals([ls.alpha, ls.beta, ls.gamma]) ** 2)
+    assert ours <= np.sum(ref.fun**2) * (1 + 1e-6)
+    assert ls.family_weights == {"pow3": 1.0} and "least-squares" in ls.method
+    assert ls.sizes_excluded == () and len(ls.sizes_used) == len(sizes)
+    p = ls.predict([8 * sizes[-1]])
+    assert p.lower[0] < p.mean[0] < p.upper[0]
+    assert p.mean[0] == pytest.approx(ls.alpha * (8 * sizes[-1]) ** ls.beta + ls.gamma, rel=1e-9)
+    three = fit_least_squares(sizes[:3], values[:3])
+    assert np.isnan(three.predict([1000]).lower[0]) and "3 points" in three.band_method
+
+
+def test_baselines_describe_themselves():
+    sizes, values = [100, 200, 400, 800], [0.5, 0.37, 0.28, 0.21]
+    line = fit_log_log_line(sizes, values)
+    assert line.family_weights == {"pow2": 1.0} and "log-log" in line.method and "Student-t" in line.band_method
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "pattern"),
+    [
+        ({"sizes": [100, 200, 400], "values": [0.5, 0.4]}, "different lengths"),
+        ({"sizes": [100, 200], "values": [0.5, 0.4]}, "at least 3"),
+        ({"sizes": [100, -200, 400, 800]}, "sizes must be positive"),
+        ({"values": [0.5, 0.0, 0.3, 0.25]}, "values must be positive finite"),
+        ({"sizes": [100, 200, 200, 800]}, "duplicates"),
+        ({"n_bootstrap": -5}, "n_bootstrap"),
+        ({"confidence": 95}, "confidence"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_least_squares_bad_input_is_one_clear_user_error(kwargs, pattern):
+    args = {"sizes": [100, 200, 400, 800], "values": [0.5, 0.4, 0.3, 0.25], **kwargs}
+    sizes, values = args.pop("sizes"), args.pop("values")
+    with pytest.raises(UserError, match=pattern) as info:
+        fit_least_squares(sizes, values, **args)
+    assert "\n" not in str(info.value)
