@@ -317,6 +317,44 @@ def test_sigterm_exits_zero_quickly_and_another_worker_reruns_the_trial(spec, po
     assert_budgets({name: trials}, 2, sizes=1)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_run_hands_back_every_running_trial_and_leaves_no_worker(spec, tmp_path, workers, sig):
+    path = spec("owned", trials=3, counts=(400,), epochs=200)
+    url = f"sqlite:///{tmp_path / 'owned.db'}"
+    command = ("run", str(path), "--storage", url, "--workers", "2", "--threads", "1", *HEARTBEAT)
+    run = workers("run", *command)
+    kids = wait_until(lambda: len(children_of(run.pid)) == 2 and children_of(run.pid), 60, "two workers")
+    wait_until(lambda: sum(1 for _, ts in all_trials(url).items() for t in ts if t.state == TrialState.RUNNING and t.intermediate_values) == 2, 120, "both workers mid-trial")
+    run.proc.send_signal(sig)
+    assert run.wait(120) == 128 + sig, run.output()
+    assert f"stopped by {signal.Signals(sig).name}: running trials were handed back" in run.output()
+    assert not [k for k in kids if Path(f"/proc/{k}").exists() and "zombie" not in Path(f"/proc/{k}/status").read_text()]
+    (trials,) = all_trials(url).values()
+    states = [t.state for t in trials]
+    assert TrialState.RUNNING not in states, states
+    reasons = [t.system_attrs.get("scaling_optuna:ended", {}).get("reason") for t in trials if t.state == TrialState.FAIL]
+    assert reasons == ["handed back", "handed back"], reasons
+
+    # What the message says: the same command again finishes the budget.
+    again = workers("again", *command)
+    assert again.wait(300) == 0, again.output()
+    assert_budgets(all_trials(url), 3, sizes=1)
+
+
+def test_run_killed_outright_still_stops_its_workers(spec, tmp_path, workers):
+    # Trials far too long to finish on their own: the workers can only leave because they are told to.
+    path = spec("orphan", trials=2, counts=(400,), epochs=100_000)
+    url = f"sqlite:///{tmp_path / 'orphan.db'}"
+    run = workers("run", "run", str(path), "--storage", url, "--workers", "2", "--threads", "1", *HEARTBEAT)
+    kids = wait_until(lambda: len(children_of(run.pid)) == 2 and children_of(run.pid), 60, "two workers")
+    wait_until(lambda: running_mid_trial(url), 120, "a trial mid-way")
+    run.proc.kill()  # no handler runs: the kernel tells the workers (parent-death signal)
+    run.wait(30)
+    wait_until(lambda: not [k for k in kids if Path(f"/proc/{k}").exists()], 120, "the orphaned workers to exit", every=0.5)
+    (trials,) = all_trials(url).values()
+    assert TrialState.RUNNING not in [t.state for t in trials], [t.state for t in trials]
+
+
 # --- A flaky database ------------------------------------------------------------------------
 
 
