@@ -647,6 +647,8 @@ def test_compose_file_is_sound():
     volume = pg["volumes"][0].split(":")[0]
     assert volume in compose["volumes"]  # a named volume
     assert "${POSTGRES_PASSWORD" in str(pg["environment"]["POSTGRES_PASSWORD"])
+    for name in ("create", "worker", "dashboard"):  # the password is never pasted into the URL
+        assert "PASSWORD" not in services[name]["environment"]["SCALING_OPTUNA_STORAGE"], name
     for service in services.values():
         for port in service.get("ports", []):
             assert interpolate(str(port), {}).startswith("127.0.0.1:"), port  # this machine only by default
@@ -668,7 +670,8 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
     services = _compose()["services"]
     path = spec("compose", trials=2, counts=(60, 120), epochs=3)
     port = free_port()
-    env = {"POSTGRES_PASSWORD": SECRET, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "WORKERS": "2"}
+    password = f"{SECRET} /@:%?#'\""  # characters a URL would need encoded: none is, none needs to be
+    env = {"POSTGRES_PASSWORD": password, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "WORKERS": "2"}
 
     def command(service: str) -> list[str]:
         cmd = services[service]["command"]
@@ -679,8 +682,10 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
     def environment(service: str) -> dict[str, str]:
         values = {k: interpolate(str(v), env) for k, v in services[service].get("environment", {}).items()}
         # Inside compose the database is the host "postgres"; here it is the test database.
-        assert values["SCALING_OPTUNA_STORAGE"].startswith(f"postgresql://optuna:{SECRET}@postgres:5432/")
-        values["SCALING_OPTUNA_STORAGE"] = with_password(postgres_url)
+        # The password travels beside the URL, as libpq's PGPASSWORD, so no character of it needs encoding.
+        assert values["SCALING_OPTUNA_STORAGE"] == "postgresql://optuna@postgres:5432/optuna", values
+        assert values["PGPASSWORD"] == password
+        values["SCALING_OPTUNA_STORAGE"] = postgres_url
         assert values["SCALING_OPTUNA_ARTIFACTS"].startswith("/app/data/")  # on the shared volume
         values["SCALING_OPTUNA_ARTIFACTS"] = str(tmp_path / "artifacts")
         return values
