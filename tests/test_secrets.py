@@ -19,9 +19,9 @@ from tests.conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-# Every printable ASCII character, space included, in one password; and a few drawn at random.
+# Every printable ASCII character, space included, in one password; and one drawn at random.
 EVERY_CHARACTER = "".join(chr(c) for c in range(32, 127))
-DRAWN = ["".join(random.Random(seed).choices(string.printable[:95], k=20)) for seed in range(3)]
+DRAWN = "".join(random.Random(0).choices(string.printable[:95], k=20))
 
 
 def _forms(password: str) -> set[str]:
@@ -77,7 +77,7 @@ def test_a_password_of_every_character_never_shows_anywhere(tiny_digits, postgre
     _assert_hidden(password, *outputs, *files, _store_text(database))
 
 
-@pytest.mark.parametrize("password", [EVERY_CHARACTER, *DRAWN])
+@pytest.mark.parametrize("password", [EVERY_CHARACTER, DRAWN])
 def test_a_password_never_shows_in_errors_and_status(tiny_digits, postgres_url, tmp_path, password):
     spec = str(tiny_digits("secret"))
     encoded = quote(password, safe="")
