@@ -39,7 +39,7 @@ def _spec(folder, *, trials: int = 6, sampler: str = RANDOM, counts=SIZES, epoch
     return write_spec(folder, text.replace(RANDOM, sampler), "budget.toml")
 
 
-def _tell(exp, size: int, val_loss: float, stopped_reason: str = EARLY, epochs: int | None = None) -> int:
+def _tell(exp, size: int, val_loss: float, stopped_reason: str = EARLY, epochs: int | None = None, best_epoch: int | None = None) -> int:
     """Train nothing, but finish the size's next queued trial as a worker would record it."""
     study = exp.studies[size]
     trial = study.ask()  # the first one asked is the enqueued untuned baseline
@@ -48,7 +48,7 @@ def _tell(exp, size: int, val_loss: float, stopped_reason: str = EARLY, epochs: 
         epochs = MAX_EPOCHS if stopped_reason == "max_epochs" else 3
     for key, value in {
         "test_error": val_loss / 3, "test_loss": val_loss, "val_error": val_loss / 3, "n_params": 1000,
-        "epochs_run": epochs, "best_epoch": epochs - 1, "wall_time_s": 0.1, "stopped_reason": stopped_reason,
+        "epochs_run": epochs, "best_epoch": epochs - 1 if best_epoch is None else best_epoch, "wall_time_s": 0.1, "stopped_reason": stopped_reason,
     }.items():
         trial.set_user_attr(key, value)
     study.tell(trial, val_loss)
@@ -128,7 +128,7 @@ def test_a_size_where_only_the_untuned_default_finished_is_not_judged(experiment
     assert "at 2 of 4 sizes (60, 120)" in message
 
 
-def test_a_best_trial_that_ran_every_epoch_is_warned_as_undertrained(experiment):
+def test_a_best_trial_still_improving_at_max_epochs_is_warned_as_undertrained(experiment):
     exp = experiment()
     for size in SIZES:
         _tell(exp, size, 0.9)
@@ -136,15 +136,20 @@ def test_a_best_trial_that_ran_every_epoch_is_warned_as_undertrained(experiment)
         # A trial that ran every epoch but is not the best says nothing about the size.
         _tell(exp, size, 0.8, stopped_reason="max_epochs")
     (message,) = [w for w in budget_warnings(exp) if "max_epochs" in w]
-    assert "sizes 120, 480 ran all 4 epochs" in message and "60" not in message and "raise [trainer] max_epochs" in message
+    assert "sizes 120, 480 was still improving when it reached max_epochs (4)" in message
+    assert "60" not in message and "raise [trainer] max_epochs" in message
 
 
 def test_no_undertrained_warning_when_every_best_trial_stopped_early(experiment):
     exp = experiment()
     for size in SIZES:
         _tell(exp, size, 0.9, stopped_reason="max_epochs")
-        # Stopping early in the very last epoch is stopping early: the curve had flattened.
-        _tell(exp, size, 0.5, epochs=MAX_EPOCHS if size == 480 else 3)
+        if size == 240:
+            # Every epoch run, but the best one long before the last (patience 2): the curve had flattened.
+            _tell(exp, size, 0.5, stopped_reason="max_epochs", best_epoch=2)
+        else:
+            # Stopping early in the very last epoch is stopping early.
+            _tell(exp, size, 0.5, epochs=MAX_EPOCHS if size == 480 else 3)
     assert [w for w in budget_warnings(exp) if "max_epochs" in w] == []
 
 
@@ -199,7 +204,7 @@ def test_the_report_shows_the_warnings_in_its_text_json_and_page(experiment, tmp
         _tell(exp, size, 0.4, stopped_reason="max_epochs")  # the untuned default wins every size
         _tell(exp, size, 0.6)
     report = build_report(exp, n_bootstrap=20)
-    expected = ["did not beat the untuned default", "ran all 4 epochs", "random search"]
+    expected = ["did not beat the untuned default", "still improving when it reached max_epochs", "random search"]
     for phrase in expected:
         assert sum(phrase in w for w in report.warnings) == 1, report.warnings
         assert phrase in report.to_text().split("Warnings:", 1)[1]

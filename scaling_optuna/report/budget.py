@@ -5,9 +5,10 @@ Three checks on an experiment's finished trials, each a plain sentence with the 
 - **Tuning did not pay**: at half or more of the sizes where tuned trials finished,
   the best trial by validation loss is still the untuned default (every study's first
   trial), so the trials spent on tuning bought nothing there.
-- **Undertrained**: a size's best trial ran all ``max_epochs`` without early
-  stopping, so it may still have been improving: its error overstates what the size
-  can reach, and the fitted curve inherits that.
+- **Undertrained**: a size's best trial ran all ``max_epochs`` without stopping
+  early and its best epoch was among the last ``patience`` ones: it was still
+  improving, so its error overstates what the size can reach, and the fitted curve
+  inherits that.
 - **Random search in effect**: a size's budget is not above the sampler's startup
   trials (``n_startup_trials``: 10 by default for TPESampler and GPSampler), so every
   trial was drawn at random and the sampler never used what it learnt.
@@ -31,6 +32,7 @@ from typing import Sequence
 import optuna
 
 from scaling_optuna.experiment import Experiment
+from scaling_optuna.experiment import TrialRecord
 from scaling_optuna.report.records import SizeRow
 from scaling_optuna.report.rows import size_rows
 from scaling_optuna.spec import ComponentSpec
@@ -50,13 +52,13 @@ def budget_warnings(experiment: Experiment, rows: Sequence[SizeRow] | None = Non
     Example::
 
         budget_warnings(exp)
-        # ['the best trial of sizes 576, 1151 ran all 20 epochs (max_epochs) without stopping early: ...']
+        # ['the best trial of sizes 576, 1151 was still improving when it reached max_epochs (20): ...']
     """
     rows = size_rows(experiment) if rows is None else list(rows)
     spec = experiment.spec
     found = (
         _untuned_wins(rows),
-        _undertrained(rows, spec.trainer.max_epochs),
+        _undertrained(rows, spec.trainer.max_epochs, spec.trainer.patience),
         _random_search(rows, spec.sampler),
     )
     return [message for message in found if message]
@@ -96,23 +98,25 @@ def _untuned_wins(rows: Sequence[SizeRow]) -> str | None:
     )
 
 
-def _undertrained(rows: Sequence[SizeRow], max_epochs: int) -> str | None:
-    sizes = [r.size for r in rows if r.best is not None and _ran_all_epochs(r, max_epochs)]
+def _undertrained(rows: Sequence[SizeRow], max_epochs: int, patience: int) -> str | None:
+    sizes = [r.size for r in rows if r.best is not None and _still_improving(r.best, max_epochs, patience)]
     if not sizes:
         return None
     which = f"size {sizes[0]}" if len(sizes) == 1 else f"sizes {_sizes(sizes)}"
     return (
-        f"the best trial of {which} ran all {max_epochs} epochs (max_epochs) without stopping early, so it may "
-        "still have been improving and its test error overstates what that size reaches; raise [trainer] max_epochs"
+        f"the best trial of {which} was still improving when it reached max_epochs ({max_epochs}): it ran every "
+        f"epoch without stopping early, its best epoch among the last {patience} (patience), so its test error "
+        "overstates what that size reaches; raise [trainer] max_epochs"
     )
 
 
-def _ran_all_epochs(row: SizeRow, max_epochs: int) -> bool:
-    best = row.best
-    assert best is not None
+def _still_improving(best: TrialRecord, max_epochs: int, patience: int) -> bool:
     if best.stopped_reason is not None:
-        return best.stopped_reason == _RAN_ALL_EPOCHS
-    return best.epochs_run is not None and best.epochs_run >= max_epochs
+        ran_all = best.stopped_reason == _RAN_ALL_EPOCHS
+    else:
+        ran_all = best.epochs_run is not None and best.epochs_run >= max_epochs
+    # Small sets can run every epoch with a flat curve (patience also counts steps): not undertrained.
+    return ran_all and (best.best_epoch is None or best.best_epoch > max_epochs - patience)
 
 
 def _random_search(rows: Sequence[SizeRow], sampler: ComponentSpec) -> str | None:
