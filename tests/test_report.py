@@ -367,6 +367,7 @@ def test_merge_note_keeps_the_users_text_and_replaces_only_its_section():
     assert merge_note("", "only") == f"{NOTE_BEGIN}\n\nonly\n\n{NOTE_END}"
 
 
+@pytest.mark.slow
 def test_real_run_then_report_publishes_to_the_dashboard_and_serves_it(tiny_digits, tmp_path):
     spec = tiny_digits(name="real", trials=2, counts=(60, 120, 240, 480), epochs=3)
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -434,6 +435,7 @@ def test_publish_reports_a_refused_write_instead_of_raising(synthetic, synthetic
     assert "Not published to optuna-dashboard: " in report.to_text()
 
 
+@pytest.mark.slow
 def test_report_html_renders_in_a_headless_browser(synthetic_report, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:
