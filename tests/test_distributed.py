@@ -569,6 +569,7 @@ def test_sigterm_during_an_outage_stops_the_worker_before_the_store_is_back(spec
     assert "Traceback" not in a.output()
 
 
+@pytest.mark.slow
 def test_a_plain_study_with_a_matching_name_is_refused(spec, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     study = optuna.create_study(study_name="dg-n0000100", storage=url, direction="maximize")
