@@ -256,6 +256,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 128 + group.stop_signal
     codes = group.returncodes()
     _print_best(exp)
+    from scaling_optuna.report.budget import budget_warnings
+
+    for line in budget_warnings(exp):
+        print(f"warning: {line}", flush=True)
     if any(codes):
         print(f"error: {sum(1 for c in codes if c)} worker(s) failed (exit codes {codes}); see their messages above", file=sys.stderr)
         return 1

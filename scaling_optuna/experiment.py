@@ -84,6 +84,7 @@ class TrialRecord:
     baseline: bool = False
     epochs_run: int | None = None
     stopped_reason: str | None = None
+    best_epoch: int | None = None
 
     def metric(self, name: str) -> float | None:
         """``test_error``, ``test_loss``, ``n_params`` (or any numeric field) by name."""
@@ -436,4 +437,5 @@ def _record(size: int, name: str, trial: FrozenTrial) -> TrialRecord:
         baseline=bool(attrs.get("baseline", False)),
         epochs_run=attrs.get("epochs_run"),
         stopped_reason=attrs.get("stopped_reason"),
+        best_epoch=attrs.get("best_epoch"),
     )

@@ -13,6 +13,7 @@ from tests.conftest import run_cli
 from tests.conftest import write_spec
 
 
+@pytest.mark.slow
 def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
     spec = tiny_digits(trials=3, counts=(60, 240, 960), epochs=4)
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -76,6 +77,7 @@ def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
     assert all(4 <= len(exp.trials(s, states=tuple(optuna.trial.TrialState))) <= 5 for s in exp.sizes)
 
 
+@pytest.mark.slow
 def test_create_is_idempotent_and_rejects_an_incompatible_spec(tiny_digits, tmp_path):
     spec = tiny_digits(counts=(60, 240))
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -95,6 +97,7 @@ def test_create_is_idempotent_and_rejects_an_incompatible_spec(tiny_digits, tmp_
         scaling_optuna.load_experiment(other, storage=url)
 
 
+@pytest.mark.slow
 def test_worker_refuses_data_with_another_fingerprint(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "mine.npz"
@@ -124,6 +127,7 @@ def test_worker_refuses_data_with_another_fingerprint(tmp_path):
     assert all(r.complete == 0 and r.running == 0 for r in exp.status())
 
 
+@pytest.mark.slow
 def test_a_diverging_trial_is_pruned_with_its_reason_and_the_worker_goes_on(tmp_path):
     spec = write_spec(tmp_path, """
         name = "boom"

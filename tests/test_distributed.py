@@ -218,6 +218,7 @@ def _dbname(url: str) -> str:
 # --- PostgreSQL: several workers -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_three_workers_on_postgres_reach_every_budget_and_hide_the_password(spec, postgres_url, tmp_path, workers):
     path = spec("three", trials=4, counts=(100, 200, 400), epochs=5)
     url = with_password(postgres_url)
@@ -266,6 +267,7 @@ def test_proxy_in_front_of_a_proxy_is_a_usage_error():
 # --- Workers that die ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried_with_same_params(spec, postgres_url, workers):
     path = spec("killed", trials=2, counts=(400,), epochs=30)
     create(path, postgres_url)
@@ -293,7 +295,8 @@ def test_sigkilled_worker_trial_is_failed_by_heartbeat_and_retried_with_same_par
     assert_budgets({name: trials}, 2, sizes=1)
 
 
-def test_sigterm_exits_zero_quickly_and_another_worker_reruns_the_trial(spec, postgres_url, workers):
+@pytest.mark.slow
+def test_sigterm_exits_zero_hands_the_trial_back_and_another_worker_reruns_it(spec, postgres_url, workers):
     path = spec("termed", trials=2, counts=(400,), epochs=30)
     create(path, postgres_url)
     a = workers("a", *worker_args(path, postgres_url))
@@ -358,6 +361,7 @@ def test_run_killed_outright_still_stops_its_workers(spec, tmp_path, workers):
 # --- A flaky database ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_workers_survive_connections_cut_and_a_short_outage(spec, postgres_url, workers):
     path = spec("cut", trials=4, counts=(120, 240), epochs=12)
     create(path, postgres_url)
@@ -396,6 +400,7 @@ def test_workers_survive_connections_cut_and_a_short_outage(spec, postgres_url, 
     assert_budgets(all_trials(postgres_url), 4, sizes=2)
 
 
+@pytest.mark.slow
 def test_worker_cut_off_longer_than_grace_loses_its_trial_to_the_retry_and_carries_on(spec, postgres_url, workers):
     """A network partition around one worker: the others fail its trial as stale and re-run it;
     when the worker is back, it notices, drops its copy of the trial (no double count) and goes on."""
@@ -454,6 +459,7 @@ def psycopg_connect(url: str):
 # --- The one-machine default, the journal and the gRPC proxy ---------------------------------
 
 
+@pytest.mark.slow
 def test_four_workers_on_sqlite_have_no_storage_errors(spec, tmp_path, workers):
     path = spec("lite", trials=6, counts=(60, 120), epochs=3)
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -480,6 +486,7 @@ def test_four_workers_on_sqlite_have_no_storage_errors(spec, tmp_path, workers):
     assert_budgets(trials, 9, sizes=2)
 
 
+@pytest.mark.slow
 def test_journal_storage_run_completes(spec, tmp_path, workers):
     path = spec("journal", trials=3, counts=(60, 120), epochs=3)
     url = f"journal:///{tmp_path / 'store.log'}"
@@ -492,6 +499,7 @@ def test_journal_storage_run_completes(spec, tmp_path, workers):
     assert all("scaling_optuna:heartbeat" in t.system_attrs for ts in trials.values() for t in ts)
 
 
+@pytest.mark.slow
 def test_grpc_proxy_run_completes_and_retries_a_killed_worker(spec, postgres_url, workers):
     path = spec("proxied", trials=2, counts=(400,), epochs=30)
     port = free_port()
@@ -522,6 +530,7 @@ def test_grpc_proxy_run_completes_and_retries_a_killed_worker(spec, postgres_url
 # --- Exact budgets, every store notices dead workers -----------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("store", ["sqlite", "postgresql"])
 def test_six_workers_on_one_trial_budgets_never_overshoot(store, spec, tmp_path, workers, request):
     """Workers only claim queued trials, so however many race, no study ends over its budget."""
@@ -539,6 +548,7 @@ def test_six_workers_on_one_trial_budgets_never_overshoot(store, spec, tmp_path,
     assert_budgets(trials, 1, sizes=3)
 
 
+@pytest.mark.slow
 def test_journal_store_reruns_the_trial_of_a_killed_worker(spec, tmp_path, workers):
     path = spec("journal_kill", trials=2, counts=(400,), epochs=30)
     log = tmp_path / "store.log"
@@ -570,6 +580,7 @@ def test_journal_store_reruns_the_trial_of_a_killed_worker(spec, tmp_path, worke
     assert_budgets({name: trials}, 2, sizes=1)
 
 
+@pytest.mark.slow
 def test_sigterm_during_an_outage_stops_the_worker_before_the_store_is_back(spec, postgres_url, workers):
     """A stop request is not held up by retries: the worker leaves while the database is still away."""
     path = spec("outage_term", trials=2, counts=(400,), epochs=30)
@@ -596,6 +607,7 @@ def test_sigterm_during_an_outage_stops_the_worker_before_the_store_is_back(spec
     assert "Traceback" not in a.output()
 
 
+@pytest.mark.slow
 def test_a_plain_study_with_a_matching_name_is_refused(spec, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     study = optuna.create_study(study_name="dg-n0000100", storage=url, direction="maximize")
@@ -665,6 +677,7 @@ def test_compose_file_is_sound():
     assert ".env" in (ROOT / ".dockerignore").read_text().split()
 
 
+@pytest.mark.slow
 def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, workers):
     """Run what the create, worker and dashboard services run, against the local PostgreSQL."""
     services = _compose()["services"]

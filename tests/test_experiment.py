@@ -34,6 +34,12 @@ def test_create_takes_a_path_queues_the_budget_and_names_the_metric(tiny_digits,
     again = create_experiment(path, url)  # idempotent
     assert [len(again.studies[s].trials) for s in again.sizes] == [3, 3]
     assert load_experiment(path, url).sizes == [60, 120]
+    # Optuna's own table names the objective too (optuna-dashboard reads the same metric names).
+    study = exp.studies[60]
+    trial = study.ask()
+    study.tell(trial, 0.5)
+    frame = optuna.load_study(study_name=study.study_name, storage=url).trials_dataframe()
+    assert frame.loc[frame["state"] == "COMPLETE", "value_val_loss"].tolist() == [0.5]
 
 
 def test_raising_the_budget_queues_more_and_lowering_it_withdraws_fresh_trials_only(tiny_digits, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import optuna
+import pytest
 
 import scaling_optuna
 from tests.conftest import run_cli
@@ -17,6 +18,7 @@ def _finished(url: str, name: str) -> dict[int, tuple]:
     }
 
 
+@pytest.mark.slow
 def test_more_trials_and_a_larger_size_reuse_finished_work(tiny_digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     small = tiny_digits(name="grow", trials=2, counts=(60, 240), epochs=3)

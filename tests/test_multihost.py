@@ -52,6 +52,7 @@ CUT_S = 30
 OUTAGE_S = 15
 VICTIM_WAIT_S = 120
 DEADLINE_S = 480
+STOP_WAIT_S = 120
 CLI = (sys.executable, "-m", "scaling_optuna")
 
 SPEC = f"""
@@ -231,9 +232,11 @@ def test_experiment_across_hosts_survives_partition_outage_kill_and_sigterm(netw
     # Its workers have stopped (or ought to have): from here on, only new epochs or a retry count as going on.
     watch_recovery("SIGTERM to run", probe.refresh(victim), termed)
     try:
-        hosts.wait_for(lambda: not w3.pids(), 20, "run's workers to stop")
+        # A hang guard, not a speed bound: each worker stops at its trial's next epoch boundary,
+        # which a loaded machine may reach late (benchmarks/reliability.py times it).
+        hosts.wait_for(lambda: not w3.pids(), STOP_WAIT_S, "run's workers to stop")
     except TimeoutError:
-        trace.check(False, f"SIGTERM to run left {len(w3.pids())} worker process(es) running on w3 20 s later (pids {w3.pids()})")
+        trace.check(False, f"SIGTERM to run left {len(w3.pids())} worker process(es) running on w3 {STOP_WAIT_S} s later (pids {w3.pids()})")
     # What its message tells a user to do: the same command again, which finishes the experiment.
     workers["w3 (run again)"] = w3.start(run_command, "run-again")
     trace.note("run started again on w3")

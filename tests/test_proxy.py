@@ -59,6 +59,7 @@ def first_proxy(tmp_path):
         proc.wait()
 
 
+@pytest.mark.slow
 def test_second_proxy_on_a_taken_port_exits_2_with_one_line_and_writes_nothing(first_proxy, tmp_path, tiny_digits):
     second = run_cli("proxy", "--storage", f"sqlite:///{tmp_path / 'second.db'}", "--port", str(first_proxy), timeout=60, env=ENV)
     assert second.returncode == 2, second.stdout + second.stderr

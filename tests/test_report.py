@@ -246,7 +246,8 @@ def test_best_prints_the_reports_table_with_the_hyperparameters(synthetic, synth
     assert best_lines[-1].split() == [str(RUNNING_SIZE)] + ["-"] * 6 + ["0", "0", "0", "1"]
 
 
-@pytest.mark.parametrize("out", ["/proc/nope", "{tmp}/file", "{tmp}/file/sub", "{tmp}/writable"])
+# The writable control builds and publishes a whole report (over 10 s on a busy machine).
+@pytest.mark.parametrize("out", ["/proc/nope", "{tmp}/file", "{tmp}/file/sub", pytest.param("{tmp}/writable", marks=pytest.mark.slow)])
 def test_a_report_that_cannot_write_its_folder_fails_before_writing_to_the_store(synthetic, tmp_path, out):
     if out.startswith("/proc") and not Path("/proc/self").exists():
         pytest.skip("no /proc on this system")
@@ -280,6 +281,7 @@ def _study_attrs(url: str) -> dict[str, tuple[dict, dict]]:
         storage.engine.dispose()
 
 
+@pytest.mark.slow
 def test_fewer_than_three_usable_sizes_is_a_message_not_a_crash(tmp_path):
     spec_path = write_spec(tmp_path, TINY_DIGITS.format(name="two", trials=2, counts=[60, 240, 960], epochs=3))
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -367,6 +369,7 @@ def test_merge_note_keeps_the_users_text_and_replaces_only_its_section():
     assert merge_note("", "only") == f"{NOTE_BEGIN}\n\nonly\n\n{NOTE_END}"
 
 
+@pytest.mark.slow
 def test_real_run_then_report_publishes_to_the_dashboard_and_serves_it(tiny_digits, tmp_path):
     spec = tiny_digits(name="real", trials=2, counts=(60, 120, 240, 480), epochs=3)
     url = f"sqlite:///{tmp_path / 'store.db'}"
@@ -434,6 +437,7 @@ def test_publish_reports_a_refused_write_instead_of_raising(synthetic, synthetic
     assert "Not published to optuna-dashboard: " in report.to_text()
 
 
+@pytest.mark.slow
 def test_report_html_renders_in_a_headless_browser(synthetic_report, tmp_path):
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:

@@ -119,6 +119,7 @@ def test_coverage_saturating_form():
     assert wb < 0.4 and wp < 1.2, (wb, wp)  # not absurdly wide
 
 
+@pytest.mark.slow
 def test_coverage_auto_form_includes_the_form_choice():
     # a saturating truth that noisy short curves often cannot tell from a power law
     cb, cp, wb, wp = _coverage("auto", 3.0, -0.4, 0.05, 0.05, SIZES9[:7], n_seeds=60)

@@ -65,6 +65,7 @@ def _start_worker(spec, url) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_soak_with_random_kills(tmp_path):
     spec = write_spec(tmp_path, SOAK_SPEC, "soak.toml")
     url = f"sqlite:///{tmp_path / 'soak.db'}"

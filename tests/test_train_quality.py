@@ -113,6 +113,7 @@ def seed_cnn(data, widths=(6, 16, 120, 84)) -> nn.Module:
     return SeedCNN((1, 8, 8), 10, *widths, input_stats=data.input_stats(data.pool_size))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kind, make",
     [
@@ -154,6 +155,7 @@ def mean_errors(make, first, second) -> tuple[float, float]:
     return statistics.mean(e[0] for e in errors), statistics.mean(e[1] for e in errors)
 
 
+@pytest.mark.slow
 def test_layouts_train_the_same_model(digits) -> None:
     cl, nchw = mean_errors(
         lambda: seed_cnn(digits, (8, 16, 64, 32)),
@@ -163,6 +165,7 @@ def test_layouts_train_the_same_model(digits) -> None:
     assert abs(cl - nchw) <= 0.02
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_path_trains_well_on_cpu(digits) -> None:
     # The path CUDA takes by default, exercised here on the CPU's bf16 autocast.
     bf16, fp32 = mean_errors(

@@ -19,6 +19,7 @@ Modules, each depending only on those above it:
 ========================  ==========================================================
 ``records``               the numbers as plain records, and their JSON form
 ``rows``                  reading the store: one row per size
+``budget``                warnings when the trial budget was spent where it could not help
 ``curves``                the fits, predictions, backtests and the target answer
 ``text``                  the terminal text, the Markdown note, the best-per-size table
 ``figures``               the plotly figures
@@ -44,6 +45,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 if TYPE_CHECKING:
+    from scaling_optuna.report.budget import budget_warnings
     from scaling_optuna.report.curves import validate_target
     from scaling_optuna.report.output import check_output_dir
     from scaling_optuna.report.output import write_report
@@ -69,6 +71,7 @@ _LAZY = {
     "ReportData": "records",
     "SizeRow": "records",
     "TargetAnswer": "records",
+    "budget_warnings": "budget",
     "build_report": "report",
     "check_output_dir": "output",
     "curve_summary": "summary",

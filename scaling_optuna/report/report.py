@@ -27,6 +27,7 @@ import plotly.graph_objects as go
 from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
 from scaling_optuna.experiment import load_experiment
+from scaling_optuna.report.budget import budget_warnings
 from scaling_optuna.report.curves import BOOTSTRAP_CHOICES
 from scaling_optuna.report.curves import fit_curve
 from scaling_optuna.report.curves import target_answer
@@ -126,6 +127,7 @@ def build_report(
         "test_loss": fit_curve(rows, "test_loss", plateau=None, **options),
         "n_params": fit_curve(rows, "n_params", plateau=None, **options),
     }
+    warnings += budget_warnings(experiment, rows)
     for message in warnings:
         _log.warning(message)
     return Report(
