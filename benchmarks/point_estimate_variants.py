@@ -114,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     def row(name: str, c_pred: np.ndarray, e_pred: np.ndarray) -> None:
         print(f"{name:<56} calibration: {cal._fmt(cal._metrics(c_pred, c_truth))} | held out 1/8: {cal._fmt(cal._metrics(e_pred, e_truth))}")
 
-    row("shipped (weights fitted to the error)", cal._combine(shipped, c_table, tau), cal._combine(shipped, e_table, tau))
+    c_shipped, e_shipped = cal._combine(shipped, c_table, tau), cal._combine(shipped, e_table, tau)
+    print(f"shipped ensemble's median log(prediction / truth): calibration {np.median(np.log(c_shipped / c_truth)):+.3f}, "
+          f"held out {np.median(np.log(e_shipped / e_truth)):+.3f}")
+    row("shipped (weights fitted to the error)", c_shipped, e_shipped)
     for objective in ("error", "log ratio", "share outside 20%"):
         for geometric in (False, True):
             weights, _ = _fit_weights(c_table, c_truth, objective, geometric, tau)
