@@ -168,12 +168,12 @@ def test_report_recovers_the_laws_the_trials_follow(synthetic_report):
             assert p["lower"] < p["curve_lower"] <= p["predicted"] <= p["curve_upper"] < p["upper"]
     assert exp.studies[SIZES[-1]].user_attrs["test_size"] == 359  # the digits test split the spec sets aside
     assert "359 test examples" in fits["test_error"]["backtest_band"]
-    assert fits["test_loss"]["backtest_band"].startswith("band for one measurement")
+    assert fits["test_loss"]["backtest_band"].startswith("the band for one measurement")
     assert "test examples" not in fits["test_loss"]["backtest_band"]  # no binomial noise for a loss
     assert "mean over many training runs" in fits["test_error"]["prediction_band"]
     for text in (report.to_text(), report.to_markdown()):
-        assert "bands of the predictions: the band of the curve" in text
-        assert "bands of the backtest: band for one measurement" in text and "inside the band for a measurement" in text
+        assert "the 2×/10× bands are the curve's band (where the mean over many training runs lies)" in text
+        assert "the backtest's bands are the band for one measurement" in text and "inside the band for a measurement" in text
     assert "prediction (band for a measurement)" in report.to_html() and "359 test examples" in report.to_html()
     assert not any("test-set size" in w for w in data["warnings"])
 

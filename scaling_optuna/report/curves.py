@@ -123,15 +123,15 @@ def measurement_band_text(metric: str, test_size: int | None) -> str:
 
     Example::
 
-        >>> measurement_band_text("test_error", 359)[:44]
-        'band for one measurement: the curve band wid'
+        >>> measurement_band_text("test_error", 359)[:38]
+        'the band for one measurement (the curv'
     """
-    text = "band for one measurement: the curve band widened by the run-to-run scatter of the fitted points"
+    text = "the band for one measurement (the curve's band widened by the run-to-run scatter of the fitted points"
     if test_size is not None:
-        return text + f" and the binomial noise of a test error on {count(test_size)} test examples"
+        return text + f" and the binomial noise of a test error on {count(test_size)} test examples)"
     if metric == "test_error":
-        return text + " (the store does not record the test-set size, so the test set's binomial noise is left out)"
-    return text
+        return text + "; the store does not record the test-set size, so the test set's binomial noise is left out)"
+    return text + ")"
 
 
 def fit_numbers(

@@ -148,5 +148,5 @@ def _backtest_table(curve: Curve) -> str:
         "<th>prediction (band for a measurement)</th><th>error</th><th>least-squares α·m^β+γ</th><th>its error</th>"
         "<th>naive log-log line</th><th>its error</th></tr>"
     )
-    note = f'<p class="meta">The prediction\'s {_e(curve.backtest_band)}.</p>' if curve.backtest_band else ""
+    note = f'<p class="meta">The bands here are {_e(curve.backtest_band)}.</p>' if curve.backtest_band else ""
     return f"{note}<table>{header}{''.join(rows)}</table>"

@@ -44,7 +44,7 @@ LABELS = {"test_error": "test error", "test_loss": "test loss", "n_params": "par
 SYMBOLS = {"test_error": "ε", "test_loss": "L", "n_params": "N"}
 SELECTION = "best trial of each size by validation loss; the test set is never used to select"
 # What the band of a 2×/10× prediction holds: the mean curve (its value over many runs), not one run's measurement.
-PREDICTION_BAND = "the band of the curve: where the mean over many training runs lies"
+PREDICTION_BAND = "the curve's band (where the mean over many training runs lies)"
 
 
 def finite(value: Any) -> float | None:

@@ -133,10 +133,10 @@ def curve_lines(curve: Curve) -> list[str]:
     lines += _baseline_lines(curve)
     for p in curve.predictions:
         lines.append(f"  {p.multiple:g}× the largest size ({count(p.size)}): {value(p.mean, metric)}{band(p.lower, p.upper, metric)}")
-    if any(math.isfinite(p.lower) for p in curve.predictions):
-        lines.append(f"  bands of the predictions: {PREDICTION_BAND}")
+    if metric != "n_params" and any(math.isfinite(p.lower) for p in curve.predictions):
+        lines.append(f"  the 2×/10× bands are {PREDICTION_BAND}")
     if curve.backtest_band and any(bt.points for bt in curve.backtests):
-        lines.append(f"  bands of the backtest: {curve.backtest_band}")
+        lines.append(f"  the backtest's bands are {curve.backtest_band}")
     lines += ["  " + _backtest_line(bt, metric) for bt in curve.backtests]
     return lines
 
