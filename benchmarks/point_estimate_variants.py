@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     tau = CALIBRATED.misfit_tilt
 
     def row(name: str, c_pred: np.ndarray, e_pred: np.ndarray) -> None:
-        print(f"{name:<56} calibration: {cal._fmt(cal._metrics(c_pred, c_truth))} | held out 1/8: {cal._fmt(cal._metrics(e_pred, e_truth))}")
+        calibration, held_out = cal._fmt(cal._metrics(c_pred, c_truth)), cal._fmt(cal._metrics(e_pred, e_truth))
+        print(f"{name:<56} calibration: {calibration} | held out 1/8: {held_out}")
 
     c_shipped, e_shipped = cal._combine(shipped, c_table, tau), cal._combine(shipped, e_table, tau)
     print(f"shipped ensemble's median log(prediction / truth): calibration {np.median(np.log(c_shipped / c_truth)):+.3f}, "

@@ -106,7 +106,8 @@ def test_test_set_noise_grows_as_the_error_falls_and_shrinks_with_the_test_set()
     extra = np.log(small.upper / small.mean) ** 2 - np.log(without.upper / without.mean) ** 2
     assert small.mean[1] < small.mean[0] and extra[1] > extra[0] > 0
     law = fit_scaling_law(sizes, _saturating(sizes, gamma=0.005), form="saturating")
-    assert np.all(log_width(law.predict(grid, include_noise=True, test_size=300)) > log_width(law.predict(grid, include_noise=True)))
+    with_test_set = law.predict(grid, include_noise=True, test_size=300)
+    assert np.all(log_width(with_test_set) > log_width(law.predict(grid, include_noise=True)))
 
 
 @pytest.mark.parametrize("test_size", [0, -5, 1.5, True, "359"])

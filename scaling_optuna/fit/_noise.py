@@ -84,7 +84,9 @@ def run_log_var(values: np.ndarray, residual_var: float, test_size: int | None) 
     return max(0.0, from_residuals, from_differences)
 
 
-def widen(mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, extra_sd: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+def widen(
+    mean: np.ndarray, lower: np.ndarray, upper: np.ndarray, extra_sd: np.ndarray, z: float
+) -> tuple[np.ndarray, np.ndarray]:
     """A band widened on each side, in quadrature on the log scale, by ``z`` × ``extra_sd`` (log units)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         low_half = np.hypot(np.log(mean / lower), z * extra_sd)
