@@ -136,6 +136,12 @@ def _cached_table(cache, power, robust, points, settings):
 
 def _combine(weights, table, misfit_tilt=None, tilt=None):
     """The ensemble's prediction per task, as ``fit_ensemble`` makes it (families without a fit left out)."""
+    w = _member_weights(weights, table, misfit_tilt, tilt)
+    return (w * np.nan_to_num(table[0], nan=0.0)).sum(axis=1)
+
+
+def _member_weights(weights, table, misfit_tilt=None, tilt=None):
+    """Per task, each family's weight in the ensemble (0 for a family without a fit; rows sum to 1)."""
     pred, score, rms = table
     w = np.where(np.isfinite(pred), weights[None, :], 0.0)
     active = w > 0
@@ -149,8 +155,7 @@ def _combine(weights, table, misfit_tilt=None, tilt=None):
         best = np.where(finite, score, np.inf).min(axis=1, keepdims=True)
         best = np.where(np.isfinite(best), best, 0.0)
         w = w * np.where(finite, np.exp(-(np.where(finite, score, 0.0) - best) / tilt), 1.0)
-    w = w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
-    return (w * np.nan_to_num(pred, nan=0.0)).sum(axis=1)
+    return w / np.maximum(w.sum(axis=1, keepdims=True), 1e-300)
 
 
 def _fit_weights(table, truth, misfit_tilt=None, tilt=None):

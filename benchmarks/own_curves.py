@@ -9,7 +9,9 @@ and writes every curve the report fits as rows of
 * ``curve`` is ``tuned`` (the best trial of each size by validation loss) or
   ``untuned`` (the seed's default model, every study's first trial);
 * ``metric`` is ``test_error`` or ``test_loss``;
-* ``plateau`` is the majority-class error for ``test_error`` (empty for the loss).
+* ``plateau`` is the majority-class error for ``test_error`` (empty for the loss);
+* ``test_size`` is the number of test examples every value was measured on
+  (the studies' ``test_size`` attribute).
 
 The committed ``benchmarks/data/own-curves.csv`` was written by this script;
 ``benchmarks/extrapolation_lcdb.py`` reads it, so that the extrapolation
@@ -31,6 +33,7 @@ from pathlib import Path
 # Submodule imports: they also work where an editable install exposes the package as a namespace.
 from scaling_optuna.experiment import load_experiment
 from scaling_optuna.report import build_report
+from scaling_optuna.report.rows import study_attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from extrapolation_real import _run  # noqa: E402  (the same training run as that benchmark)
@@ -38,13 +41,14 @@ from extrapolation_real import _spec_path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "benchmarks" / "data" / "own-curves.csv"
-FIELDS = ("experiment", "curve", "metric", "size", "value", "plateau")
+FIELDS = ("experiment", "curve", "metric", "size", "value", "plateau", "test_size")
 
 
 def curves_of(spec: Path, url: str) -> list[dict[str, object]]:
     """Every (size, value) point of the tuned and untuned test-error and test-loss curves."""
     exp = load_experiment(spec, storage=url)
     report = build_report(exp)
+    test_size = study_attrs(exp).get("test_size", "")
     rows: list[dict[str, object]] = []
     for metric in ("test_error", "test_loss"):
         curve = report.curves[metric]
@@ -55,7 +59,8 @@ def curves_of(spec: Path, url: str) -> list[dict[str, object]]:
         ):
             for size, value in zip(sizes, values):
                 rows.append({"experiment": exp.spec.name, "curve": kind, "metric": metric, "size": int(size),
-                             "value": repr(float(value)), "plateau": "" if plateau is None else repr(float(plateau))})
+                             "value": repr(float(value)), "plateau": "" if plateau is None else repr(float(plateau)),
+                             "test_size": test_size})
     return rows
 
 

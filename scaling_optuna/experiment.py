@@ -387,6 +387,8 @@ def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int) -> dict[str, 
         "dataset": spec.data.dataset,
         "model": spec.model,
         "majority_error": data.majority_error(),
+        # how many examples every test error was measured on: the report's band for a measured value needs it
+        "test_size": int(len(data.y_test)),
         "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
     }

@@ -68,6 +68,57 @@ def test_band_holds_real_curves_about_as_often_as_it_says():
     assert 15 <= sum(inside) <= 18  # 95 % of 18 is 17.1
 
 
+def test_measurement_band_holds_single_measurements_on_a_small_test_set():
+    # Real curves measured as one run would be, each error on 359 test examples (the digits test set):
+    # the curve band holds the mean curve; a measured value needs the band for a measurement.
+    n, curve_held, measured_held, cases = 359, 0, 0, 0
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        for m, y, target, truth in _slice_tasks(8):
+            measured, new = rng.binomial(n, y) / n, rng.binomial(n, truth) / n
+            if np.any(measured <= 0) or new <= 0:
+                continue  # a log-scale fit cannot use a measured 0
+            fit = fit_scaling_law(m, measured, n_bootstrap=200)
+            curve = fit.predict([target])
+            band = fit.predict([target], include_noise=True, test_size=n)
+            assert band.upper[0] / band.lower[0] > curve.upper[0] / curve.lower[0]
+            curve_held += curve.lower[0] <= new <= curve.upper[0]
+            measured_held += band.lower[0] <= new <= band.upper[0]
+            cases += 1
+    assert cases >= 50
+    assert measured_held >= 0.88 * cases and measured_held > curve_held
+
+
+def test_test_set_noise_grows_as_the_error_falls_and_shrinks_with_the_test_set():
+    sizes = 2.0 ** np.arange(6, 12)
+    fit = fit_scaling_law(sizes, _saturating(sizes, gamma=0.005))
+    grid = [sizes[-1], 8 * sizes[-1]]
+
+    def log_width(p):
+        return np.log(p.upper / p.lower)
+
+    small, large = (fit.predict(grid, include_noise=True, test_size=n) for n in (300, 10**7))
+    without = fit.predict(grid, include_noise=True)
+    assert np.all(log_width(small) > log_width(large))
+    np.testing.assert_allclose(log_width(large), log_width(without), atol=0.005)  # a huge test set adds nothing
+    # the binomial log noise sqrt((1-p)/(p n)) is larger at the smaller predicted error
+    # (the widening is in quadrature: compare the squared upper half-widths)
+    extra = np.log(small.upper / small.mean) ** 2 - np.log(without.upper / without.mean) ** 2
+    assert small.mean[1] < small.mean[0] and extra[1] > extra[0] > 0
+    law = fit_scaling_law(sizes, _saturating(sizes, gamma=0.005), form="saturating")
+    with_test_set = law.predict(grid, include_noise=True, test_size=300)
+    assert np.all(log_width(with_test_set) > log_width(law.predict(grid, include_noise=True)))
+
+
+@pytest.mark.parametrize("test_size", [0, -5, 1.5, True, "359"])
+def test_bad_test_size_is_one_clear_user_error(test_size):
+    fit = fit_scaling_law([100, 200, 400, 800, 1600], [0.5, 0.36, 0.27, 0.2, 0.15])
+    with pytest.raises(UserError, match="test_size must be the number of test examples"):
+        fit.predict([3200], include_noise=True, test_size=test_size)
+    with pytest.raises(UserError, match="pass include_noise=True with it"):
+        fit.predict([3200], test_size=359)
+
+
 def test_band_contains_the_truth_of_a_clean_saturating_curve():
     sizes = 2.0 ** np.arange(5, 12)  # 32 … 2048
     rng = np.random.default_rng(4)

@@ -164,6 +164,18 @@ def test_report_recovers_the_laws_the_trials_follow(synthetic_report):
             assert abs(p["relative_error"]) < 0.1
             assert p["naive_relative_error"] is not None
             assert p["least_squares_relative_error"] is not None  # the baseline a user would fit by hand
+            # a measured value is judged by the band for a measurement: wider than the curve's band
+            assert p["lower"] < p["curve_lower"] <= p["predicted"] <= p["curve_upper"] < p["upper"]
+    assert exp.studies[SIZES[-1]].user_attrs["test_size"] == 359  # the digits test split the spec sets aside
+    assert "359 test examples" in fits["test_error"]["backtest_band"]
+    assert fits["test_loss"]["backtest_band"].startswith("the band for one measurement")
+    assert "test examples" not in fits["test_loss"]["backtest_band"]  # no binomial noise for a loss
+    assert "mean over many training runs" in fits["test_error"]["prediction_band"]
+    for text in (report.to_text(), report.to_markdown()):
+        assert "the 2×/10× bands are the curve's band (where the mean over many training runs lies)" in text
+        assert "the backtest's bands are the band for one measurement" in text and "inside the band for a measurement" in text
+    assert "prediction (band for a measurement)" in report.to_html() and "359 test examples" in report.to_html()
+    assert not any("test-set size" in w for w in data["warnings"])
 
     # The report says how it predicted and how its band was calibrated, in the text, the note and the page.
     assert tuned["method"] and tuned["band_method"] and abs(sum(tuned["family_weights"].values()) - 1) < 1e-6
@@ -172,6 +184,24 @@ def test_report_recovers_the_laws_the_trials_follow(synthetic_report):
     assert "L(m) = " in report.to_text() and "N(m) = " in report.to_text()  # each metric's own symbol
 
     json.dumps(data, allow_nan=False)
+
+
+def test_a_store_without_the_test_set_size_says_what_its_backtest_band_leaves_out(synthetic, tmp_path):
+    spec_path, url = synthetic
+    old = tmp_path / "old.db"
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as source, sqlite3.connect(old) as db:
+        source.backup(db)  # a consistent copy, whatever the journal mode
+        # a store created before studies recorded their test-set size
+        db.execute("DELETE FROM study_user_attributes WHERE key = 'test_size'")
+    data = build_report(str(spec_path), f"sqlite:///{old}", n_bootstrap=200).to_dict()
+    assert any("do not record the test-set size" in w and "scaling-optuna create" in w for w in data["warnings"])
+    band = data["fits"]["test_error"]["backtest_band"]
+    assert "does not record the test-set size" in band and "binomial noise is left out" in band
+    for backtest in data["fits"]["test_error"]["backtest"]:
+        assert all(p["lower"] <= p["curve_lower"] and p["upper"] >= p["curve_upper"] for p in backtest["points"])
+    # re-running create records it
+    exp = scaling_optuna.create_experiment(scaling_optuna.load_spec(spec_path), f"sqlite:///{old}")
+    assert all(study.user_attrs["test_size"] == 359 for study in exp.studies.values())
 
 
 def test_bootstrap_over_trials_resamples_the_near_best_trials_of_each_size(synthetic_report):

@@ -119,9 +119,13 @@ The predictor:
   band held the truth on 89–92 % of extrapolations of datasets it never saw
   (BENCHMARKS.md).  The upper edge may rise beyond the data (real curves
   sometimes do).  Bands need ``n_bootstrap > 0`` (with ``0``: point
-  estimates only, like the law's intervals).  ``include_noise=True`` widens
-  the band by the residual noise: a band for a new *observation* rather than
-  the curve.
+  estimates only, like the law's intervals).  ``include_noise=True`` gives
+  the band for one new *measurement* rather than the mean curve
+  (:mod:`._noise`): widened, in quadrature on the log scale, by the run-to-run
+  scatter of the fitted points (the larger of the residual and the
+  second-difference estimate) and, with ``test_size=n`` for an error rate,
+  by the binomial noise ``sqrt(p(1−p)/n)`` of the test set at the predicted
+  error.
 * **Duplicate sizes** are rejected: pass one value per size (e.g. the best
   trial) and give alternative values through ``groups``.
 * **JSON**: :meth:`ScalingLawFit.to_dict` writes ``float('inf')`` as the string

@@ -44,12 +44,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from dataclasses import field
-from statistics import NormalDist
 
 import numpy as np
 
 from scaling_optuna.fit import _calibration
 from scaling_optuna.fit import _families
+from scaling_optuna.fit import _noise
 
 __all__ = ["CALIBRATED", "SEARCH_REACH", "Ensemble", "Settings", "backtest_errors", "fit_ensemble", "fit_members", "misfits"]
 
@@ -143,21 +143,22 @@ class Ensemble:
         curve2 = self.noise_std**2 * min(3.0 / self.n_points, 1.0)
         return np.sqrt(curve2 + spread2 + beyond**2 * rate2)
 
-    def band(self, m: np.ndarray, confidence: float, include_noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    def band(self, m: np.ndarray, confidence: float, extra_sd: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) at sizes ``m`` for a two-sided ``confidence``.
 
-        ``include_noise`` widens both sides by the residual noise (normal
-        quantile, in quadrature): a band for a new measurement, not the curve.
+        ``extra_sd`` (log units, one per size) widens both sides in quadrature
+        by its normal quantile: the noise of one measurement, for a band that
+        holds a new measurement rather than the curve (:mod:`._noise`).
         """
         m = np.asarray(m, dtype=float)
         q_lo, q_hi = self.settings.band_quantiles(confidence)
         mean = self.weights @ self.members(m)
         s = self.scale(m)
         low_half, high_half = -q_lo * s, q_hi * s
-        if include_noise:
-            z = _normal_quantile((1.0 + confidence) / 2.0)
-            low_half = np.hypot(low_half, z * self.noise_std)
-            high_half = np.hypot(high_half, z * self.noise_std)
+        if extra_sd is not None:
+            z = _noise.normal_quantile(confidence)
+            low_half = np.hypot(low_half, z * extra_sd)
+            high_half = np.hypot(high_half, z * extra_sd)
         with np.errstate(over="ignore", under="ignore"):
             lower = mean * np.exp(-low_half)
             upper = mean * np.exp(high_half)
@@ -314,7 +315,3 @@ def _backtest_rate(
 
 def _grid_points(ratio: float) -> int:
     return int(max(2, min(4000, math.ceil(math.log10(max(ratio, 1.0)) * _GRID_PER_DECADE) + 2)))
-
-
-def _normal_quantile(p: float) -> float:
-    return NormalDist().inv_cdf(p)

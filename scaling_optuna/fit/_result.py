@@ -28,6 +28,7 @@ import numpy as np
 
 from scaling_optuna._json import json_number
 from scaling_optuna.errors import UserError
+from scaling_optuna.fit import _noise
 from scaling_optuna.fit import _power_law
 from scaling_optuna.fit._ensemble import SEARCH_REACH
 from scaling_optuna.fit._ensemble import Ensemble
@@ -190,24 +191,36 @@ class ScalingLawFit:
 
     # -- queries ------------------------------------------------------------
 
-    def predict(self, sizes: Any, *, include_noise: bool = False) -> Prediction:
+    def predict(self, sizes: Any, *, include_noise: bool = False, test_size: int | None = None) -> Prediction:
         """Predict the metric at ``sizes`` with a pointwise band.
 
-        ``include_noise=False`` (default) gives the band of the *curve*;
-        ``True`` widens it by the residual noise (a band for a new observation).
+        ``include_noise=False`` (default) gives the band of the *curve*: where
+        the mean over many runs lies.  ``True`` gives the band for one new
+        *measurement*: the curve band widened by the noise of a single run,
+        estimated from the scatter of the fitted points (:mod:`._noise`), and,
+        with ``test_size`` (the metric is an error rate measured on that many
+        test examples), by the binomial noise of the test set at the
+        predicted error.
 
         Example::
 
             p = fit.predict([2 * max(fit.sizes_used), 10 * max(fit.sizes_used)])
             p.mean, p.lower, p.upper
+            fit.predict([4000], include_noise=True, test_size=359).lower   # a measured test error
         """
         m = as_positive_array(sizes, "sizes")
+        n_test = _noise.check_test_size(test_size)
+        if n_test is not None and not include_noise:
+            raise UserError("test_size sets the noise of one measurement: pass include_noise=True with it")
         nan = np.full(len(m), np.nan)
         if self._ensemble is not None:
             mean = self._ensemble.mean(m)
             if not self._ensemble_band:
                 return Prediction(m, mean, nan, nan.copy(), include_noise, self.confidence)
-            lower, upper = self._ensemble.band(m, self.confidence, include_noise)
+            extra = None
+            if include_noise:
+                extra = np.sqrt(self._measurement_var(mean, self._ensemble.noise_std**2, n_test))
+            lower, upper = self._ensemble.band(m, self.confidence, extra)
             return Prediction(m, mean, lower, upper, include_noise, self.confidence)
         if self.fallback:
             return Prediction(m, np.full(len(m), self.values_used[-1]), nan, nan.copy(), include_noise, self.confidence)
@@ -221,7 +234,16 @@ class ScalingLawFit:
                 curves = curves * np.exp(self._noise)[:, None]
         q = (1.0 - self.confidence) / 2.0
         lower, upper = _power_law.quantiles(curves, q)
+        if include_noise:
+            # the draws carry the law's residual noise already; the rest of one measurement's noise is added
+            rest = np.maximum(self._measurement_var(mean, self.residual_std**2, n_test) - self.residual_std**2, 0.0)
+            lower, upper = _noise.widen(mean, lower, upper, np.sqrt(rest), _noise.normal_quantile(self.confidence))
         return Prediction(m, mean, self._capped(lower), self._capped(upper), include_noise, self.confidence)
+
+    def _measurement_var(self, mean: np.ndarray, residual_var: float, test_size: int | None) -> np.ndarray:
+        """Log variance of one measurement around the curve at the predicted ``mean`` (:mod:`._noise`)."""
+        run = _noise.run_log_var(np.array(self.values_used), residual_var, test_size)
+        return run + _noise.binomial_log_var(mean, test_size)
 
     def _capped(self, values: np.ndarray) -> np.ndarray:
         """No prediction above the best-guess error (``plateau``) when it was given."""

@@ -7,6 +7,13 @@ fitted to the best trial of every size, the untuned curve to every size's
 baseline trial; the backtest refits without the largest one and two sizes and
 predicts them, next to a naive straight line in log-log space.
 
+Two bands: the 2×/10× predictions carry the band of the *curve* (where the
+mean over many runs lies); the backtest judges a *measured* value, one
+training run on a finite test set, by the band for a measurement: the curve
+band widened by the run-to-run scatter of the fitted points and, for the test
+error of a store that records its ``test_size``, the test set's binomial
+noise (:meth:`~scaling_optuna.fit.ScalingLawFit.predict`).
+
 Example::
 
     from scaling_optuna.report.curves import fit_curve, target_answer
@@ -41,7 +48,15 @@ from scaling_optuna.report.records import finite
 from scaling_optuna.report.records import usable
 from scaling_optuna.report.rows import GOOD_TRIAL_TOLERANCE
 
-__all__ = ["BOOTSTRAP_CHOICES", "MULTIPLES", "fit_curve", "fit_numbers", "target_answer", "validate_target"]
+__all__ = [
+    "BOOTSTRAP_CHOICES",
+    "MULTIPLES",
+    "fit_curve",
+    "fit_numbers",
+    "measurement_band_text",
+    "target_answer",
+    "validate_target",
+]
 
 MULTIPLES = (2, 10)
 MIN_SIZES = 3
@@ -57,12 +72,15 @@ def fit_curve(
     n_bootstrap: int = 1000,
     seed: int = 0,
     bootstrap: str = "points",
+    test_size: int | None = None,
 ) -> Curve:
     """Fit ``metric`` ("test_error", "test_loss" or "n_params") of the best trial per size.
 
     Points a log-scale fit cannot use, and a curve that rises with data, add
     a line to ``warnings``; too few sizes or a failed fit give a curve without
-    ``fit`` and the reason in ``message``.
+    ``fit`` and the reason in ``message``.  ``test_size`` (the number of test
+    examples) adds the test set's binomial noise to the backtest's band for a
+    measured test error.
     """
     sizes, values, spreads = _best_points(rows, metric, warnings)
     groups = spreads if bootstrap == "trials" and metric != "n_params" and _has_spread(spreads) else None
@@ -79,7 +97,9 @@ def fit_curve(
     baseline_sizes, baseline_values, baseline_fit, baseline_message = (
         ((), (), None, "") if metric == "n_params" else _baseline(rows, metric, options)
     )
-    backtests = _backtests(sizes, values, groups, options) if fit is not None and metric != "n_params" else ()
+    noise_test_size = test_size if metric == "test_error" else None
+    has_backtests = fit is not None and metric != "n_params"
+    backtests = _backtests(sizes, values, groups, options, noise_test_size) if has_backtests else ()
     return Curve(
         metric=metric,
         sizes=tuple(sizes),
@@ -94,7 +114,24 @@ def fit_curve(
         naive=_try_naive(sizes, values),
         predictions=_predictions(fit),
         backtests=backtests,
+        backtest_band=measurement_band_text(metric, noise_test_size) if backtests else "",
     )
+
+
+def measurement_band_text(metric: str, test_size: int | None) -> str:
+    """What the backtest's band for a measured value is made of, in words.
+
+    Example::
+
+        >>> measurement_band_text("test_error", 359)[:38]
+        'the band for one measurement (the curv'
+    """
+    text = "the band for one measurement (the curve's band widened by the run-to-run scatter of the fitted points"
+    if test_size is not None:
+        return text + f" and the binomial noise of a test error on {count(test_size)} test examples)"
+    if metric == "test_error":
+        return text + "; the store does not record the test-set size, so the test set's binomial noise is left out)"
+    return text + ")"
 
 
 def fit_numbers(
@@ -236,7 +273,7 @@ def _predictions(fit: ScalingLawFit | None) -> tuple[Extrapolation, ...]:
 
 
 def _backtests(
-    sizes: list[int], values: list[float], groups: list[list[float]] | None, options: dict[str, Any]
+    sizes: list[int], values: list[float], groups: list[list[float]] | None, options: dict[str, Any], test_size: int | None
 ) -> tuple[Backtest, ...]:
     """Refit without the largest one and two sizes (while 3 remain) and predict them."""
     out = []
@@ -245,7 +282,9 @@ def _backtests(
         if keep < MIN_SIZES:
             break
         kept_groups = groups[:keep] if groups is not None and _has_spread(groups[:keep]) else None
-        out.append(_backtest(held_out, sizes[:keep], values[:keep], sizes[keep:], values[keep:], kept_groups, options))
+        out.append(
+            _backtest(held_out, sizes[:keep], values[:keep], sizes[keep:], values[keep:], kept_groups, options, test_size)
+        )
     return tuple(out)
 
 
@@ -257,16 +296,21 @@ def _backtest(
     held_values: list[float],
     groups: list[list[float]] | None,
     options: dict[str, Any],
+    test_size: int | None,
 ) -> Backtest:
     fit, message = _try_fit(sizes, values, groups, **options)
     if fit is None:
         return Backtest(held_out, tuple(sizes), (), None, message)
-    pred = fit.predict(held_sizes)
+    curve = fit.predict(held_sizes)
+    # A held-out value is one measurement, not the mean curve: judge it by the band for a measurement.
+    measured = fit.predict(held_sizes, include_noise=True, test_size=test_size)
     naive = _baseline_means(_try_naive(sizes, values), held_sizes)
     least_squares = _baseline_means(_try_least_squares(sizes, values), held_sizes)
     points = tuple(
-        BacktestPoint(int(s), float(a), float(m), float(lo), float(hi), n, q)
-        for s, a, m, lo, hi, n, q in zip(held_sizes, held_values, pred.mean, pred.lower, pred.upper, naive, least_squares)
+        BacktestPoint(int(s), float(a), float(m), float(lo), float(hi), n, q, float(clo), float(chi))
+        for s, a, m, lo, hi, n, q, clo, chi in zip(
+            held_sizes, held_values, measured.mean, measured.lower, measured.upper, naive, least_squares, curve.lower, curve.upper
+        )
     )
     return Backtest(held_out, tuple(sizes), points, fit)
 

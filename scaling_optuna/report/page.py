@@ -145,7 +145,8 @@ def _backtest_table(curve: Curve) -> str:
         return ""
     header = (
         "<tr><th>held out</th><th class=l>fitted on sizes</th><th>predicted size</th><th>measured test error</th>"
-        "<th>prediction (band)</th><th>error</th><th>least-squares α·m^β+γ</th><th>its error</th>"
+        "<th>prediction (band for a measurement)</th><th>error</th><th>least-squares α·m^β+γ</th><th>its error</th>"
         "<th>naive log-log line</th><th>its error</th></tr>"
     )
-    return f"<table>{header}{''.join(rows)}</table>"
+    note = f'<p class="meta">The bands here are {_e(curve.backtest_band)}.</p>' if curve.backtest_band else ""
+    return f"{note}<table>{header}{''.join(rows)}</table>"

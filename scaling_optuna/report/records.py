@@ -43,6 +43,8 @@ LABELS = {"test_error": "test error", "test_loss": "test loss", "n_params": "par
 # The symbol of each metric in its law: ε(m) for the error, L(m) for the loss, N(m) for the parameter count.
 SYMBOLS = {"test_error": "ε", "test_loss": "L", "n_params": "N"}
 SELECTION = "best trial of each size by validation loss; the test set is never used to select"
+# What the band of a 2×/10× prediction holds: the mean curve (its value over many runs), not one run's measurement.
+PREDICTION_BAND = "the curve's band (where the mean over many training runs lies)"
 
 
 def finite(value: Any) -> float | None:
@@ -116,8 +118,12 @@ class Extrapolation:
 class BacktestPoint:
     """A held-out size: what the refit predicted, what was measured, and the two baselines.
 
-    ``least_squares`` is a plain least-squares fit of α·m^β+γ in log space on
-    the same points, ``naive`` a straight line in log-log space.
+    ``lower``/``upper`` is the band for a *measurement* (what ``inside``
+    judges the measured value by: one training run on a finite test set
+    scatters around the curve), ``curve_lower``/``curve_upper`` the band of
+    the mean curve the 2×/10× predictions carry.  ``least_squares`` is a plain
+    least-squares fit of α·m^β+γ in log space on the same points, ``naive`` a
+    straight line in log-log space.
     """
 
     size: int
@@ -127,6 +133,8 @@ class BacktestPoint:
     upper: float
     naive: float | None
     least_squares: float | None = None
+    curve_lower: float = math.nan
+    curve_upper: float = math.nan
 
     @property
     def error(self) -> float:
@@ -143,7 +151,7 @@ class BacktestPoint:
 
     @property
     def inside(self) -> bool | None:
-        """Whether the measured value lies in the band (``None`` without a band)."""
+        """Whether the measured value lies in the measurement band (``None`` without a band)."""
         if math.isnan(self.lower) or math.isnan(self.upper):
             return None
         return bool(self.lower <= self.actual <= self.upper)
@@ -155,6 +163,8 @@ class BacktestPoint:
             "predicted": json_number(self.predicted),
             "lower": json_number(self.lower),
             "upper": json_number(self.upper),
+            "curve_lower": json_number(self.curve_lower),
+            "curve_upper": json_number(self.curve_upper),
             "relative_error": json_number(self.error),
             "inside_band": self.inside,
             "naive_predicted": json_number(self.naive),
@@ -201,6 +211,7 @@ class Curve:
     naive: ScalingLawFit | None = None
     predictions: tuple[Extrapolation, ...] = ()
     backtests: tuple[Backtest, ...] = ()
+    backtest_band: str = ""
 
     @property
     def law(self) -> str:
@@ -222,7 +233,9 @@ class Curve:
             "baseline": None if self.metric == "n_params" else self._baseline_dict(),
             "naive_log_log_line": None if self.naive is None else self.naive.to_dict(),
             "predictions": [p.to_dict() for p in self.predictions],
+            "prediction_band": PREDICTION_BAND if self.predictions else "",
             "backtest": [bt.to_dict() for bt in self.backtests],
+            "backtest_band": self.backtest_band,
         }
 
     def _baseline_dict(self) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from scaling_optuna.report.rows import majority_error
 from scaling_optuna.report.rows import size_rows
 from scaling_optuna.report.rows import skipped_sizes
 from scaling_optuna.report.rows import study_attrs
+from scaling_optuna.report.rows import recorded_test_size
 from scaling_optuna.report.text import render_markdown
 from scaling_optuna.report.text import render_text
 from scaling_optuna.spec import ExperimentSpec
@@ -121,9 +122,16 @@ def build_report(
     warnings = skipped_sizes(rows)
     attrs = study_attrs(experiment)
     majority = majority_error(attrs)
+    n_test = recorded_test_size(attrs)
+    if n_test is None:
+        warnings.append(
+            "the studies do not record the test-set size (a store created by an older version): the backtest's band "
+            "for a measured test error leaves out the test set's binomial noise; run 'scaling-optuna create' on the "
+            "spec and store once to record it"
+        )
     options = dict(warnings=warnings, n_bootstrap=n_bootstrap, seed=seed, bootstrap=bootstrap)
     curves = {
-        "test_error": fit_curve(rows, "test_error", plateau=majority, **options),
+        "test_error": fit_curve(rows, "test_error", plateau=majority, test_size=n_test, **options),
         "test_loss": fit_curve(rows, "test_loss", plateau=None, **options),
         "n_params": fit_curve(rows, "n_params", plateau=None, **options),
     }

@@ -19,7 +19,15 @@ from scaling_optuna.experiment import Experiment
 from scaling_optuna.experiment import SizeStatus
 from scaling_optuna.report.records import SizeRow
 
-__all__ = ["DEFAULT_TOP_K", "GOOD_TRIAL_TOLERANCE", "majority_error", "size_rows", "skipped_sizes", "study_attrs"]
+__all__ = [
+    "DEFAULT_TOP_K",
+    "GOOD_TRIAL_TOLERANCE",
+    "majority_error",
+    "recorded_test_size",
+    "size_rows",
+    "skipped_sizes",
+    "study_attrs",
+]
 
 # Trials whose validation loss is within this fraction of the best one's are as good a
 # choice as the best given validation noise; their spread is what the bootstrap resamples.
@@ -64,3 +72,9 @@ def majority_error(attrs: dict[str, Any]) -> float | None:
     """The test error of guessing the majority class, if the studies recorded a usable one."""
     value = attrs.get("majority_error")
     return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
+def recorded_test_size(attrs: dict[str, Any]) -> int | None:
+    """How many test examples every test error was measured on, if the studies recorded it (newer stores do)."""
+    value = attrs.get("test_size")
+    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

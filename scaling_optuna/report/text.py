@@ -19,6 +19,7 @@ from scaling_optuna.report._format import count
 from scaling_optuna.report._format import percent
 from scaling_optuna.report._format import value
 from scaling_optuna.report.records import Backtest
+from scaling_optuna.report.records import PREDICTION_BAND
 from scaling_optuna.report.records import Curve
 from scaling_optuna.report.records import ReportData
 from scaling_optuna.report.records import SizeRow
@@ -132,6 +133,10 @@ def curve_lines(curve: Curve) -> list[str]:
     lines += _baseline_lines(curve)
     for p in curve.predictions:
         lines.append(f"  {p.multiple:g}× the largest size ({count(p.size)}): {value(p.mean, metric)}{band(p.lower, p.upper, metric)}")
+    if metric != "n_params" and any(math.isfinite(p.lower) for p in curve.predictions):
+        lines.append(f"  the 2×/10× bands are {PREDICTION_BAND}")
+    if curve.backtest_band and any(bt.points for bt in curve.backtests):
+        lines.append(f"  the backtest's bands are {curve.backtest_band}")
     lines += ["  " + _backtest_line(bt, metric) for bt in curve.backtests]
     return lines
 
@@ -170,7 +175,7 @@ def _backtest_line(bt: Backtest, metric: str) -> str:
         part = (
             f"at {p.size} predicted {value(p.predicted, metric)}{band(p.lower, p.upper, metric)}, "
             f"measured {value(p.actual, metric)}: {percent(p.error)}"
-            + ("" if p.inside is None else f" ({'inside' if p.inside else 'outside'} the band)")
+            + ("" if p.inside is None else f" ({'inside' if p.inside else 'outside'} the band for a measurement)")
         )
         if p.least_squares_error is not None:
             part += f"; least-squares α·m^β+γ {percent(p.least_squares_error)}"
