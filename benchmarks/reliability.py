@@ -3,7 +3,8 @@
 Builds the hosts of ``tests/hosts.py`` (network namespaces on a private
 bridge, a private PostgreSQL on host ``db``), then, for each fault, runs a
 fresh experiment in a database of its own (two sizes, 120 and 240 digits, a
-budget of ``--count`` + 2 trials each, no pruning, trials of ``--epochs``
+budget of 2 × ``--count`` + 2 trials each (two sizes, so that a later injection
+still finds a trial of ``w1`` mid-way), no pruning, trials of ``--epochs``
 epochs) with two workers on hosts ``w1`` and ``w2``, injects the fault
 ``--count`` times, each while a trial of ``w1`` (or of any worker) is mid-way
 and after the previous one resolved, lets the workers finish, and audits
@@ -205,7 +206,7 @@ def run_fault(lab: Lab, fault: str) -> Row:
     if fault == "race":
         return run_race(lab)
     # Two sizes: a stale-trial check that looks at one study at a time must still find the other's.
-    budget = args.count + 2
+    budget = 2 * args.count + 2
     url, probe = lab.experiment(fault, budget, [120, 240], args.epochs)
     store = url
     if fault == "sigkill-grpc":
