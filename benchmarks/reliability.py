@@ -3,7 +3,7 @@
 Builds the hosts of ``tests/hosts.py`` (network namespaces on a private
 bridge, a private PostgreSQL on host ``db``), then, for each fault, runs a
 fresh experiment in a database of its own (two sizes, 120 and 240 digits, a
-budget of 2 × ``--count`` + 2 trials each (two sizes, so that a later injection
+budget of 2 × ``--count`` + 2 trials each (enough that the last injection
 still finds a trial of ``w1`` mid-way), no pruning, trials of ``--epochs``
 epochs) with two workers on hosts ``w1`` and ``w2``, injects the fault
 ``--count`` times, each while a trial of ``w1`` (or of any worker) is mid-way
