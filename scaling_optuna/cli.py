@@ -269,6 +269,8 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             args.storage,
             threads=_worker_threads(args),
             device=args.device,
+            # The store holds the budget: --trials changes it for every worker, and `status` shows it.
+            trials=args.trials,
             stop=stop,
             heartbeat_interval=args.heartbeat,
             grace_period=args.grace,

@@ -32,6 +32,7 @@ from typing import IO, Any
 LEVELS = ("debug", "info", "warning", "error")
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_OURS = "_scaling_optuna_handler"
 
 # Attributes every LogRecord has; whatever else a record holds came in through ``extra``.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -58,7 +59,7 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: str = "info", log_format: str = "text", *, stream: IO[str] | None = None) -> None:
     """Send every log record of this process (Optuna's included) to ``stream`` (stderr) in ``log_format``.
 
-    Replaces handlers set before, so calling it twice leaves one handler.
+    Calling it again replaces the handler it set before; handlers of others stay.
     """
     if level not in LEVELS:
         raise ValueError(f"log level {level!r} is not one of {', '.join(LEVELS)}")
@@ -66,8 +67,9 @@ def configure_logging(level: str = "info", log_format: str = "text", *, stream: 
         raise ValueError(f"log format {log_format!r} is not one of {', '.join(FORMATS)}")
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT, datefmt="%H:%M:%S"))
+    setattr(handler, _OURS, True)
     root = logging.getLogger()
-    for old in list(root.handlers):
+    for old in [h for h in root.handlers if getattr(h, _OURS, False)]:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper()))
