@@ -341,7 +341,8 @@ class Worker:
     def _log_trial(self, entry: _Size, final: FrozenTrial, kind: str, outcome: Outcome) -> None:
         attrs = final.user_attrs
         fields = {
-            "event": "trial_finished",
+            # A hand-back or take-over is no result: a collector counting finished trials must not count it.
+            "event": "trial_finished" if kind in ("complete", "pruned", "failed") else f"trial_{kind}",
             "study": entry.study.study_name,
             "size": entry.size,
             "trial": final.number,
