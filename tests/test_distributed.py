@@ -457,7 +457,7 @@ def test_journal_storage_run_completes(spec, tmp_path, workers):
 def test_grpc_proxy_run_completes_and_retries_a_killed_worker(spec, postgres_url, workers):
     path = spec("proxied", trials=2, counts=(400,), epochs=30)
     port = free_port()
-    proxy = workers("proxy", "proxy", "--storage", with_password(postgres_url), "--port", str(port), "--threads", "4", *FAST_HEARTBEAT)
+    proxy = workers("proxy", "proxy", "--storage", with_password(postgres_url), "--port", str(port), "--grpc-threads", "4", *FAST_HEARTBEAT)
     wait_until(lambda: "listening" in proxy.output() or proxy.proc.poll() is not None, 60, "the proxy")
     assert proxy.proc.poll() is None, proxy.output()
     url = f"grpc://127.0.0.1:{port}"
@@ -630,7 +630,7 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
     services = _compose()["services"]
     path = spec("compose", trials=2, counts=(60, 120), epochs=3)
     port = free_port()
-    env = {"POSTGRES_PASSWORD": SECRET, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "WORKERS": "2"}
+    env = {"POSTGRES_PASSWORD": SECRET, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "THREADS": "1", "LOG_FORMAT": "json"}
 
     def command(service: str) -> list[str]:
         cmd = services[service]["command"]
