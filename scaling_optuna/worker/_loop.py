@@ -350,7 +350,8 @@ class Worker:
             "val_loss": final.value,
             "test_error": attrs.get("test_error"),
             "epochs": attrs.get("epochs_run"),
-            "seconds": attrs.get("wall_time_s"),
+            # Training time where the trial recorded it (complete ones), else start to end in the store.
+            "seconds": attrs.get("wall_time_s") or (round(final.duration.total_seconds(), 3) if final.duration else None),
             "worker": self.who,
         }
         text = f"size {entry.size} trial {final.number} {kind.replace('_', ' ')}"
