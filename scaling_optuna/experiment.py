@@ -359,6 +359,10 @@ def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, defau
         # A plain WAITING trial, not enqueue_trial({}): samplers such as GridSampler take a
         # trial with a (possibly empty) fixed_params attribute for a user's partial enqueue.
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+    if held < budget:
+        # Workers started together with a new --trials each queue what they found missing: count
+        # again, so that the surplus of such a race goes back rather than running over the budget.
+        held = sum(t.state in BUDGET_STATES for t in study.get_trials(deepcopy=False))
     if held > budget:
         _withdraw(storage, study, held - budget)
 
@@ -372,7 +376,11 @@ def _withdraw(storage: RetryingStorage, study: optuna.Study, count: int) -> None
     for trial in reversed(fresh[-count:]):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
-        if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+        try:
+            claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            claimed = False  # another process withdrew it first
+        if claimed:
             end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
 
 

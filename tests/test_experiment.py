@@ -74,3 +74,31 @@ def test_the_package_exports_what_the_readme_uses():
     for name in ("load_experiment", "create_experiment", "build_report", "fit_scaling_law", "run_worker",
                  "SizeStatus", "TrialRecord", "Prediction", "DataNeeded", "parse_spec", "load_spec"):
         assert getattr(scaling_optuna, name) is not None, name
+
+
+def test_workers_raising_the_budget_together_leave_it_whole(tiny_digits, tmp_path):
+    """Each of several workers started with the same new --trials queues what it found missing."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    path = tiny_digits(trials=2, counts=(60,))
+    create_experiment(path, url)
+    experiments = [load_experiment(path, url) for _ in range(4)]  # one store connection each
+    start = threading.Barrier(len(experiments))
+
+    errors = []
+
+    def raise_budget(exp) -> None:
+        start.wait()
+        try:
+            set_budget(exp.storage, exp.studies[60], 10)
+        except Exception as e:  # noqa: BLE001 - the test reports it below
+            errors.append(e)
+
+    threads = [threading.Thread(target=raise_budget, args=(exp,)) for exp in experiments]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert sum(t.state == TrialState.WAITING for t in experiments[0].studies[60].get_trials()) == 10
