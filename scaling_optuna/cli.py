@@ -6,7 +6,8 @@ fix, and exit status 2.
 Example::
 
     scaling-optuna run studies/digits.toml --workers 2
-    scaling-optuna status studies/digits.toml
+    scaling-optuna status studies/digits.toml --watch
+    scaling-optuna worker studies/digits.toml --storage postgresql://db/exp --log-format json
     scaling-optuna best studies/digits.toml
     scaling-optuna report studies/digits.toml --target 0.02
     scaling-optuna dashboard --storage sqlite:///scaling-optuna.db
