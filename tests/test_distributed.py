@@ -9,6 +9,7 @@ retried trials carry the same parameters as the trial they replace.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -323,7 +324,7 @@ def test_sigterm_exits_zero_quickly_and_another_worker_reruns_the_trial(spec, po
 def test_workers_survive_connections_cut_and_a_short_outage(spec, postgres_url, workers):
     path = spec("cut", trials=4, counts=(120, 240), epochs=12)
     create(path, postgres_url)
-    ws = [workers(f"w{i}", *worker_args(path, postgres_url)) for i in range(2)]
+    ws = [workers(f"w{i}", *worker_args(path, postgres_url, "--log-format", "json")) for i in range(2)]
     wait_until(lambda: running_mid_trial(postgres_url), 120, "trials running")
     db = _dbname(postgres_url)
     admin = admin_connect()
@@ -356,6 +357,12 @@ def test_workers_survive_connections_cut_and_a_short_outage(spec, postgres_url, 
     for w in ws:
         assert w.wait(150) == 0, w.output()
     assert_budgets(all_trials(postgres_url), 4, sizes=2)
+    # A log collector gets JSON lines only, and the outage in lines of its own.
+    records = [json.loads(line) for w in ws for line in w.err.read_text().splitlines()]
+    events = [r.get("event") for r in records]
+    print(f"outage events: {sorted({e for e in events if e})}")
+    assert {"store_retry", "store_unreachable", "heartbeat_missed"} & set(events), "".join(w.output() for w in ws)
+    assert events.count("trial_finished") >= 8
 
 
 def test_worker_cut_off_longer_than_grace_loses_its_trial_to_the_retry_and_carries_on(spec, postgres_url, workers):
