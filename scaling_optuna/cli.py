@@ -19,6 +19,7 @@ import argparse
 import dataclasses
 import math
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -303,6 +304,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     spec = _spec(args)
     check_url(args.storage or spec.storage)
     from scaling_optuna.experiment import create_experiment
+    from scaling_optuna.launcher import WorkerGroup
     from scaling_optuna.worker import default_threads
 
     exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device)
@@ -328,20 +330,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     env = {**os.environ, STORAGE_ENV: exp.storage_url}
     devices = worker_devices(args.device or spec.trainer.device, args.workers, _cuda_device_count())
     # Offsets 0…N-1: a seeded spec run with the same number of workers proposes the same parameters again.
-    workers = [
-        subprocess.Popen([*command, "--device", device, "--seed-offset", str(i)], stdout=subprocess.DEVNULL, env=env)
-        for i, device in enumerate(devices)
-    ]
-    try:
-        _watch(exp, workers)
-    except KeyboardInterrupt:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            w.wait()
-        print("\ninterrupted: running trials were handed back; run the same command to continue", file=sys.stderr)
-        return 130
-    codes = [w.returncode for w in workers]
+    commands = [[*command, "--device", device, "--seed-offset", str(i)] for i, device in enumerate(devices)]
+    with WorkerGroup(commands, env) as group:
+        _watch(exp, group.processes)
+    if group.stop_signal is not None:
+        name = signal.Signals(group.stop_signal).name
+        print(f"\nstopped by {name}: running trials were handed back; run the same command to continue", file=sys.stderr)
+        return 128 + group.stop_signal
+    codes = group.returncodes()
     print()
     _print_best(exp)
     if any(codes):

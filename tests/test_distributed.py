@@ -318,6 +318,44 @@ def test_sigterm_exits_zero_quickly_and_another_worker_reruns_the_trial(spec, po
     assert_budgets({name: trials}, 2, sizes=1)
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_to_run_hands_back_every_running_trial_and_leaves_no_worker(spec, tmp_path, workers, sig):
+    path = spec("owned", trials=3, counts=(400,), epochs=200)
+    url = f"sqlite:///{tmp_path / 'owned.db'}"
+    command = ("run", str(path), "--storage", url, "--workers", "2", "--threads", "1", *HEARTBEAT)
+    run = workers("run", *command)
+    kids = wait_until(lambda: len(children_of(run.pid)) == 2 and children_of(run.pid), 60, "two workers")
+    wait_until(lambda: sum(1 for _, ts in all_trials(url).items() for t in ts if t.state == TrialState.RUNNING and t.intermediate_values) == 2, 120, "both workers mid-trial")
+    run.proc.send_signal(sig)
+    assert run.wait(120) == 128 + sig, run.output()
+    assert f"stopped by {signal.Signals(sig).name}: running trials were handed back" in run.output()
+    assert not [k for k in kids if Path(f"/proc/{k}").exists() and "zombie" not in Path(f"/proc/{k}/status").read_text()]
+    (trials,) = all_trials(url).values()
+    states = [t.state for t in trials]
+    assert TrialState.RUNNING not in states, states
+    reasons = [t.system_attrs.get("scaling_optuna:ended", {}).get("reason") for t in trials if t.state == TrialState.FAIL]
+    assert reasons == ["handed back", "handed back"], reasons
+
+    # What the message says: the same command again finishes the budget.
+    again = workers("again", *command)
+    assert again.wait(300) == 0, again.output()
+    assert_budgets(all_trials(url), 3, sizes=1)
+
+
+def test_run_killed_outright_still_stops_its_workers(spec, tmp_path, workers):
+    # Trials far too long to finish on their own: the workers can only leave because they are told to.
+    path = spec("orphan", trials=2, counts=(400,), epochs=100_000)
+    url = f"sqlite:///{tmp_path / 'orphan.db'}"
+    run = workers("run", "run", str(path), "--storage", url, "--workers", "2", "--threads", "1", *HEARTBEAT)
+    kids = wait_until(lambda: len(children_of(run.pid)) == 2 and children_of(run.pid), 60, "two workers")
+    wait_until(lambda: running_mid_trial(url), 120, "a trial mid-way")
+    run.proc.kill()  # no handler runs: the kernel tells the workers (parent-death signal)
+    run.wait(30)
+    wait_until(lambda: not [k for k in kids if Path(f"/proc/{k}").exists()], 120, "the orphaned workers to exit", every=0.5)
+    (trials,) = all_trials(url).values()
+    assert TrialState.RUNNING not in [t.state for t in trials], [t.state for t in trials]
+
+
 # --- A flaky database ------------------------------------------------------------------------
 
 
@@ -616,6 +654,8 @@ def test_compose_file_is_sound():
     volume = pg["volumes"][0].split(":")[0]
     assert volume in compose["volumes"]  # a named volume
     assert "${POSTGRES_PASSWORD" in str(pg["environment"]["POSTGRES_PASSWORD"])
+    for name in ("create", "worker", "dashboard"):  # the password is never pasted into the URL
+        assert "PASSWORD" not in services[name]["environment"]["SCALING_OPTUNA_STORAGE"], name
     for service in services.values():
         for port in service.get("ports", []):
             assert interpolate(str(port), {}).startswith("127.0.0.1:"), port  # this machine only by default
@@ -637,7 +677,8 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
     services = _compose()["services"]
     path = spec("compose", trials=2, counts=(60, 120), epochs=3)
     port = free_port()
-    env = {"POSTGRES_PASSWORD": SECRET, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "THREADS": "1", "LOG_FORMAT": "json"}
+    password = f"{SECRET} /@:%?#'\""  # characters a URL would need encoded: none is, none needs to be
+    env = {"POSTGRES_PASSWORD": password, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "THREADS": "1", "LOG_FORMAT": "json"}
 
     def command(service: str) -> list[str]:
         cmd = services[service]["command"]
@@ -648,8 +689,10 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
     def environment(service: str) -> dict[str, str]:
         values = {k: interpolate(str(v), env) for k, v in services[service].get("environment", {}).items()}
         # Inside compose the database is the host "postgres"; here it is the test database.
-        assert values["SCALING_OPTUNA_STORAGE"].startswith(f"postgresql://optuna:{SECRET}@postgres:5432/")
-        values["SCALING_OPTUNA_STORAGE"] = with_password(postgres_url)
+        # The password travels beside the URL, as libpq's PGPASSWORD, so no character of it needs encoding.
+        assert values["SCALING_OPTUNA_STORAGE"] == "postgresql://optuna@postgres:5432/optuna", values
+        assert values["PGPASSWORD"] == password
+        values["SCALING_OPTUNA_STORAGE"] = postgres_url
         assert values["SCALING_OPTUNA_ARTIFACTS"].startswith("/app/data/")  # on the shared volume
         values["SCALING_OPTUNA_ARTIFACTS"] = str(tmp_path / "artifacts")
         return values

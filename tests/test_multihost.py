@@ -12,7 +12,10 @@ Faults, one after the other, each while a trial is mid-way:
 1. ``w1``'s cable is pulled for 30 s, then plugged back;
 2. the database is stopped (``pg_ctl stop -m fast``) for 15 s, then started;
 3. ``w2``'s worker is SIGKILLed, and a replacement started on ``w2``;
-4. ``scaling-optuna run`` on ``w3`` gets SIGTERM.
+4. ``scaling-optuna run`` on ``w3``, raising every budget by two trials (so
+   that its workers find queued work however far the others got), gets
+   SIGTERM; then the same command is run again, as its message says, and
+   finishes the experiment.
 
 Afterwards: every study holds exactly its budget of finished trials, nothing
 is RUNNING or WAITING, no trial counted twice (two finished trials that are
@@ -42,6 +45,7 @@ pytestmark = pytest.mark.slow
 
 SIZES = (120, 240, 480)
 TRIALS = 4
+RAISED = TRIALS + 2  # `run --trials` in fault 4: every study's budget from then on
 EPOCHS = 300
 HEARTBEAT = ("--heartbeat", "2", "--grace", "6")
 CUT_S = 30
@@ -214,7 +218,8 @@ def test_experiment_across_hosts_survives_partition_outage_kill_and_sigterm(netw
 
     # 4. SIGTERM to `run`, whose workers run on the same host.
     run_started = store_probe.now()
-    run = w3.start((*CLI, "run", "spec.toml", "--storage", url, "--workers", "2", "--threads", "1", *HEARTBEAT), "run")
+    run_command = (*CLI, "run", "spec.toml", "--storage", url, "--trials", str(RAISED), "--workers", "2", "--threads", "1", *HEARTBEAT)
+    run = w3.start(run_command, "run")
     victim = victim_of("w3:", "SIGTERM to run", after=run_started)
     run.terminate()
     termed = time.monotonic()
@@ -222,12 +227,16 @@ def test_experiment_across_hosts_survives_partition_outage_kill_and_sigterm(netw
     code = run.wait(30)
     trace.check(code is not None, "run did not exit within 30 s of SIGTERM")
     trace.note(f"run exited with status {code} {time.monotonic() - termed:.1f} s after SIGTERM")
+    trace.check(code == 128 + 15, f"run ended with status {code} after SIGTERM instead of 143")
     # Its workers have stopped (or ought to have): from here on, only new epochs or a retry count as going on.
     watch_recovery("SIGTERM to run", probe.refresh(victim), termed)
     try:
         hosts.wait_for(lambda: not w3.pids(), 20, "run's workers to stop")
     except TimeoutError:
         trace.check(False, f"SIGTERM to run left {len(w3.pids())} worker process(es) running on w3 20 s later (pids {w3.pids()})")
+    # What its message tells a user to do: the same command again, which finishes the experiment.
+    workers["w3 (run again)"] = w3.start(run_command, "run-again")
+    trace.note("run started again on w3")
 
     # Every worker finishes the budgets and exits; every fault resolved.
     remaining = max(30.0, DEADLINE_S - (time.monotonic() - trace.start))
@@ -240,16 +249,16 @@ def test_experiment_across_hosts_survives_partition_outage_kill_and_sigterm(netw
     for watcher in watchers:
         watcher.join(max(1.0, DEADLINE_S - (time.monotonic() - trace.start)))
     for label, process in workers.items():
-        status = process.wait(0)
+        status = process.wait(30)
         if label != "w2":  # the SIGKILLed one
             trace.check(status == 0, f"worker on {label} ended with status {status}")
 
     # The store: exact budgets, nothing left behind, nothing counted twice.
-    audits = audit(probe.trials(url), TRIALS)
+    audits = audit(probe.trials(url), RAISED)
     trace.check(len(audits) == len(SIZES), f"{len(audits)} studies instead of {len(SIZES)}")
     for study in audits:
         trace.note(f"{study.study}: {study.states}")
-        trace.check(study.finished == TRIALS, f"{study.study} has {study.finished} finished trials instead of its budget {TRIALS} ({study.states})")
+        trace.check(study.finished == RAISED, f"{study.study} has {study.finished} finished trials instead of its budget {RAISED} ({study.states})")
         trace.check(not study.left, f"{study.study} left trials {study.left} RUNNING or WAITING")
         trace.check(not study.twice, f"{study.study}: trials finished more than once (original: times) {study.twice}")
 
