@@ -108,16 +108,15 @@ def progress_line(now: Tally, start: Tally, elapsed_s: float, *, starting: bool 
         parts.append("workers starting")
     else:
         parts.append(f"{now.running} running")
-    rate = trials_per_minute(now, start, elapsed_s)
-    eta = eta_seconds(now, start, elapsed_s)
-    if now.done:
-        pass
-    elif rate is None:
-        parts.append("ETA after the first trial")
-    else:
-        parts.append(f"{rate:.1f} trials/min")
-        if eta is not None:
-            parts.append(f"ETA {clock(eta)}")
+    if not now.done:
+        rate = trials_per_minute(now, start, elapsed_s)
+        eta = eta_seconds(now, start, elapsed_s)
+        if rate is None:
+            parts.append("ETA after the first trial")
+        else:
+            parts.append(f"{rate:.1f} trials/min")
+            if eta is not None:
+                parts.append(f"ETA {clock(eta)}")
     return " · ".join(parts)
 
 

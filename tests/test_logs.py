@@ -100,11 +100,11 @@ def test_configure_logging_refuses_unknown_names(level, fmt):
 
 @pytest.mark.slow
 def test_a_worker_logs_one_json_line_per_trial(tiny_digits, tmp_path):
-    spec = tiny_digits(trials=2, counts=(60, 120), epochs=2)
+    spec = tiny_digits(trials=3, counts=(60, 120), epochs=2)
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
     # The shared flags after the command, where a compose file or a script puts them.
-    done = run_cli("worker", str(spec), "--storage", url, "--log-format", "json", "--log-level", "info")
+    done = run_cli("worker", str(spec), "--storage", url, "--trials", "2", "--log-format", "json", "--log-level", "info")
     assert done.returncode == 0, done.stderr
     records = _json_lines(done.stderr)  # every line parses: nothing of another shape
     trials = [r for r in records if r.get("event") == "trial_finished"]
@@ -119,6 +119,8 @@ def test_a_worker_logs_one_json_line_per_trial(tiny_digits, tmp_path):
     assert {r["event"] for r in records} >= {"worker_started", "worker_done"}
     # The worker's own summary stays on stdout, out of the collector's stream.
     assert done.stdout.startswith("worker done (no trials left)")
+    # --trials set the budget in the store, for every worker and for `status`.
+    assert [(r.budget, r.finished) for r in scaling_optuna.load_experiment(spec, storage=url).status()] == [(2, 2), (2, 2)]
 
 
 @pytest.mark.slow
