@@ -296,7 +296,9 @@ def _worker_threads(args: argparse.Namespace) -> int:
     if args.workers:
         from scaling_optuna.worker import default_threads
 
-        return default_threads(args.workers)
+        threads = default_threads(args.workers)
+        print(f"warning: worker --workers is deprecated; this worker uses {threads} torch thread(s): pass --threads {threads}", file=sys.stderr)
+        return threads
     return 1
 
 
