@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
 import os
 import signal
@@ -297,7 +298,11 @@ def _worker_threads(args: argparse.Namespace) -> int:
         from scaling_optuna.worker import default_threads
 
         threads = default_threads(args.workers)
-        print(f"warning: worker --workers is deprecated; this worker uses {threads} torch thread(s): pass --threads {threads}", file=sys.stderr)
+        # Logged, not printed: a JSON log must hold JSON lines only.
+        logging.getLogger("scaling_optuna.cli").warning(
+            "worker --workers is deprecated; this worker uses %d torch thread(s): pass --threads %d", threads, threads,
+            extra={"event": "deprecated_flag"},
+        )
         return threads
     return 1
 
