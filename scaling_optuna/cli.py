@@ -6,7 +6,8 @@ fix, and exit status 2.
 Example::
 
     scaling-optuna run studies/digits.toml --workers 2
-    scaling-optuna status studies/digits.toml
+    scaling-optuna status studies/digits.toml --watch
+    scaling-optuna worker studies/digits.toml --storage postgresql://db/exp --log-format json
     scaling-optuna best studies/digits.toml
     scaling-optuna report studies/digits.toml --target 0.02
     scaling-optuna dashboard --storage sqlite:///scaling-optuna.db
@@ -15,7 +16,9 @@ Example::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import math
 import os
 import signal
 import socket
@@ -33,19 +36,18 @@ from scaling_optuna.storages import mask_url
 
 EXIT_USAGE = 2
 STORAGE_ENV = "SCALING_OPTUNA_STORAGE"
+DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
+# How often `status --watch` and `run` look at the store.
+WATCH_INTERVAL_S = 5.0
+RUN_POLL_S = 1.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    import optuna
+    from scaling_optuna.logs import configure_logging
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    configure_logging(args.log_level, args.log_format)
     try:
         return int(args.func(args) or 0)
     except UserError as e:
@@ -67,66 +69,107 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(EXIT_USAGE)
 
 
+def _shared_options(*, top: bool) -> argparse.ArgumentParser:
+    """``--log-level`` and ``--log-format``, accepted before the command and after it.
+
+    Only the top-level parser has defaults: a subcommand's default would
+    overwrite a value given before the command.
+    """
+    from scaling_optuna.logs import FORMATS
+    from scaling_optuna.logs import LEVELS
+
+    def default(value: str) -> str:
+        return value if top else argparse.SUPPRESS
+
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--log-level", default=default("info"), choices=LEVELS, help="least severe log lines shown (default info)")
+    p.add_argument(
+        "--log-format", default=default("text"), choices=FORMATS,
+        help="text for people, json for log collectors: one object per line with level, time, message and fields such as size, trial, state, val_loss (default text)",
+    )
+    return p
+
+
+def _storage_option(p: argparse.ArgumentParser, help: str, *, top: bool = False) -> None:
+    p.add_argument("--storage", metavar="URL", default=(os.environ.get(STORAGE_ENV) or None) if top else argparse.SUPPRESS, help=help)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="scaling-optuna",
         description="Measure how test error scales with training-set size, one Optuna study per size.",
+        parents=[_shared_options(top=True)],
     )
-    parser.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--version", action="version", version=f"scaling-optuna {_version()}")
+    _storage_option(parser, f"store URL, also accepted after the command (default: ${STORAGE_ENV})", top=True)
+    shared = _shared_options(top=False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    def command(name: str, func, help: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help, description=help)
-        p.add_argument("spec", metavar="SPEC", help="experiment spec (.toml)")
-        p.add_argument(
-            "--storage",
-            metavar="URL",
-            default=os.environ.get(STORAGE_ENV) or None,
-            help=f"store URL (default: ${STORAGE_ENV}, else the spec's, sqlite:///scaling-optuna.db)",
-        )
+    def command(name: str, func, help: str, *, spec: bool = True, storage: str | None = None, **kwargs) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help, parents=[shared], **kwargs)
+        if spec:
+            p.add_argument("spec", metavar="SPEC", help="experiment spec (.toml)")
+        if storage is not False:
+            _storage_option(p, storage or f"store URL (default: ${STORAGE_ENV}, else the spec's, else sqlite:///scaling-optuna.db)")
         p.set_defaults(func=func)
         return p
 
     run = command("run", _cmd_run, "create the studies, run local workers with progress, print the best trial per size")
-    _worker_options(run)
     run.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="local worker processes (default 1)")
+    _worker_options(run, threads="torch threads per worker (default: this machine's cores / --workers)")
     command("create", _cmd_create, "create the experiment's studies (idempotent)")
-    worker = command("worker", _cmd_worker, "pull and train trials until every study has its budget")
-    _worker_options(worker)
-    worker.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="how many workers share this machine's cores (sets threads)")
+    worker = command(
+        "worker", _cmd_worker, "pull and train trials until every study has its budget",
+        epilog="Start one worker per core (each with the default --threads 1), or fewer with more threads each; "
+        "on small models one thread per worker trains the most trials per hour.",
+    )
+    _worker_options(worker, threads="torch threads of this worker (default 1, so that several workers on one machine do not oversubscribe its cores)")
+    # Before --threads existed, --workers N set the threads to cores / N; still accepted, not shown.
+    worker.add_argument("--workers", type=_positive_int, help=argparse.SUPPRESS)
     worker.add_argument("--seed-offset", type=int, metavar="N", help="added to a seeded sampler's seed, so that workers do not propose the same parameters (default: from this host's name and process id)")
-    command("status", _cmd_status, "trials complete/pruned/failed/running per size")
+    status = command("status", _cmd_status, "trials complete/pruned/failed/handed back/lost/running per size")
+    status.add_argument(
+        "--watch", nargs="?", const=WATCH_INTERVAL_S, type=_watch_seconds, metavar="SECONDS",
+        help=f"refresh every SECONDS (default {WATCH_INTERVAL_S:g}) until every budget is finished; Ctrl-C stops watching",
+    )
     command("best", _cmd_best, "the best trial of every size")
-    proxy = sub.add_parser("proxy", help="serve the store through Optuna's gRPC storage proxy (workers use grpc://HOST:PORT)", description="serve the store through Optuna's gRPC storage proxy, so that hundreds of workers share its few database connections")
-    proxy.add_argument("--storage", metavar="URL", default=os.environ.get(STORAGE_ENV) or None, help=f"the database behind the proxy (default: ${STORAGE_ENV})")
+    proxy = command(
+        "proxy", _cmd_proxy, "serve the store through Optuna's gRPC storage proxy (workers use grpc://HOST:PORT)", spec=False,
+        storage=f"the database behind the proxy (default: ${STORAGE_ENV})",
+    )
+    proxy.description = "serve the store through Optuna's gRPC storage proxy, so that hundreds of workers share its few database connections"
     proxy.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for other machines)")
     proxy.add_argument("--port", type=_port, default=13000, help="port (default 13000)")
-    proxy.add_argument("--threads", type=_positive_int, default=16, metavar="N", help="request threads, one database connection each (default 16)")
+    proxy.add_argument("--grpc-threads", type=_positive_int, default=16, metavar="N", help="gRPC request threads, one database connection each (default 16)")
+    # The flag's first name, which read like torch's --threads of run and worker; still accepted, not shown.
+    proxy.add_argument("--threads", type=_positive_int, dest="grpc_threads", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _heartbeat_options(proxy)
-    proxy.set_defaults(func=_cmd_proxy)
     report = command("report", _cmd_report, "fit the scaling law to the best trial per size; write report.json and report.html")
     report.add_argument("--out", metavar="DIR", help="folder for report.json and report.html (default: report-<experiment>)")
     report.add_argument("--target", type=_target, metavar="VALUE", help="a test error, e.g. 0.02: how much data reaches it")
     report.add_argument("--bootstrap", choices=["points", "trials"], default="points", help="what the intervals resample: the fitted points (default) or the near-best trials of each size")
     report.add_argument("--no-publish", action="store_true", help="do not publish the plots to optuna-dashboard")
-    dashboard = sub.add_parser("dashboard", help="run optuna-dashboard on the store", description="run optuna-dashboard on the store")
-    dashboard.add_argument("--storage", metavar="URL", default=os.environ.get(STORAGE_ENV) or "sqlite:///scaling-optuna.db", help=f"store URL (default: ${STORAGE_ENV}, else sqlite:///scaling-optuna.db)")
+    dashboard = command(
+        "dashboard", _cmd_dashboard, "run optuna-dashboard on the store", spec=False,
+        storage=f"store URL (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})",
+    )
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
-    dashboard.set_defaults(func=_cmd_dashboard)
-    fit = sub.add_parser("fit", help="fit a scaling law to a learning curve given as numbers", description="fit a scaling law to a learning curve given as numbers")
+    fit = command("fit", _cmd_fit, "fit a scaling law to a learning curve given as numbers", spec=False, storage=False)
     fit.add_argument("--sizes", required=True, metavar="N,N,...", help="training-set sizes, e.g. 100,200,400,800")
     fit.add_argument("--values", required=True, metavar="V,V,...", help="the metric at each size, e.g. 0.5,0.37,0.28,0.21")
-    fit.add_argument("--target", metavar="VALUE", help="a value to reach: how much data it needs")
+    fit.add_argument("--target", metavar="VALUE", help="a value to reach: how much data it needs (a test error strictly between 0 and 1 when every value is one)")
     fit.add_argument("--plateau", metavar="VALUE", help="the best-guess error (small-data plateau), e.g. 0.9")
-    fit.add_argument("--form", choices=["auto", "saturating", "power"], default="auto")
-    fit.set_defaults(func=_cmd_fit)
+    fit.add_argument(
+        "--form", choices=["auto", "saturating", "power"], default="auto",
+        help="the law's form: saturating, a·n^b + c, levels off at c; power, a·n^b, has no floor; auto (default) predicts from a calibrated ensemble of curve families",
+    )
     return parser
 
 
-def _worker_options(p: argparse.ArgumentParser) -> None:
+def _worker_options(p: argparse.ArgumentParser, *, threads: str) -> None:
     p.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec)")
-    p.add_argument("--threads", type=_positive_int, metavar="N", help="torch threads per worker (default: cores / workers)")
+    p.add_argument("--threads", type=_positive_int, metavar="N", help=threads)
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: the spec's)")
     p.add_argument("--artifacts", metavar="PATH", help="where trained weights go: a folder shared by all workers, or s3://bucket (default: the spec's artifacts, else $SCALING_OPTUNA_ARTIFACTS, else beside a SQLite store)")
     _heartbeat_options(p)
@@ -137,6 +180,16 @@ def _heartbeat_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--heartbeat", type=_positive_int, default=HEARTBEAT_INTERVAL_S, metavar="SECONDS", help=f"heartbeat interval of running trials (default {HEARTBEAT_INTERVAL_S})")
     p.add_argument("--grace", type=_positive_int, metavar="SECONDS", help="a trial without heartbeat this long is failed and retried (default 3 × --heartbeat)")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version
+
+    try:
+        return version("scaling-optuna")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
 
 
 def _process_seed_offset() -> int:
@@ -160,6 +213,18 @@ def _target(text: str) -> float:
         return validate_target(float(text))  # type: ignore[return-value]
     except ValueError as e:  # a non-number, or UserError's range message
         raise argparse.ArgumentTypeError(str(e) if isinstance(e, UserError) else f"{text!r} is not a number; pass a test error such as 0.05") from None
+
+
+def _watch_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds; pass e.g. --watch 5 (and SPEC before --watch)"
+        ) from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds; pass e.g. --watch 5")
+    return value
 
 
 def _port(text: str) -> int:
@@ -196,7 +261,6 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     # Spec and URL first: a mistake in either is reported before the seconds that importing torch takes.
     spec = _spec(args)
     check_url(args.storage or spec.storage)
-    from scaling_optuna.worker import default_threads
     from scaling_optuna.worker import install_signal_handlers
     from scaling_optuna.worker import run_worker
 
@@ -206,8 +270,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
         summary = run_worker(
             spec,
             args.storage,
-            threads=args.threads or default_threads(args.workers),
+            threads=_worker_threads(args),
             device=args.device,
+            # The store holds the budget: --trials changes it for every worker, and `status` shows it.
+            trials=args.trials,
             stop=stop,
             heartbeat_interval=args.heartbeat,
             grace_period=args.grace,
@@ -217,8 +283,28 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     finally:
         restore()
     how = "stopped by signal, trial handed back" if summary.stopped_by_signal else "no trials left"
-    print(f"worker done ({how}): {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed")
+    print(
+        f"worker done ({how}): {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed, "
+        f"{summary.handed_back} handed back"
+    )
     return 0
+
+
+def _worker_threads(args: argparse.Namespace) -> int:
+    """``worker``'s torch threads: ``--threads``, else cores / ``--workers`` (its old spelling), else 1."""
+    if args.threads:
+        return args.threads
+    if args.workers:
+        from scaling_optuna.worker import default_threads
+
+        threads = default_threads(args.workers)
+        # Logged, not printed: a JSON log must hold JSON lines only.
+        logging.getLogger("scaling_optuna.cli").warning(
+            "worker --workers is deprecated; this worker uses %d torch thread(s): pass --threads %d", threads, threads,
+            extra={"event": "deprecated_flag"},
+        )
+        return threads
+    return 1
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -237,7 +323,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         flush=True,
     )
     # The URL goes through the environment: a password on a command line shows in `ps`.
-    command = [sys.executable, "-m", "scaling_optuna", "--log-level", "warning", "worker", args.spec, "--threads", str(threads), "--heartbeat", str(args.heartbeat)]
+    # Workers log warnings only: their trial lines would break the progress line.
+    command = [
+        sys.executable, "-m", "scaling_optuna", "--log-level", "warning", "--log-format", args.log_format,
+        "worker", args.spec, "--threads", str(threads), "--heartbeat", str(args.heartbeat),
+    ]
     if args.grace:
         command += ["--grace", str(args.grace)]
     if args.trials:
@@ -255,6 +345,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"\nstopped by {name}: running trials were handed back; run the same command to continue", file=sys.stderr)
         return 128 + group.stop_signal
     codes = group.returncodes()
+    print()
     _print_best(exp)
     from scaling_optuna.report.budget import budget_warnings
 
@@ -263,7 +354,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if any(codes):
         print(f"error: {sum(1 for c in codes if c)} worker(s) failed (exit codes {codes}); see their messages above", file=sys.stderr)
         return 1
+    print(f"\nnext: {_next_command('report', args)}")
     return 0
+
+
+def _next_command(command: str, args: argparse.Namespace) -> str:
+    """``command`` on the same spec and store, the store's password masked (a store from the environment is left out)."""
+    from scaling_optuna.progress import next_command
+
+    given = args.storage if args.storage and args.storage != os.environ.get(STORAGE_ENV) else None
+    return next_command(command, args.spec, mask_url(given) if given else None)
 
 
 def worker_devices(device: str, workers: int, cuda_devices: int) -> list[str]:
@@ -290,62 +390,81 @@ def _cuda_device_count() -> int:
 
 
 def _watch(exp, workers: list[subprocess.Popen]) -> None:
-    start = time.monotonic()
+    """Print progress until every worker has exited: on a terminal one line kept fresh, else a line per change."""
+    from scaling_optuna.progress import progress_line
+    from scaling_optuna.progress import tally
+
+    start_time = time.monotonic()
+    start = tally(exp.status())
     tty = sys.stdout.isatty()
-    last_line, last_counts, last_print = "", "", 0.0
+    ever_running = False
+    last_line, last_counts = "", None
     while True:
         alive = any(w.poll() is None for w in workers)
-        rows = exp.status()
-        total = sum(r.budget for r in rows)
-        done = sum(min(r.finished, r.budget) for r in rows)
-        elapsed = time.monotonic() - start
-        counts = (
-            f"{done}/{total} trials finished · "
-            f"{sum(r.complete for r in rows)} complete, {sum(r.pruned for r in rows)} pruned, "
-            f"{sum(r.failed for r in rows)} failed, {sum(r.running for r in rows)} running"
-        )
-        line = f"[{_clock(elapsed)}] {counts}"
+        now = tally(exp.status())
+        ever_running = ever_running or now.running > 0 or now.finished > start.finished
+        line = progress_line(now, start, time.monotonic() - start_time, starting=not ever_running)
+        counts = dataclasses.replace(now, work_done=0, work_left=0)
         if tty:
             print("\r" + line.ljust(len(last_line)), end="", flush=True)
-        elif counts != last_counts and (time.monotonic() - last_print > 10 or not alive):
+        elif counts != last_counts:
+            # A finished (or newly running) trial is printed at once; an unchanged store prints nothing.
             print(line, flush=True)
-            last_print, last_counts = time.monotonic(), counts
-        last_line = line
+        last_line, last_counts = line, counts
         if not alive:
             break
-        time.sleep(1.0)
+        time.sleep(RUN_POLL_S)
     if tty:
         print()
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}"
 
 
 def _cmd_proxy(args: argparse.Namespace) -> int:
     from scaling_optuna.storages.proxy import serve
 
-    serve(args.storage, host=args.host, port=args.port, threads=args.threads, heartbeat_interval=args.heartbeat, grace_period=args.grace)
+    serve(args.storage, host=args.host, port=args.port, threads=args.grpc_threads, heartbeat_interval=args.heartbeat, grace_period=args.grace)
     return 0
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import load_experiment
+    from scaling_optuna.progress import status_table
 
     exp = load_experiment(_spec(args), args.storage)
-    header = (
-        f"{'size':>8} {'study':<28} {'budget':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
-        f"{'handed back':>11} {'lost':>5} {'running':>7} {'waiting':>7}"
-    )
-    print(header)
-    for r in exp.status():
-        print(
-            f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {r.complete:>8} {r.pruned:>6} {r.failed:>6} "
-            f"{r.handed_back:>11} {r.lost:>5} {r.running:>7} {r.waiting:>7}"
-        )
+    if args.watch is None:
+        print(status_table(exp.status()))
+        return 0
+    try:
+        _watch_status(exp, args.watch)
+    except KeyboardInterrupt:
+        print()  # Ctrl-C is how watching ends: no message, status 0
     return 0
+
+
+def _watch_status(exp, interval_s: float) -> None:
+    """Print the status table and a progress line every ``interval_s`` until every budget is finished.
+
+    On a terminal the screen is redrawn; elsewhere (a log file) a table is
+    printed only when the counts change.
+    """
+    from scaling_optuna.progress import progress_line
+    from scaling_optuna.progress import status_table
+    from scaling_optuna.progress import tally
+
+    start_time = time.monotonic()
+    start = None
+    tty = sys.stdout.isatty()
+    last_rows = None
+    while True:
+        rows = exp.status()
+        now = tally(rows)
+        start = start or now
+        if rows != last_rows or tty:
+            text = f"{status_table(rows)}\n{progress_line(now, start, time.monotonic() - start_time)}"
+            print(("\033[H\033[J" if tty else "\n" if last_rows is not None else "") + text, flush=True)
+        last_rows = rows
+        if now.done:
+            return
+        time.sleep(interval_s)
 
 
 def _cmd_best(args: argparse.Namespace) -> int:
@@ -377,23 +496,36 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from scaling_optuna.dashboard import serve
 
-    serve(args.storage, host=args.host, port=args.port)
+    serve(args.storage or DEFAULT_STORAGE, host=args.host, port=args.port)
     return 0
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from scaling_optuna.report import curve_summary
 
+    values = _parse_numbers(args.values, "--values")
     print(
         curve_summary(
             _parse_numbers(args.sizes, "--sizes"),
-            _parse_numbers(args.values, "--values"),
-            target=_parse_number(args.target, "--target"),
+            values,
+            target=_fit_target(args.target, values),
             plateau=_parse_number(args.plateau, "--plateau"),
             form=args.form,
         )
     )
     return 0
+
+
+def _fit_target(text: str | None, values: list[float]) -> float | None:
+    """``fit --target``: checked as ``report --target`` is when the values are test errors, else any positive value."""
+    if text is None:
+        return None
+    if all(0 <= v <= 1 for v in values):
+        try:
+            return _target(text)
+        except argparse.ArgumentTypeError as e:
+            raise UserError(f"--target: {e}") from None
+    return _parse_number(text, "--target")
 
 
 def _parse_numbers(text: str, name: str) -> list[float]:

@@ -360,20 +360,38 @@ def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, defau
         # A plain WAITING trial, not enqueue_trial({}): samplers such as GridSampler take a
         # trial with a (possibly empty) fixed_params attribute for a user's partial enqueue.
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
-    if held > budget:
-        _withdraw(storage, study, held - budget)
+    # Counted again, not from ``held``: workers started together with a new --trials each
+    # queue what they found missing, and the surplus of that race must go back.
+    _withdraw_beyond(storage, study, budget)
 
 
-def _withdraw(storage: RetryingStorage, study: optuna.Study, count: int) -> None:
+def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int) -> None:
+    """Withdraw the fresh queued trials that rank beyond ``budget`` among the trials it holds.
+
+    Trials rank by (plain, number): the baseline and re-runs of handed-back or
+    lost trials first, then plain trials oldest first, so the newest fresh
+    trials go and the baseline or a re-run never. A rank that depends on
+    nothing a trial's state changes, unlike a count of the surplus, names the
+    same trials to every process, also while others withdraw some: processes
+    trimming together withdraw the surplus once, never more.
+    """
+
+    def plain(t: FrozenTrial) -> bool:
+        return not t.system_attrs.get("fixed_params") and not t.user_attrs.get("baseline")
+
+    held = sorted((t for t in study.get_trials(deepcopy=False) if t.state in BUDGET_STATES), key=lambda t: (plain(t), t.number))
+    beyond = [t for t in held[budget:] if t.state == TrialState.WAITING and plain(t)]
+    if not beyond:
+        return
     study_id = storage.get_study_id_from_name(study.study_name)
-    fresh = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-        if not t.system_attrs.get("fixed_params") and not t.user_attrs.get("baseline")
-    ]
-    for trial in reversed(fresh[-count:]):
+    for trial in reversed(beyond):
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
         # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
-        if storage.set_trial_state_values(trial_id, TrialState.RUNNING):
+        try:
+            claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            claimed = False  # another process withdrew it first
+        if claimed:
             end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
 
 

@@ -21,6 +21,7 @@ def test_run_end_to_end_then_query_from_python(tiny_digits, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "9/9 trials finished" in result.stdout
     assert "test err" in result.stdout
+    assert result.stdout.rstrip().splitlines()[-1] == f"next: scaling-optuna report {spec} --storage {url}"
 
     exp = scaling_optuna.load_experiment(spec, storage=url)
     assert exp.sizes == [60, 240, 960]
@@ -247,3 +248,127 @@ def test_run_spreads_its_workers_over_the_gpus(device, workers, gpus, expected):
     from scaling_optuna.cli import worker_devices
 
     assert worker_devices(device, workers, gpus) == expected
+
+
+def test_shared_flags_go_before_or_after_the_command_and_after_wins(monkeypatch):
+    from scaling_optuna.cli import _parser
+
+    monkeypatch.delenv("SCALING_OPTUNA_STORAGE", raising=False)
+    parse = _parser().parse_args
+    plain = parse(["status", "s.toml"])
+    assert (plain.storage, plain.log_level, plain.log_format, plain.watch) == (None, "info", "text", None)
+    after = parse(["status", "s.toml", "--storage", "sqlite:///a.db", "--log-level", "debug", "--log-format", "json"])
+    assert (after.storage, after.log_level, after.log_format) == ("sqlite:///a.db", "debug", "json")
+    before = parse(["--storage", "sqlite:///a.db", "--log-level", "debug", "--log-format", "json", "report", "s.toml"])
+    assert (before.storage, before.log_level, before.log_format) == ("sqlite:///a.db", "debug", "json")
+    both = parse(["--log-level", "error", "--storage", "sqlite:///a.db", "worker", "s.toml", "--log-level", "warning", "--storage", "sqlite:///b.db"])
+    assert (both.log_level, both.storage) == ("warning", "sqlite:///b.db")
+    monkeypatch.setenv("SCALING_OPTUNA_STORAGE", "sqlite:///env.db")
+    parse = _parser().parse_args  # the environment is read when the parser is built
+    assert parse(["best", "s.toml"]).storage == "sqlite:///env.db"
+    assert parse(["dashboard"]).storage == "sqlite:///env.db"
+    assert parse(["status", "s.toml", "--watch"]).watch == 5.0 and parse(["status", "s.toml", "--watch", "0.5"]).watch == 0.5
+
+
+def test_renamed_flags_keep_their_old_spelling_out_of_help(capsys):
+    from scaling_optuna.cli import _parser
+
+    parse = _parser().parse_args
+    assert parse(["proxy", "--grpc-threads", "4"]).grpc_threads == 4
+    assert parse(["proxy", "--threads", "3"]).grpc_threads == 3  # the proxy's flag before --grpc-threads
+    assert parse(["proxy"]).grpc_threads == 16
+    assert parse(["worker", "s.toml"]).threads is None  # 1 thread: see _worker_threads
+    with pytest.raises(SystemExit):
+        parse(["proxy", "--help"])
+    proxy_help = capsys.readouterr().out
+    assert "--grpc-threads" in proxy_help and "--threads" not in proxy_help.replace("--grpc-threads", "")
+    with pytest.raises(SystemExit):
+        parse(["worker", "--help"])
+    worker_help = " ".join(capsys.readouterr().out.split())
+    assert "--workers" not in worker_help and "torch threads of this worker (default 1" in worker_help
+    with pytest.raises(SystemExit):
+        parse(["fit", "--help"])
+    assert "saturating, a·n^b + c" in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_worker_uses_one_thread_unless_told_otherwise():
+    import os
+
+    from scaling_optuna.cli import _parser
+    from scaling_optuna.cli import _worker_threads
+
+    parse = _parser().parse_args
+    assert _worker_threads(parse(["worker", "s.toml"])) == 1
+    assert _worker_threads(parse(["worker", "s.toml", "--threads", "3"])) == 3
+    cores = len(os.sched_getaffinity(0))
+    assert _worker_threads(parse(["worker", "s.toml", "--workers", "1"])) == cores  # the old spelling: cores / N
+
+
+def test_version(capsys):
+    from importlib.metadata import version
+
+    from scaling_optuna.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"scaling-optuna {version('scaling-optuna')}"
+
+
+def test_fit_takes_any_positive_target_for_a_curve_that_is_not_an_error_rate(capsys):
+    from scaling_optuna.cli import main
+
+    assert main(["fit", "--sizes", "100,200,400,800,1600", "--values", "3.1,2.4,1.9,1.6,1.4", "--target", "1.2"]) == 0
+    assert "1.2" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_status_watch_follows_workers_started_elsewhere_until_the_budget_is_finished(tiny_digits, tmp_path):
+    import subprocess
+    import sys
+
+    spec = tiny_digits(trials=3, counts=(60, 120), epochs=2)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "scaling_optuna", "status", str(spec), "--storage", url, "--watch", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert watch.stdout.readline().split()[:2] == ["size", "study"]  # watching before any trial ran
+        worker = run_cli("worker", str(spec), "--storage", url, "--threads", "1")
+        assert worker.returncode == 0, worker.stderr
+        out, err = watch.communicate(timeout=120)  # a guard against a watch that never ends
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert watch.returncode == 0 and err == ""
+    tables = out.split("\n\n")
+    assert len(tables) >= 2  # it printed again as trials finished
+    assert tables[-1].splitlines()[-1].startswith("[") and "6/6 trials finished" in tables[-1]
+
+
+@pytest.mark.slow
+def test_status_watch_ends_quietly_on_ctrl_c(tiny_digits, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    spec = tiny_digits(trials=2, counts=(60,))
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "scaling_optuna", "status", str(spec), "--storage", url, "--watch", "0.2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = [watch.stdout.readline() for _ in range(3)]  # header, one size, the progress line
+        assert "0/2 trials finished" in lines[2]
+        watch.send_signal(signal.SIGINT)
+        out, err = watch.communicate(timeout=60)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert watch.returncode == 0 and err == ""

@@ -9,6 +9,7 @@ retried trials carry the same parameters as the trial they replace.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -365,7 +366,7 @@ def test_run_killed_outright_still_stops_its_workers(spec, tmp_path, workers):
 def test_workers_survive_connections_cut_and_a_short_outage(spec, postgres_url, workers):
     path = spec("cut", trials=4, counts=(120, 240), epochs=12)
     create(path, postgres_url)
-    ws = [workers(f"w{i}", *worker_args(path, postgres_url)) for i in range(2)]
+    ws = [workers(f"w{i}", *worker_args(path, postgres_url, "--log-format", "json")) for i in range(2)]
     wait_until(lambda: running_mid_trial(postgres_url), 120, "trials running")
     db = _dbname(postgres_url)
     admin = admin_connect()
@@ -398,6 +399,12 @@ def test_workers_survive_connections_cut_and_a_short_outage(spec, postgres_url, 
     for w in ws:
         assert w.wait(150) == 0, w.output()
     assert_budgets(all_trials(postgres_url), 4, sizes=2)
+    # A log collector gets JSON lines only, and the outage in lines of its own.
+    records = [json.loads(line) for w in ws for line in w.err.read_text().splitlines()]
+    events = [r.get("event") for r in records]
+    print(f"outage events: {sorted({e for e in events if e})}")
+    assert {"store_retry", "store_unreachable", "heartbeat_missed"} & set(events), "".join(w.output() for w in ws)
+    assert events.count("trial_finished") >= 8
 
 
 @pytest.mark.slow
@@ -503,7 +510,7 @@ def test_journal_storage_run_completes(spec, tmp_path, workers):
 def test_grpc_proxy_run_completes_and_retries_a_killed_worker(spec, postgres_url, workers):
     path = spec("proxied", trials=2, counts=(400,), epochs=30)
     port = free_port()
-    proxy = workers("proxy", "proxy", "--storage", with_password(postgres_url), "--port", str(port), "--threads", "4", *FAST_HEARTBEAT)
+    proxy = workers("proxy", "proxy", "--storage", with_password(postgres_url), "--port", str(port), "--grpc-threads", "4", *FAST_HEARTBEAT)
     wait_until(lambda: "listening" in proxy.output() or proxy.proc.poll() is not None, 60, "the proxy")
     assert proxy.proc.poll() is None, proxy.output()
     url = f"grpc://127.0.0.1:{port}"
@@ -684,7 +691,7 @@ def test_compose_services_commands_run_locally(spec, postgres_url, tmp_path, wor
     path = spec("compose", trials=2, counts=(60, 120), epochs=3)
     port = free_port()
     password = f"{SECRET} /@:%?#'\""  # characters a URL would need encoded: none is, none needs to be
-    env = {"POSTGRES_PASSWORD": password, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "WORKERS": "2"}
+    env = {"POSTGRES_PASSWORD": password, "SCALING_OPTUNA_SPEC": str(path), "DASHBOARD_PORT": str(port), "THREADS": "1", "LOG_FORMAT": "json"}
 
     def command(service: str) -> list[str]:
         cmd = services[service]["command"]

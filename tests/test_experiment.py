@@ -80,3 +80,33 @@ def test_the_package_exports_what_the_readme_uses():
     for name in ("load_experiment", "create_experiment", "build_report", "fit_scaling_law", "run_worker",
                  "SizeStatus", "TrialRecord", "Prediction", "DataNeeded", "parse_spec", "load_spec"):
         assert getattr(scaling_optuna, name) is not None, name
+
+
+def test_workers_changing_the_budget_together_leave_it_whole(tiny_digits, tmp_path):
+    """Each of several workers started with the same new --trials queues what it found missing, or withdraws the surplus."""
+    import threading
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    path = tiny_digits(trials=2, counts=(60,))
+    create_experiment(path, url)
+    experiments = [load_experiment(path, url) for _ in range(4)]  # one store connection each
+    errors = []
+
+    def change_budget(exp, budget: int, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            set_budget(exp.storage, exp.studies[60], budget)
+        except Exception as e:  # noqa: BLE001 - the test reports it below
+            errors.append(e)
+
+    for budget in (10, 4, 12, 3):
+        start = threading.Barrier(len(experiments))
+        threads = [threading.Thread(target=change_budget, args=(exp, budget, start)) for exp in experiments]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        trials = experiments[0].studies[60].get_trials()
+        assert sum(t.state == TrialState.WAITING for t in trials) == budget
+        assert sum(bool(t.user_attrs.get("baseline")) for t in trials if t.state == TrialState.WAITING) == 1

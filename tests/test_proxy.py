@@ -32,7 +32,7 @@ def _proxy(folder: Path, db: str, port: int) -> tuple[subprocess.Popen, Path]:
     log = folder / f"{db}.log"
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "scaling_optuna", "proxy", "--storage", f"sqlite:///{folder / db}", "--port", str(port), "--threads", "2"],
+            [sys.executable, "-m", "scaling_optuna", "proxy", "--storage", f"sqlite:///{folder / db}", "--port", str(port), "--grpc-threads", "2"],
             stdout=out, stderr=subprocess.STDOUT, env={**ENV, "PYTHONUNBUFFERED": "1"}, cwd=folder,
         )
     return proc, log

@@ -58,7 +58,7 @@ n_startup_trials = 3
 def _start_worker(spec, url) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "scaling_optuna", "--log-level", "warning", "worker", str(spec), "--storage", url,
-         "--workers", str(WORKERS), "--heartbeat", "1", "--grace", "3"],
+         "--threads", "1", "--heartbeat", "1", "--grace", "3"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -93,7 +93,7 @@ def call_with_retries(
 
     Example::
 
-        trials = call_with_retries(lambda: study.get_trials(deepcopy=False), what="read trials")
+        trials = call_with_retries(lambda: study.get_trials(deepcopy=False), what="reading trials")
     """
     start = time.monotonic()
     attempt = 0
@@ -107,7 +107,10 @@ def call_with_retries(
             delay = backoff(attempt)
             if time.monotonic() - start + delay > deadline_s or (stop is not None and stop.is_set()):
                 raise
-            _log.warning("%s failed (%s); retry %d in %.1f s", what, describe_error(e), attempt, delay)
+            _log.warning(
+                "store busy or unreachable during %s (%s); retry %d in %.1f s", what, describe_error(e), attempt, delay,
+                extra={"event": "store_retry", "attempt": attempt, "retry_in_s": round(delay, 1)},
+            )
             if stop is not None:
                 stop.wait(delay)
             else:

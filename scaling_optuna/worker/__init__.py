@@ -150,7 +150,10 @@ def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
     def handler(signum: int, frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        _log.warning("received %s: finishing at the next epoch boundary", signal.Signals(signum).name)
+        _log.warning(
+            "received %s: stopping at the next epoch boundary and handing the running trial back", signal.Signals(signum).name,
+            extra={"event": "stop_requested", "signal": signal.Signals(signum).name},
+        )
         stop.set()
 
     for sig in previous:

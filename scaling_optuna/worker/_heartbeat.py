@@ -132,8 +132,14 @@ class Heartbeat:
             # A missed beat is harmless; a dead heartbeat thread would get a live trial failed.
             self._missed += 1
             level = logging.WARNING if self._missed == 1 else logging.DEBUG  # once per outage, not every second
-            _log.log(level, "heartbeat of trial %d not recorded: %s", number, describe_error(e))
+            _log.log(
+                level, "heartbeat of trial %d not recorded: %s", number, describe_error(e),
+                extra={"event": "heartbeat_missed", "trial": number, "worker": self.who},
+            )
             return
         if self._missed:
-            _log.info("heartbeat of trial %d recorded again after %d missed", number, self._missed)
+            _log.info(
+                "heartbeat of trial %d recorded again after %d missed", number, self._missed,
+                extra={"event": "heartbeat_recovered", "trial": number, "worker": self.who, "missed": self._missed},
+            )
             self._missed = 0

@@ -135,7 +135,7 @@ class Worker:
     def set_budget(self, trials: int) -> None:
         """Give every study a budget of ``trials`` (``worker --trials``)."""
         for entry in self.sizes.values():
-            call_with_retries(lambda: set_budget(self.storage, entry.study, trials), what="set the budget", stop=self.stop)
+            call_with_retries(lambda: set_budget(self.storage, entry.study, trials), what="setting the budget", stop=self.stop)
 
     def run(self, max_trials: int | None = None) -> WorkerSummary:
         self.heartbeat.start()
@@ -193,7 +193,10 @@ class Worker:
                     self._replace_orphans(short)
                     short_since = None
             elif not said_waiting:
-                _log.info("nothing queued; waiting for %d running trial(s) of other workers", sum(running.values()))
+                _log.info(
+                    "nothing queued; waiting for %d running trial(s) of other workers", sum(running.values()),
+                    extra={"event": "waiting", "worker": self.who},
+                )
                 said_waiting = True
             self.stop.wait(WAIT_POLL_S)
         return None
@@ -226,7 +229,10 @@ class Worker:
                 reason = ended_reason(trial) if trial.state == TrialState.FAIL else None
                 if reason is not None and reason != WITHDRAWN and trial.number not in replaced:
                     if queue_replacement(study, trial, same_params=reason in (HANDED_BACK, LOST)):
-                        _log.warning("size %d: trial %d was ended without a replacement; queued one", size, trial.number)
+                        _log.warning(
+                            "size %d: trial %d was ended without a replacement; queued one", size, trial.number,
+                            extra={"event": "replacement_queued", "size": size, "trial": trial.number},
+                        )
 
     def _claim_largest(self, queued: Mapping[int, int]) -> tuple[_Size, _Claimed] | None:
         for size in sorted(queued, key=lambda s: queued[s] * s, reverse=True):
@@ -264,6 +270,7 @@ class Worker:
             _log.warning(
                 "trial %d of size %d could not be finished in the store; it is re-run once its heartbeat goes stale",
                 trial.trial.number, entry.size,
+                extra={"event": "trial_unsettled", "study": entry.study.study_name, "size": entry.size, "trial": trial.trial.number, "worker": self.who},
             )
             return
         kind = self._kind(final, outcome)
@@ -334,7 +341,8 @@ class Worker:
     def _log_trial(self, entry: _Size, final: FrozenTrial, kind: str, outcome: Outcome) -> None:
         attrs = final.user_attrs
         fields = {
-            "event": "trial_finished",
+            # A hand-back or take-over is no result: a collector counting finished trials must not count it.
+            "event": "trial_finished" if kind in ("complete", "pruned", "failed") else f"trial_{kind}",
             "study": entry.study.study_name,
             "size": entry.size,
             "trial": final.number,
@@ -342,7 +350,8 @@ class Worker:
             "val_loss": final.value,
             "test_error": attrs.get("test_error"),
             "epochs": attrs.get("epochs_run"),
-            "wall_s": attrs.get("wall_time_s"),
+            # Training time where the trial recorded it (complete ones), else start to end in the store.
+            "seconds": attrs.get("wall_time_s") or (round(final.duration.total_seconds(), 3) if final.duration else None),
             "worker": self.who,
         }
         text = f"size {entry.size} trial {final.number} {kind.replace('_', ' ')}"
@@ -352,8 +361,8 @@ class Worker:
             text += f" test_error {fields['test_error']:.4f}"
         if fields["epochs"] is not None:
             text += f" epochs {fields['epochs']}"
-        if fields["wall_s"] is not None:
-            text += f" in {fields['wall_s']:.1f} s"
+        if fields["seconds"] is not None:
+            text += f" in {fields['seconds']:.1f} s"
         text += {
             "handed_back": f" ({outcome.hand_back}; queued to re-run with the same parameters)",
             "taken_over": " (ended as lost by another process while this one could not reach the store; its re-run is queued)",
