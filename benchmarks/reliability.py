@@ -210,7 +210,7 @@ def run_fault(lab: Lab, fault: str) -> Row:
     url, probe = lab.experiment(fault, budget, [120, 240], args.epochs)
     store = url
     if fault == "sigkill-grpc":
-        proxy = lab.db.start([*CLI, "proxy", "--storage", url, "--host", lab.db.address, "--port", str(PROXY_PORT), "--threads", "4", *HEARTBEAT], "proxy")
+        proxy = lab.db.start([*CLI, "proxy", "--storage", url, "--host", lab.db.address, "--port", str(PROXY_PORT), "--grpc-threads", "4", *HEARTBEAT], "proxy")
         hosts.wait_for(lambda: "listening" in proxy.output() or not proxy.alive(), 60, "the proxy")
         store = f"grpc://{lab.db.address}:{PROXY_PORT}"
     lab.create(fault, store)
