@@ -117,7 +117,8 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _cmd_run, "create the studies, run local workers with progress, print the best trial per size")
     run.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="local worker processes (default 1)")
     _worker_options(run, threads="torch threads per worker (default: this machine's cores / --workers)")
-    command("create", _cmd_create, "create the experiment's studies (idempotent)")
+    create = command("create", _cmd_create, "create the experiment's studies (idempotent)")
+    create.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec; sets the stored budget)")
     worker = command(
         "worker", _cmd_worker, "pull and train trials until every study has its budget",
         epilog="Start one worker per core (each with the default --threads 1), or fewer with more threads each; "
