@@ -339,6 +339,8 @@ def test_a_signal_to_run_hands_back_every_running_trial_and_leaves_no_worker(spe
     reasons = [t.system_attrs.get("scaling_optuna:ended", {}).get("reason") for t in trials if t.state == TrialState.FAIL]
     assert reasons == ["handed back", "handed back"], reasons
 
+    if sig == signal.SIGINT:
+        return  # the rest is the same for either signal
     # What the message says: the same command again finishes the budget.
     again = workers("again", *command)
     assert again.wait(300) == 0, again.output()
