@@ -70,6 +70,8 @@ class WorkerGroup:
             self._stop_all(signal.SIGTERM)
             self._restore()
             raise
+        if self.stop_signal is not None:  # it came while the later workers were still starting
+            self._signal_all(self.stop_signal)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
