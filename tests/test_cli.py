@@ -322,18 +322,23 @@ def test_fit_takes_any_positive_target_for_a_curve_that_is_not_an_error_rate(cap
     assert "1.2" in capsys.readouterr().out
 
 
-@pytest.mark.slow
-def test_status_watch_follows_workers_started_elsewhere_until_the_budget_is_finished(tiny_digits, tmp_path):
+def _created_and_watched(spec, url: str):
+    """Create the experiment in ``url``, then start ``status --watch 0.2`` on it."""
     import subprocess
     import sys
 
-    spec = tiny_digits(trials=3, counts=(60, 120), epochs=2)
-    url = f"sqlite:///{tmp_path / 'store.db'}"
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
-    watch = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "scaling_optuna", "status", str(spec), "--storage", url, "--watch", "0.2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+@pytest.mark.slow
+def test_status_watch_follows_workers_started_elsewhere_until_the_budget_is_finished(tiny_digits, tmp_path):
+    spec = tiny_digits(trials=3, counts=(60, 120), epochs=2)
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    watch = _created_and_watched(spec, url)
     try:
         assert watch.stdout.readline().split()[:2] == ["size", "study"]  # watching before any trial ran
         worker = run_cli("worker", str(spec), "--storage", url, "--threads", "1")
@@ -352,16 +357,10 @@ def test_status_watch_follows_workers_started_elsewhere_until_the_budget_is_fini
 @pytest.mark.slow
 def test_status_watch_ends_quietly_on_ctrl_c(tiny_digits, tmp_path):
     import signal
-    import subprocess
-    import sys
 
     spec = tiny_digits(trials=2, counts=(60,))
     url = f"sqlite:///{tmp_path / 'store.db'}"
-    assert run_cli("create", str(spec), "--storage", url).returncode == 0
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "status", str(spec), "--storage", url, "--watch", "0.2"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    watch = _created_and_watched(spec, url)
     try:
         lines = [watch.stdout.readline() for _ in range(3)]  # header, one size, the progress line
         assert "0/2 trials finished" in lines[2]
