@@ -1,4 +1,4 @@
-"""Derive every data-fitted constant of the fit's predictor from the calibration half of the LCDB dev curves.
+"""Derive every data-fitted constant of the fit's predictor from the calibration halves of the LCDB and neural dev curves.
 
 Writes ``scaling_optuna/fit/_calibration.py``.  Only datasets with an even
 OpenML id are read (see ``_lcdb.py`` for the split and the protocol); the
@@ -30,20 +30,29 @@ What is chosen, in order, each printed with its figures on the calibration half:
    the error by at least 1 %.  Printed beside them, not used: the median of
    the families, the one family best at the backtest, and the ensemble's drop
    beyond the data damped.
-4. **Band**: for ``κ`` and ``λ`` on a grid, the split-conformal quantiles of
-   ``(log truth − log prediction) / s`` (see ``scaling_optuna/fit/_ensemble.py``)
-   and the mean log width of the 95 % band; the narrowest wins.  Its quantile
-   table (0.5 %…99.5 %) is then made to hold for new *datasets*: the curves of
-   a dataset err together, so the datasets are resampled and each quantile is
-   taken where 90 % of the resamples lie inside it (without this, the band
-   held 95 % of the calibration curves but 87–90 % of the evaluation ones).
+4. **The plain law and the floor guard**, on the calibration halves of LCDB
+   and of the neural dev curves (``_neural.py``), each half counted equally:
+   the prediction ``mix^(1−g)·plain^g`` for ``g`` in 0 … 0.7 with the floor
+   guard off and on; the pair with the smallest mean of the LCDB mean |log
+   ratio| and the neural mean log-RMSE wins.
+5. **Band**: the two scale models ``s_low``, ``s_high`` (features:
+   ``scaling_optuna/fit/_ensemble.py``), started from the Laplace
+   likelihood's fit of ``|error|`` and fitted to the 2.5 % and 97.5 %
+   quantiles of the errors by the pinball loss (both halves counted equally,
+   each neural curve once however many points it predicts); then the conformal
+   multiplier ``k`` at every confidence from 50 % to 99.5 %: the quantile of
+   ``max(−error/s_low, error/s_high)``, made to hold for new *datasets and
+   tasks*: they err together, so they are resampled and each ``k`` is taken
+   where 90 % of the resamples lie below it (without this, the band held 95 %
+   of the calibration curves but 87–90 % of the evaluation ones).
 
 Families with a weight below 1 % are dropped (and the rest renormalised), so
 that the fit does not spend time on curves that do not count.
 
-Run (about 15 minutes on one core)::
+Run (about 20 minutes on one core)::
 
-    python benchmarks/calibrate_fit.py [--lcdb ../shared/learning-curves/lcdb-dev.csv.gz] [--out scaling_optuna/fit/_calibration.py] [--cache DIR]
+    python benchmarks/calibrate_fit.py [--lcdb ../shared/learning-curves/lcdb-dev.csv.gz]
+        [--neural ../shared/learning-curves/neural-dev.csv.gz] [--out scaling_optuna/fit/_calibration.py] [--cache DIR]
 """
 
 from __future__ import annotations
@@ -64,10 +73,13 @@ from _lcdb import ROOT  # noqa: E402
 from _lcdb import SETTINGS  # noqa: E402
 from _lcdb import extrapolation_tasks  # noqa: E402
 from _lcdb import load_curves  # noqa: E402
+import _neural  # noqa: E402
 
 from scaling_optuna.fit import FAMILIES  # noqa: E402
 from scaling_optuna.fit import fit_scaling_law  # noqa: E402
+from scaling_optuna.fit._ensemble import BAND_FEATURES  # noqa: E402
 from scaling_optuna.fit._ensemble import CALIBRATED  # noqa: E402
+from scaling_optuna.fit._ensemble import fit_plain  # noqa: E402
 from scaling_optuna.fit._ensemble import backtest_errors  # noqa: E402
 from scaling_optuna.fit._ensemble import fit_ensemble  # noqa: E402
 from scaling_optuna.fit._ensemble import fit_members  # noqa: E402
@@ -79,9 +91,8 @@ POWERS = (0.0, 0.5, 1.0, 2.0)
 LOSSES = (None, 0.05)  # squared log loss, soft-L1 with scale 0.05
 MISFIT_TILTS = (None, 2.0, 1.0, 0.5, 0.25)
 TILTS = (None, 0.2, 0.05)
-DRIFTS = (0.0, 0.02, 0.05, 0.08, 0.12, 0.2, 0.3, 0.5)
-GAINS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
-LEVELS = np.round(np.arange(1, 200) / 200.0, 4)  # 0.005 … 0.995
+PLAIN_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+CONFIDENCE_LEVELS = np.round(np.arange(100, 200) / 200.0, 4)  # 0.5 … 0.995
 MIN_WEIGHT = 0.01
 RESAMPLES = 400  # dataset resamples for the band's quantiles
 ROBUST_LEVEL = 0.9  # ... taken at their 90 % point on the wide side
@@ -190,6 +201,7 @@ def _fmt(metrics):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lcdb", type=Path, default=DEFAULT_PATH, help="lcdb-dev.csv.gz (default: %(default)s)")
+    parser.add_argument("--neural", type=Path, default=_neural.DEFAULT_PATH, help="neural-dev.csv.gz (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the constants module to write (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="a quick check: only the first N tasks of each setting")
     parser.add_argument("--cache", type=Path, help="keep the family fits here and reuse them (the fitting code must not have changed)")
@@ -270,87 +282,165 @@ def main(argv: list[str] | None = None) -> int:
     family_weights = {n: round(float(w), 3) for n, w in zip(FAMILIES, weights) if w > 0}
     print(f"   chosen: tau={tilt}; weights {family_weights}")
 
-    print("4. band")
+    print("4. the plain law and the floor guard (calibration halves of LCDB and of the neural curves, each half counted equally)")
+    neural = _neural_points(args.neural)
+    print(f"   {len(neural)} neural calibration curves of {len({t.group for t, _, _ in neural})} tasks")
     settings = replace(
         CALIBRATED, weights=family_weights, size_weight_power=power, robust=robust, misfit_tilt=misfit_tilt, tilt=tilt,
-        drift=0.0, backtest_gain=0.0,
+        plain_weight=0.0, floor_guard=False,
     )
-    log_mean, base, beyond, rate = [], [], [], []
-    for task, m, y in points:
-        ens = fit_ensemble(m, y, settings=settings)
-        target = np.array([task.target_size])
-        log_mean.append(math.log(ens.mean(target)[0]))
-        base.append(ens.scale(target)[0])
-        beyond.append(math.log(task.target_size / ens.m_ref))
-        rate.append(ens.backtest_rate if ens.backtest_measured else math.nan)
-    log_mean, base, beyond, rate = map(np.array, (log_mean, base, beyond, rate))
-    default_rate = float(np.nanmedian(rate))
-    rate = np.where(np.isfinite(rate), rate, default_rate)
-    error = np.log(truth) - log_mean
-    print(f"   point estimate: {_fmt(_metrics(np.exp(log_mean), truth))}; "
-          f"typical backtest rate {default_rate:.3g} (for curves too short to have one)")
+    cases = [(t.sizes, t.values, m, y, np.array([t.target_size]), np.array([t.truth]), "lcdb", str(t.openmlid))
+             for t, m, y in points]
+    cases += [(t.sizes, t.values, m, y, t.target_sizes, t.truths, "neural", t.group) for t, m, y in neural]
+    fits = [fit_ensemble(m, y, settings=settings, plain=fit_plain(sizes, values)) for sizes, values, m, y, *_ in cases]
     best = None
-    for drift in DRIFTS:
-        for gain in GAINS:
-            s = np.sqrt(base**2 + beyond**2 * (drift**2 + (gain * rate) ** 2))
-            if np.any(s <= 0):
-                continue
-            z = error / s
-            q = np.quantile(z, LEVELS)
-            lo, hi = np.interp([0.025, 0.975], LEVELS, q)
-            width = float(np.mean((hi - lo) * s))
-            if best is None or width < best[0]:
-                best = (width, drift, gain, q, lo, hi, s)
-    width, drift, gain, q, lo, hi, s = best
-    print(f"   chosen: kappa={drift:g}, lambda={gain:g}: 95% band = prediction ×exp({lo:.2f}·s … {hi:.2f}·s), "
-          f"mean log width {width:.3f} (×{math.exp(width):.2f} from lower to upper edge)")
-    z = error / s
-    q = _dataset_robust_quantiles(z, np.array([task.openmlid for task, _, _ in points]))
-    lo, hi = np.interp([0.025, 0.975], LEVELS, q)
-    print(f"   over resampled datasets, {ROBUST_LEVEL:.0%} sure: 95% band = prediction ×exp({lo:.2f}·s … {hi:.2f}·s), "
-          f"mean log width {float(np.mean((hi - lo) * s)):.3f}")
-    for fraction in SETTINGS:
-        sel = setting_of == fraction
-        inside = (z[sel] >= lo) & (z[sel] <= hi)
-        print(f"   1/{fraction}: coverage on the calibration half {inside.mean():.3f} (n={sel.sum()})")
+    for guard in (False, True):
+        for g in PLAIN_WEIGHTS:
+            variant = replace(settings, plain_weight=g, floor_guard=guard)
+            objective, lcdb_err, neural_err = _blend_objective(fits, cases, variant)
+            print(f"   guard={'on ' if guard else 'off'} g={g:<4g} objective {objective:.4f}: LCDB mean |log ratio| {lcdb_err:.4f}, "
+                  f"neural mean log-RMSE {neural_err:.4f}")
+            if best is None or objective < best[0] - 1e-9:
+                best = (objective, g, guard)
+    _, plain_weight, floor_guard = best
+    print(f"   chosen: g={plain_weight:g}, floor guard {'on' if floor_guard else 'off'}")
 
-    _write(args.out, family_weights, power, robust, misfit_tilt, tilt, drift, gain, default_rate, q, datasets, len(points))
+    print("5. band")
+    settings = replace(settings, plain_weight=plain_weight, floor_guard=floor_guard)
+    fits = [fit_ensemble(m, y, settings=settings, plain=fit_plain(sizes, values)) for sizes, values, m, y, *_ in cases]
+    default_rate = float(np.median([f.backtest_rate for f in fits if f.backtest_measured]))
+    x, near2, error, weight, group, source = [], [], [], [], [], []
+    counts = {"lcdb": sum(c[6] == "lcdb" for c in cases), "neural": sum(c[6] == "neural" for c in cases)}
+    for fit, (_, _, _, _, targets, truths, src, grp) in zip(fits, cases):
+        features = fit.band_features(targets)
+        if not fit.backtest_measured:
+            features[:, 2] = math.log(default_rate + 0.01)
+        x.append(features)
+        near2.append(np.full(len(targets), fit.noise_std**2 * min(3.0 / fit.n_points, 1.0)))
+        error.append(np.log(truths) - np.log(fit.mean(targets)))
+        # each half counts equally, and each curve once however many points it predicts
+        weight.append(np.full(len(targets), 1.0 / (counts[src] * len(targets))))
+        group += [f"{src}:{grp}"] * len(targets)
+        source += [src] * len(targets)
+    x, near2, error, weight = map(np.concatenate, (x, near2, error, weight))
+    group, source = np.array(group), np.array(source)
+    print(f"   typical backtest rate {default_rate:.3g} (for curves too short to have one)")
+    start = _fit_scale_model(x, near2, error, weight)
+    coefs_low = _fit_side_model(x, near2, error, weight, 0.025, -1.0, start)
+    coefs_high = _fit_side_model(x, near2, error, weight, 0.975, 1.0, start)
+    for side, coefs in (("low", coefs_low), ("high", coefs_high)):
+        print(f"   scale model θ_{side}: " + ", ".join(f"{name} {c:+.3f}" for name, c in zip(BAND_FEATURES, coefs)))
+    s_low = np.sqrt(near2 + np.exp(x @ coefs_low) ** 2)
+    s_high = np.sqrt(near2 + np.exp(x @ coefs_high) ** 2)
+    score = np.maximum(-error / s_low, error / s_high)
+    multipliers = _dataset_robust_multipliers(score, group, weight)
+    k = float(np.interp(0.95, CONFIDENCE_LEVELS, multipliers))
+    print(f"   over resampled datasets and tasks, {ROBUST_LEVEL:.0%} sure: 95% band = prediction ×exp(−{k:.2f}·s_low … {k:.2f}·s_high)")
+    inside = score <= k
+    width = k * (s_low + s_high)
+    setting_of_case = list(setting_of) + [0] * len(neural)
+    setting_of_point = np.concatenate([np.full(len(c[4]), st) for c, st in zip(cases, setting_of_case)])
+    for fraction in SETTINGS:
+        sel = setting_of_point == fraction
+        print(f"   LCDB 1/{fraction}: coverage on the calibration half {inside[sel].mean():.3f}, "
+              f"median width log(upper/lower) {np.median(width[sel]):.2f} (n={sel.sum()})")
+    sel = source == "neural"
+    print(f"   neural: coverage on the calibration half {np.sum(weight[sel] * inside[sel]) / np.sum(weight[sel]):.3f} "
+          f"(each curve counted once), median width {np.median(width[sel]):.2f} (n={len(neural)} curves)")
+
+    medians = np.median(x, axis=0)
+    _write(args.out, family_weights, power, robust, misfit_tilt, tilt, plain_weight, floor_guard, coefs_low, coefs_high,
+           medians, default_rate, multipliers, datasets, len(points), len(neural))
     print(f"\nwrote {args.out} in {time.monotonic() - started:.0f} s")
     return 0
 
 
-def _dataset_robust_quantiles(z: np.ndarray, dataset: np.ndarray) -> np.ndarray:
-    """Quantiles of ``z`` that hold for new datasets, not just new curves of the same datasets.
+def _neural_points(path):
+    """(task, sizes, values) of the neural calibration curves the ensemble predicts, as ``_ensemble_points`` gives them."""
+    tasks, _ = _neural.extrapolation_tasks(_neural.load_curves(path), "calibration")
+    out = []
+    for task in tasks:
+        fit = fit_scaling_law(task.sizes, task.values, n_bootstrap=0)
+        if fit._ensemble is not None:
+            out.append((task, np.array(fit.sizes_used), np.array(fit.values_used)))
+    return out
 
-    The curves of one dataset err together, so the calibration half holds far
-    fewer independent cases than curves.  The datasets are resampled with
-    replacement (``RESAMPLES`` times); each level's quantile is taken at the
-    ``ROBUST_LEVEL`` point of its resampling distribution, on the wide side
-    (lower tail lower, upper tail higher; the median as it is).
+
+def _blend_objective(fits, cases, settings):
+    """Half the LCDB calibration tasks' mean |log ratio| plus half the neural curves' mean log-RMSE."""
+    lcdb, neural = [], []
+    for fit, (_, _, _, _, targets, truths, src, _) in zip(fits, cases):
+        e = np.log(replace(fit, settings=settings).mean(targets) / truths)
+        (lcdb if src == "lcdb" else neural).append(math.sqrt(float(np.mean(e * e))))
+    return 0.5 * np.mean(lcdb) + 0.5 * np.mean(neural), float(np.mean(lcdb)), float(np.mean(neural))
+
+
+def _fit_side_model(x, near2, error, weight, level, sign, start):
+    """θ of one side: ``sign·s(x)`` is the ``level`` quantile of the error (weighted pinball loss)."""
+
+    def loss(theta):
+        u = error - sign * np.sqrt(near2 + np.exp(np.clip(x @ theta, -50.0, 50.0)) ** 2)
+        return float(np.sum(weight * np.maximum(level * u, (level - 1.0) * u)))
+
+    res = optimize.minimize(loss, start, method="Nelder-Mead", options={"maxiter": 6000, "xatol": 1e-4, "fatol": 1e-10})
+    return res.x
+
+
+def _fit_scale_model(x, near2, error, weight):
+    """θ maximising the Laplace likelihood of the errors given the scale ``s = sqrt(near² + exp(θ·x)²)``."""
+
+    def loss(theta):
+        s = np.sqrt(near2 + np.exp(np.clip(x @ theta, -50.0, 50.0)) ** 2)
+        return float(np.sum(weight * (np.abs(error) / s + np.log(s))))
+
+    start = np.zeros(x.shape[1])
+    start[0], start[1] = math.log(0.1), 1.0
+    res = optimize.minimize(loss, start, method="BFGS")
+    res = optimize.minimize(loss, res.x, method="Nelder-Mead", options={"maxiter": 4000, "xatol": 1e-4, "fatol": 1e-9})
+    return res.x
+
+
+def _dataset_robust_multipliers(score: np.ndarray, group: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The conformal multiplier ``k`` at each of ``CONFIDENCE_LEVELS``, made to hold for new datasets and tasks.
+
+    ``k`` at confidence ``c`` is the weighted ``c`` quantile of the score.  The
+    curves of one dataset (or one neural task) err together, so the
+    calibration halves hold far fewer independent cases than curves: the
+    groups are resampled with replacement (``RESAMPLES`` times) and each
+    ``k`` is taken at the ``ROBUST_LEVEL`` point of its resampling
+    distribution (never below the plain quantile).
     """
     rng = np.random.default_rng(0)
-    ids = np.unique(dataset)
-    members = [np.flatnonzero(dataset == i) for i in ids]
-    draws = np.empty((RESAMPLES, len(LEVELS)))
+    ids = np.unique(group)
+    members = [np.flatnonzero(group == i) for i in ids]
+    draws = np.empty((RESAMPLES, len(CONFIDENCE_LEVELS)))
     for b in range(RESAMPLES):
         chosen = np.concatenate([members[i] for i in rng.integers(0, len(ids), len(ids))])
-        draws[b] = np.quantile(z[chosen], LEVELS)
-    wide_low = np.quantile(draws, 1.0 - ROBUST_LEVEL, axis=0)
-    wide_high = np.quantile(draws, ROBUST_LEVEL, axis=0)
-    plain = np.quantile(z, LEVELS)
-    return np.where(LEVELS < 0.5, np.minimum(wide_low, plain), np.where(LEVELS > 0.5, np.maximum(wide_high, plain), plain))
+        draws[b] = _weighted_quantiles(score[chosen], weight[chosen], CONFIDENCE_LEVELS)
+    robust = np.maximum(np.quantile(draws, ROBUST_LEVEL, axis=0), _weighted_quantiles(score, weight, CONFIDENCE_LEVELS))
+    return np.maximum.accumulate(robust)  # a higher confidence never gets a narrower band
 
 
-def _write(path, weights, power, robust, misfit_tilt, tilt, drift, gain, default_rate, quantiles, datasets, n_tasks) -> None:
+def _weighted_quantiles(z: np.ndarray, weight: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    order = np.argsort(z)
+    cum = np.cumsum(weight[order])
+    cum = (cum - 0.5 * weight[order]) / cum[-1]
+    return np.interp(levels, cum, z[order])
+
+
+def _write(path, weights, power, robust, misfit_tilt, tilt, plain_weight, floor_guard, coefs_low, coefs_high, medians,
+           default_rate, multipliers, datasets, n_tasks, n_neural) -> None:
     rows = []
-    for i in range(0, len(quantiles), 6):
-        rows.append("    " + " ".join(f"{v:.4f}," for v in quantiles[i : i + 6]))
+    for i in range(0, len(multipliers), 6):
+        rows.append("    " + " ".join(f"{v:.4f}," for v in multipliers[i : i + 6]))
     text = f'''"""Constants of the fit's predictor, derived from the LCDB dev curves: do not edit by hand.
 
 Written by ``python benchmarks/calibrate_fit.py`` from the calibration half of
 ``lcdb-dev.csv.gz`` (datasets with an even OpenML id; the benchmark reports on
 the odd ones): {n_tasks} extrapolations (settings 1/4, 1/8, 1/16) of
-{datasets} datasets.  What each constant means: ``scaling_optuna/fit/_ensemble.py``.
+{datasets} datasets, and from the calibration half of ``neural-dev.csv.gz``
+({n_neural} curves; the split by task is ``benchmarks/_neural.py``'s).  What each
+constant means: ``scaling_optuna/fit/_ensemble.py``.
 """
 
 # Families and their weights in the ensemble mean.
@@ -363,18 +453,25 @@ ROBUST_SCALE = {robust!r}
 MISFIT_TILT = {misfit_tilt!r}
 # Within-curve tilt of the weights, exp(-score / BACKTEST_TILT) (None: no tilt).
 BACKTEST_TILT = {tilt!r}
-# The band's log scale grows with the log distance beyond the data at sqrt(DRIFT² + (BACKTEST_GAIN·b)²).
-DRIFT = {drift!r}
-BACKTEST_GAIN = {gain!r}
+# The prediction is mix^(1 - PLAIN_WEIGHT) · plain^PLAIN_WEIGHT.
+PLAIN_WEIGHT = {plain_weight!r}
+# No family predicts below the log-log line through the last point beyond the data.
+FLOOR_GUARD = {floor_guard!r}
+# θ of the band's scale models below and above the mean, one per feature of _ensemble.BAND_FEATURES.
+SCALE_COEFS_LOW = ({", ".join(f"{c:.4f}" for c in coefs_low)},)
+SCALE_COEFS_HIGH = ({", ".join(f"{c:.4f}" for c in coefs_high)},)
+# The calibration curves' median of each feature (beyond the data), what a typical band is conditioned on.
+FEATURE_MEDIANS = ({", ".join(f"{c:.4f}" for c in medians)},)
 # b for a curve too short for its own backtest: the calibration curves' median.
 DEFAULT_BACKTEST_RATE = {round(default_rate, 5)!r}
-# Quantiles of (log truth − log prediction) / s over the calibration extrapolations.
-SCORE_QUANTILE_LEVELS = tuple(i / 200 for i in range(1, 200))
-SCORE_QUANTILES = (
+# The conformal multiplier k of a band at each confidence: quantiles of max(−error/s_low, error/s_high).
+CONFIDENCE_LEVELS = tuple(i / 200 for i in range(100, 200))
+BAND_MULTIPLIERS = (
 {chr(10).join(rows)}
 )
 CALIBRATION_DATASETS = {datasets}
 CALIBRATION_CURVES = {n_tasks}
+CALIBRATION_NEURAL_CURVES = {n_neural}
 '''
     Path(path).write_text(text)
 

@@ -19,6 +19,8 @@ from scaling_optuna.fit import fit_scaling_law
 from scaling_optuna.fit import _families
 
 SLICE = Path(__file__).parent / "data" / "lcdb-slice.csv"
+# Every neural evaluation curve (benchmarks/_neural.py --slice --every 1): doubling points fitted, the benchmark's points to predict.
+NEURAL_SLICE = Path(__file__).parent / "data" / "neural-slice.csv"
 
 
 def _slice_tasks(fraction: int = 8):
@@ -35,6 +37,24 @@ def _slice_tasks(fraction: int = 8):
         keep = m <= m[-1] / fraction
         tasks.append((m[keep], y[keep], m[-1], y[-1]))
     return tasks
+
+
+def _neural_slice():
+    curves: dict[str, tuple[list[float], list[float], list[float], list[float]]] = {}
+    with NEURAL_SLICE.open(newline="") as f:
+        for row in csv.DictReader(f):
+            sizes, values, targets, truths = curves.setdefault(row["curve"], ([], [], [], []))
+            if row["predict"] == "1":
+                targets.append(float(row["size"]))
+                truths.append(float(row["value"]))
+            else:
+                sizes.append(float(row["size"]))
+                values.append(float(row["value"]))
+    return [tuple(np.array(v) for v in c) for c in curves.values()]
+
+
+def _log_rmse(pred, truth):
+    return float(np.sqrt(np.mean(np.log(np.asarray(pred) / truth) ** 2)))
 
 
 def _saturating(m, alpha=3.0, beta=-0.5, gamma=0.04):
@@ -66,6 +86,70 @@ def test_band_holds_real_curves_about_as_often_as_it_says():
         assert p.lower[0] < p.mean[0] < p.upper[0]
         inside.append(p.lower[0] <= truth <= p.upper[0])
     assert 15 <= sum(inside) <= 18  # 95 % of 18 is 17.1
+
+
+def test_neural_curves_are_predicted_no_worse_than_the_plain_least_squares_fit():
+    curves = _neural_slice()
+    assert len(curves) == 23
+    ours, ls = [], []
+    for m, y, targets, truths in curves:
+        ours.append(_log_rmse(fit_scaling_law(m, y, n_bootstrap=0).predict(targets).mean, truths))
+        ls.append(_log_rmse(fit_least_squares(m, y, n_bootstrap=0).predict(targets).mean, truths))
+    assert np.mean(ours) <= np.mean(ls)
+
+
+def test_neural_band_is_sharp_where_the_curve_is_easy_and_holds_where_it_is_hard():
+    widths, held, scores, long_curve = [], [], [], []
+    for m, y, targets, truths in _neural_slice():
+        p = fit_scaling_law(m, y).predict(targets)
+        lower, upper, truth = np.log(p.lower), np.log(p.upper), np.log(truths)
+        widths.append(float(np.median(upper - lower)))
+        held.append(float(np.mean((lower <= truth) & (truth <= upper))))
+        # the 95 % interval score in log space (Gneiting & Raftery 2007): width plus 40× each miss
+        scores.append(float(np.mean(upper - lower + 40 * np.maximum(lower - truth, 0) + 40 * np.maximum(truth - upper, 0))))
+        long_curve.append(len(m) >= 5)
+    widths, long_curve = np.array(widths), np.array(long_curve)
+    assert np.mean(held) >= 0.8
+    assert np.mean(scores) < 1.5  # the band before it was conditioned on the curve: 2.55 (the log-log line's: 3.69)
+    assert np.median(widths[long_curve]) < 0.7 < np.median(widths[~long_curve])  # 3 or 4 points say less
+    assert widths.max() > 2 * widths.min()
+
+
+def test_sizes_counted_in_billions_predict_as_sizes_counted_in_units():
+    m = np.array([40.0, 80, 160, 320, 640, 1280])
+    y = np.array([0.61, 0.47, 0.37, 0.30, 0.26, 0.235])
+    far = np.array([2560.0, 12800.0])
+    small = fit_scaling_law(m, y).predict(far)
+    large = fit_scaling_law(m * 1e7, y).predict(far * 1e7)
+    for a, b in ((small.mean, large.mean), (small.lower, large.lower), (small.upper, large.upper)):
+        assert b == pytest.approx(a, rel=1e-6)
+
+
+def test_band_is_wider_for_a_noisier_curve_and_further_out():
+    m = 2.0 ** np.arange(5, 13)
+    smooth = _saturating(m)
+    noisy = smooth * np.exp(0.08 * np.random.default_rng(1).standard_normal(len(m)))
+    far = np.array([2 * m[-1], 10 * m[-1]])
+    widths = {}
+    for name, y in (("smooth", smooth), ("noisy", noisy)):
+        p = fit_scaling_law(m, y).predict(far)
+        widths[name] = np.log(p.upper / p.lower)
+        assert widths[name][1] > widths[name][0]
+    assert np.all(widths["noisy"] > widths["smooth"])
+
+
+def test_band_says_why_it_is_as_wide_as_it_is():
+    m = 2.0 ** np.arange(5, 13)
+    smooth = fit_scaling_law(m, _saturating(m)).band_reasons(10 * m[-1])
+    assert smooth == "10× beyond the data; narrower for its points' scatter around the fit (0.0%)"
+    y = _saturating(m) * np.exp(0.08 * np.random.default_rng(1).standard_normal(len(m)))
+    fit = fit_scaling_law(m, y)
+    why = fit.band_reasons(10 * m[-1])
+    assert why.startswith("10× beyond the data")
+    # the noise is what sets this curve's band apart: it spoils the curve's own backtest
+    assert "wider than typical for its own backtest's error" in why
+    assert fit.band_reasons(m[3]).startswith("inside the fitted sizes")
+    assert fit_scaling_law(m, y, n_bootstrap=0).band_reasons(10 * m[-1]) == ""
 
 
 def test_measurement_band_holds_single_measurements_on_a_small_test_set():
@@ -155,7 +239,7 @@ def test_fit_says_which_families_and_how_the_band_was_made():
     assert fit.method.startswith("weighted ensemble of ") and "LCDB" in fit.method
     top = max(fit.family_weights, key=fit.family_weights.get)
     assert fit.method.index(top) < fit.method.index("(")  # the heaviest family is named first
-    assert "split-conformal" in fit.band_method and "LCDB" in fit.band_method
+    assert "conformalised quantile regression" in fit.band_method and "LCDB" in fit.band_method and "neural" in fit.band_method
     assert fit.fallback == ""
     d = json.loads(json.dumps(fit.to_dict()))
     assert d["family_weights"] == pytest.approx(fit.family_weights)
@@ -256,7 +340,7 @@ def test_fit_is_deterministic_and_order_independent():
         ("mmf4", [0.6, 0.04, 0.05, 1.0]),
         ("wbl4", [0.5, 0.06, 0.1, 0.4]),
         ("exp3", [0.4, 0.08, 0.3]),
-        ("ilog2", [1.5, 0.02]),
+        ("ilog2", [1.5, 0.02, 2048.0]),  # u = 16·m_max/m_min: sizes counted in sixteenths of the smallest
         ("logpower", [0.7, 0.0, 0.02, 0.6]),
         ("pow2", [math.log(0.2), -0.3]),
         ("vap3", [math.log(0.2), -0.3, 0.01]),
@@ -273,6 +357,20 @@ def test_each_family_refits_its_own_curve(name, params):
     assert got == pytest.approx(expected, rel=0.05), (name, fitted)
     inside = _families.evaluate(name, fitted, m, m_ref=m[-1])
     assert np.max(np.abs(np.log(inside / truth))) < 0.02
+
+
+@pytest.mark.parametrize("name", list(_families.FAMILIES))
+def test_no_family_depends_on_the_unit_sizes_are_counted_in(name):
+    # examples, or examples seen ×1e6 (neural curves count billions): the same curve, the same prediction
+    m = np.array([16.0, 32, 64, 128, 256, 512, 1024])
+    y = np.array([0.52, 0.40, 0.31, 0.255, 0.22, 0.20, 0.19])
+    far = np.array([4096.0, 16384.0])
+    predictions = []
+    for unit in (1.0, 1e6):
+        params, loss = _families.fit_family(name, m * unit, y, np.ones(len(m)))
+        assert math.isfinite(loss)
+        predictions.append(_families.evaluate(name, params, far * unit, m_ref=m[-1] * unit))
+    assert predictions[1] == pytest.approx(predictions[0], rel=1e-6), name
 
 
 def test_least_squares_baseline_is_the_plain_log_space_fit():

@@ -101,24 +101,32 @@ The predictor:
   ``pow3``, ``pow4``, ``mmf4``, ``wbl4``, ``exp3``, ``ilog2``, ``vap3`` and
   ``logpower`` of the learning-curve literature, each fitted to the points
   after the plateau in log space (soft-L1 loss) with the points weighted by
-  ``(m / m_max)^p``; the prediction is the weighted mean of the families'
-  curves, a family's weight lowered when it follows the observed points
-  worse than the best family does.  Every family is non-increasing, so more
-  data never looks harmful, and with ``plateau`` nothing is predicted above
-  it.  The family weights, ``p``, the loss and the tilt were chosen by
-  ``benchmarks/calibrate_fit.py`` on the LCDB dev curves of datasets with an
-  even OpenML id (:mod:`._calibration`); BENCHMARKS.md records what was tried
-  and what it measured on the other datasets.  The calibration taught the
-  ensemble that real curves level off: on a noisy curve that is exactly a
-  power law it predicts too high an error, and ``form="power"`` is the
-  better choice there.
-* **Band**: split-conformal.  Its log scale adds the families' spread, the
-  curve's own within-curve backtest error and the distance beyond the data;
-  its multipliers are quantiles of the normalised errors of the calibration
-  extrapolations, taken so that they hold over resampled datasets: the 95 %
-  band held the truth on 89–92 % of extrapolations of datasets it never saw
-  (BENCHMARKS.md).  The upper edge may rise beyond the data (real curves
-  sometimes do).  Bands need ``n_bootstrap > 0`` (with ``0``: point
+  ``(m / m_max)^p``; their weighted mean (a family's weight lowered when it
+  follows the observed points worse than the best family does) is combined,
+  as a geometric mean with calibrated weight ``g``, with the plain
+  least-squares law fitted to every point off the best-guess plateau, so
+  that no family carries the prediction far from what the plain power law
+  supports.  With the floor guard, no family predicts below the log-log line
+  through the last point at the points' own slope.  Every family is
+  non-increasing and counts sizes relative to the fitted ones (so the unit
+  sizes come in does not matter), so more data never looks harmful, and with
+  ``plateau`` nothing is predicted above it.  The family weights, ``p``, the
+  loss and the tilt were chosen by ``benchmarks/calibrate_fit.py`` on the
+  LCDB dev curves of datasets with an even OpenML id, ``g`` and the guard on
+  those and on the calibration half of the neural dev curves
+  (:mod:`._calibration`); BENCHMARKS.md records what was tried and what it
+  measured on the other datasets and tasks.
+* **Band**: conformalised quantile regression.  Its log scale below and above
+  the prediction grows with the distance beyond the data and is conditioned
+  on the curve: its own within-curve backtest error, the families'
+  disagreement with each other and with the plain law, the points' scatter
+  and their number; the two scale models were fitted to the 2.5 % and 97.5 %
+  quantiles of the calibration errors, and a conformal multiplier, taken so
+  that it holds over resampled datasets and tasks, makes the band hold its
+  confidence (BENCHMARKS.md gives what it held on datasets and tasks it never
+  saw, and its width).  :meth:`ScalingLawFit.band_reasons` says in words why
+  a band is as wide as it is.  The upper edge may rise beyond the data (real
+  curves sometimes do).  Bands need ``n_bootstrap > 0`` (with ``0``: point
   estimates only, like the law's intervals).  ``include_noise=True`` gives
   the band for one new *measurement* rather than the mean curve
   (:mod:`._noise`): widened, in quadrature on the log scale, by the run-to-run

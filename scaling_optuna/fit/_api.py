@@ -27,6 +27,7 @@ from scaling_optuna.fit import _power_law
 from scaling_optuna.fit._ensemble import CALIBRATED
 from scaling_optuna.fit._ensemble import Ensemble
 from scaling_optuna.fit._ensemble import fit_ensemble
+from scaling_optuna.fit._ensemble import fit_plain
 from scaling_optuna.fit._families import MIN_POINTS
 from scaling_optuna.fit._result import ScalingLawFit
 from scaling_optuna.fit._validate import make_rng
@@ -41,6 +42,7 @@ __all__ = ["FORMS", "fit_least_squares", "fit_log_log_line", "fit_scaling_law"]
 FORMS = ("auto", "saturating", "power")
 _MIN_SAT_POINTS = 4  # the saturating law has 3 parameters; with 3 points nothing checks it
 _RISE_P_VALUE = 0.05  # a curve "rises" when the log-log slope is > 0 at this one-sided level
+_PLAIN_PLATEAU_SHARE = 0.95  # a point within 5 % of the best-guess error sits on its plateau (the plateau rule's own share)
 
 
 def fit_scaling_law(
@@ -158,7 +160,7 @@ def _fit_scaling_law(
         elif not any(len(mu) >= MIN_POINTS[f] for f, w in CALIBRATED.weights.items() if w > 0):
             predictor = _Predictor.law(chosen, "few", n_boot, has_draws, interval_method)
         else:
-            ensemble = fit_ensemble(mu, yu, cap=plateau_v)
+            ensemble = fit_ensemble(mu, yu, cap=plateau_v, plain=_plain_law(m, y, mu, yu, plateau_v))
             if ensemble is None:
                 predictor = _Predictor.last_point(mu)
             else:
@@ -168,6 +170,14 @@ def _fit_scaling_law(
         chosen, params, log_ref, draws, noise, conf, mu, yu, m[:n_ex], y[:n_ex], reason,
         n_boot, resid_std, scores, interval_method, predictor, cap=plateau_v,
     )
+
+
+def _plain_law(m: np.ndarray, y: np.ndarray, mu: np.ndarray, yu: np.ndarray, plateau: float | None):
+    """The plain law the ensemble leans on: fitted to every point off the best-guess plateau, as the baseline is."""
+    off = y < _PLAIN_PLATEAU_SHARE * plateau if plateau is not None else np.ones(len(y), dtype=bool)
+    if off.sum() >= 3:
+        return fit_plain(m[off], y[off])
+    return fit_plain(mu, yu)
 
 
 def fit_least_squares(
@@ -335,7 +345,7 @@ class _Predictor:
         shown = [f"{n} {w:.2f}" for n, w in weights.items() if w >= 0.005]
         if len(shown) < len(weights):
             shown.append("others under 0.01")
-        source = f"calibrated on {_calibration.CALIBRATION_DATASETS} LCDB datasets"
+        source = f"calibrated on {_calibration.CALIBRATION_DATASETS} LCDB datasets"  # steps 1–3 of calibrate_fit.py
         if ensemble.settings.misfit_tilt:
             source += ", lowered for families that miss the points"
         if ensemble.settings.tilt:
@@ -344,13 +354,19 @@ class _Predictor:
             f"weighted ensemble of {', '.join(shown)} (weights {source}; points weighted by "
             f"(m/m_max)^{ensemble.settings.size_weight_power:g})"
         )
+        g = ensemble.settings.plain_weight if ensemble.plain is not None else 0.0
+        if g > 0:
+            method += f", geometric mean with the plain least-squares law at weight {g:g}"
+        if ensemble.settings.floor_guard:
+            method += "; no family below the log-log line through the last point"
         if has_band:
             backtest = "this curve's backtest" if ensemble.backtest_measured else "a typical backtest error (too few points for one)"
             band = (
-                f"split-conformal: spread of the families, {backtest} and distance beyond the data, "
-                f"scaled so that {confidence:.0%} bands held the truth on {confidence:.0%} of "
-                f"{_calibration.CALIBRATION_CURVES} extrapolations of {_calibration.CALIBRATION_DATASETS} LCDB datasets, "
-                "datasets resampled"
+                f"conformalised quantile regression: its width follows the distance beyond the data, {backtest}, "
+                "the families' disagreement with each other and with the plain law, the points' scatter and their "
+                f"number, scaled so that {confidence:.0%} bands held the truth on {confidence:.0%} of "
+                f"{_calibration.CALIBRATION_CURVES} extrapolations of {_calibration.CALIBRATION_DATASETS} LCDB datasets "
+                f"and {_calibration.CALIBRATION_NEURAL_CURVES} neural curves, datasets and tasks resampled"
             )
         else:
             band = "none: n_bootstrap=0"

@@ -14,7 +14,7 @@ name         curve                               parameters (stored order)
 ``mmf4``     ``c + a / (1 + (t/k)^d)``           ``a, c, k, d``  (Morgan–Mercer–Flodin)
 ``wbl4``     ``c + a·exp(−(t/k)^d)``             ``a, c, k, d``  (Weibull)
 ``exp3``     ``c + a·exp(−t/k)``                 ``a, c, k``
-``ilog2``    ``c + a / log(1 + m)``              ``a, c``
+``ilog2``    ``c + a / log(1 + u·t)``            ``a, c, u``  (u = 16·m_ref / m_min, fixed)
 ``vap3``     ``exp(a + b·log t + e/t)``          ``a, b, e``  (vapour pressure)
 ``logpower`` ``a / (1 + (t/k)^d)``               ``a, 0, k, d``
 ===========  ==================================  ==============================
@@ -61,7 +61,10 @@ _SCALES = 30  # k of mmf4/wbl4/exp3/logpower: points from t_min/20 to 1000
 _SHAPES_MMF = np.geomspace(0.1, 5.0, 16)  # d of mmf4/logpower
 _SHAPES_WBL = np.geomspace(0.05, 3.0, 16)  # d of wbl4
 _ZOOMS = 3
-_N_PARAMS = {"pow2": 2, "pow3": 3, "pow4": 4, "mmf4": 4, "wbl4": 4, "exp3": 3, "ilog2": 2, "vap3": 3, "logpower": 4}
+# ilog2 counts sizes in sixteenths of the smallest fitted size, whatever unit the sizes come in:
+# LCDB's curves, on which its weight was calibrated, start at 16 examples, where this is the plain count.
+_ILOG_UNITS = 16.0
+_N_PARAMS = {"pow2": 2, "pow3": 3, "pow4": 4, "mmf4": 4, "wbl4": 4, "exp3": 3, "ilog2": 3, "vap3": 3, "logpower": 4}
 
 
 def evaluate(name: str, params: np.ndarray, m: np.ndarray, *, m_ref: float) -> np.ndarray:
@@ -79,7 +82,7 @@ def evaluate(name: str, params: np.ndarray, m: np.ndarray, *, m_ref: float) -> n
         if name == "vap3":
             return np.exp(np.clip(p[0] + p[1] * np.log(t) + p[2] / t, -745.0, 709.0))
         a, c = p[0], p[1]
-        return c + a * _shape(name, p[None, 2:], t, m_ref)[0]
+        return c + a * _shape(name, p[None, 2:], t)[0]
 
 
 def asymptote(name: str, params: np.ndarray) -> float:
@@ -120,7 +123,7 @@ def fit_family(
             params[0] += math.log(scale)
             return params, loss
         cmax = 0.0 if name == "logpower" else float(z.min())
-        u, a, c, loss = _search(name, t, z, w, cmax, robust, m[-1])
+        u, a, c, loss = _search(name, t, z, w, cmax, robust)
     if not math.isfinite(loss):
         return np.full(2 + u.size, np.nan), math.inf
     return np.concatenate([[a * scale, c * scale], _theta(name, u[None, :])[0]]), loss
@@ -132,7 +135,7 @@ def fit_family(
 
 
 def _search(
-    name: str, t: np.ndarray, z: np.ndarray, w: np.ndarray, cmax: float, robust: float | None, m_ref: float
+    name: str, t: np.ndarray, z: np.ndarray, w: np.ndarray, cmax: float, robust: float | None
 ) -> tuple[np.ndarray, float, float, float]:
     """The best θ (in search coordinates), a, c and loss: a coarse grid, then zooming in around its best point.
 
@@ -142,17 +145,17 @@ def _search(
     coarse grid's cost.
     """
     coords, step = _coarse_grid(name, float(t[0]))
-    g = _shape(name, _theta(name, coords), t, m_ref)
+    g = _shape(name, _theta(name, coords), t)
     a, c, loss = _fit_amplitude_and_floor(g, z, w, cmax, robust)
     i = int(np.argmin(loss))
     best = (coords[i], float(a[i]), float(c[i]), float(loss[i]))
-    if coords.shape[1] == 0 or not math.isfinite(best[3]):
+    if not np.any(step) or not math.isfinite(best[3]):
         return best
     lo, hi = coords.min(axis=0) - 2 * step, coords.max(axis=0) + 2 * step
     offsets = np.stack(np.meshgrid(*[np.linspace(-1.0, 1.0, 7)] * coords.shape[1], indexing="ij"), -1).reshape(-1, coords.shape[1])
     for _ in range(_ZOOMS):
         candidates = np.clip(best[0] + offsets * step, lo, hi)
-        g = _shape(name, _theta(name, candidates), t, m_ref)
+        g = _shape(name, _theta(name, candidates), t)
         a, c, loss = _fit_amplitude_and_floor(g, z, w, cmax, robust)
         i = int(np.argmin(loss))
         if loss[i] < best[3]:
@@ -167,7 +170,8 @@ def _coarse_grid(name: str, t_min: float) -> tuple[np.ndarray, np.ndarray]:
     if name == "pow3":
         axes = [np.log(-_EXPONENTS)]
     elif name == "ilog2":
-        return np.empty((1, 0)), np.empty(0)
+        # nothing to search: u is fixed by the smallest fitted size
+        return np.array([[math.log(_ILOG_UNITS / t_min)]]), np.zeros(1)
     elif name == "pow4":
         axes = [np.log(-_EXPONENTS_4), np.log(t_min * _SHIFTS)]
     elif name == "exp3":
@@ -187,7 +191,7 @@ def _theta(name: str, coords: np.ndarray) -> np.ndarray:
     return theta
 
 
-def _shape(name: str, theta: np.ndarray, t: np.ndarray, m_ref: float) -> np.ndarray:
+def _shape(name: str, theta: np.ndarray, t: np.ndarray) -> np.ndarray:
     """g(t; θ) for every row of ``theta``: shape (G, len(t)) (``t`` may be (1, n) or (n,))."""
     t = np.atleast_1d(t).reshape(1, -1)
     with np.errstate(over="ignore", under="ignore", divide="ignore", invalid="ignore"):
@@ -203,7 +207,7 @@ def _shape(name: str, theta: np.ndarray, t: np.ndarray, m_ref: float) -> np.ndar
         if name == "exp3":
             return np.exp(-t / theta[:, 0:1])
         if name == "ilog2":
-            return np.broadcast_to(1.0 / np.log1p(t * m_ref), (max(theta.shape[0], 1), t.shape[1]))
+            return 1.0 / np.log1p(t * theta[:, 0:1])
     raise ValueError(f"unknown curve family {name!r}")
 
 

@@ -240,6 +240,25 @@ class ScalingLawFit:
             lower, upper = _noise.widen(mean, lower, upper, np.sqrt(rest), _noise.normal_quantile(self.confidence))
         return Prediction(m, mean, self._capped(lower), self._capped(upper), include_noise, self.confidence)
 
+    def band_reasons(self, size: float) -> str:
+        """Why the curve band at ``size`` is as wide as it is, in words ("" when the fit has no calibrated band).
+
+        The calibrated band's width follows the curve: how far ``size`` lies
+        beyond the data, how well the curve predicted its own last points, how
+        much its families and the plain power law disagree, how much its points
+        scatter and how many there are.  This names the distance and the
+        feature that widens the band most, and the one that narrows it most,
+        against a typical calibration curve.
+
+        Example::
+
+            fit.band_reasons(10 * max(fit.sizes_used))
+            # "10× beyond the data; wider than typical for its points' scatter around the fit (4.1%)"
+        """
+        if self._ensemble is None or not self._ensemble_band:
+            return ""
+        return self._ensemble.band_reasons(float(size))
+
     def _measurement_var(self, mean: np.ndarray, residual_var: float, test_size: int | None) -> np.ndarray:
         """Log variance of one measurement around the curve at the predicted ``mean`` (:mod:`._noise`)."""
         run = _noise.run_log_var(np.array(self.values_used), residual_var, test_size)
