@@ -3,7 +3,7 @@
 Example::
 
     >>> count(2910.4), value(0.123456), band(0.1, 0.2, ""), percent(-0.21)
-    ('2,910', '0.1235', ' (0.1–0.2)', '-21%')
+    ('2,910', '0.1235', ' (0.1–0.2, ×2 between edges)', '-21%')
 """
 
 from __future__ import annotations
@@ -32,10 +32,17 @@ def value(x: float | None, metric: str = "") -> str:
 
 
 def band(lower: float, upper: float, metric: str) -> str:
-    """`` (lower–upper)``, or nothing when neither end is finite."""
+    """`` (lower–upper, ×k between edges)``, or nothing when neither end is finite."""
     if not (math.isfinite(lower) or math.isfinite(upper)):
         return ""
-    return f" ({value(lower, metric)}–{value(upper, metric)})"
+    return f" ({value(lower, metric)}–{value(upper, metric)}{edges(lower, upper, ', ')})"
+
+
+def edges(lower: float, upper: float, sep: str = "") -> str:
+    """How wide a band is, as the ratio of its edges: ``×3.2 between edges`` (nothing when it has no finite ratio)."""
+    if not (math.isfinite(lower) and math.isfinite(upper)) or lower <= 0 or upper < lower:
+        return ""
+    return f"{sep}×{upper / lower:.2g} between edges"
 
 
 def percent(x: float) -> str:

@@ -37,6 +37,7 @@ from scaling_optuna.fit import fit_least_squares
 from scaling_optuna.fit import fit_log_log_line
 from scaling_optuna.fit import fit_scaling_law
 from scaling_optuna.report._format import count
+from scaling_optuna.report._format import edges
 from scaling_optuna.report.records import Backtest
 from scaling_optuna.report.records import BacktestPoint
 from scaling_optuna.report.records import Curve
@@ -195,7 +196,10 @@ def _tuned_answer(curve: Curve, target: float, tuned: Any) -> str:
         return tuned.message
     message = f"to reach test error {target:g} the tuned model needs about {count(tuned.size)} examples"
     if math.isfinite(tuned.lower) or math.isfinite(tuned.upper):
-        message += f" ({fit.confidence:.0%} interval {count(tuned.lower)}–{count(tuned.upper)})"
+        message += f" ({fit.confidence:.0%} interval {count(tuned.lower)}–{count(tuned.upper)}{edges(tuned.lower, tuned.upper, ', ')})"
+        why = fit.band_reasons(tuned.size)
+        if why:
+            message += f", a band this wide because: {why}"
     if tuned.fraction_unreachable > 0:
         message += f"; {tuned.fraction_unreachable:.0%} of bootstrap fits never reach it"
     return message
@@ -267,7 +271,7 @@ def _predictions(fit: ScalingLawFit | None) -> tuple[Extrapolation, ...]:
     largest = max(fit.sizes_used)
     pred = fit.predict([k * largest for k in MULTIPLES])
     return tuple(
-        Extrapolation(float(k), float(s), float(m), float(lo), float(hi))
+        Extrapolation(float(k), float(s), float(m), float(lo), float(hi), fit.band_reasons(s))
         for k, s, m, lo, hi in zip(MULTIPLES, pred.sizes, pred.mean, pred.lower, pred.upper)
     )
 

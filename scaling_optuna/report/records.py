@@ -109,9 +109,20 @@ class Extrapolation:
     mean: float
     lower: float
     upper: float
+    why: str = ""  # what makes the band as wide as it is (ScalingLawFit.band_reasons)
+
+    @property
+    def edge_ratio(self) -> float:
+        """``upper / lower``: how many times the upper edge is the lower (NaN without a band)."""
+        if not (math.isfinite(self.lower) and math.isfinite(self.upper)) or self.lower <= 0:
+            return math.nan
+        return self.upper / self.lower
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: json_number(getattr(self, name)) for name in ("multiple", "size", "mean", "lower", "upper")}
+        d: dict[str, Any] = {name: json_number(getattr(self, name)) for name in ("multiple", "size", "mean", "lower", "upper")}
+        d["edge_ratio"] = json_number(self.edge_ratio)
+        d["why"] = self.why
+        return d
 
 
 @dataclasses.dataclass(frozen=True)

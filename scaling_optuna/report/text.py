@@ -111,7 +111,7 @@ def headline(report: ReportData) -> list[str]:
     for p in curve.predictions:
         lines.append(
             f"With {p.multiple:g}× the data ({count(p.size)} examples) it would be about "
-            f"{p.mean:.4g}{band(p.lower, p.upper, '')}."
+            f"{p.mean:.4g}{band(p.lower, p.upper, '')}" + (f": {p.why}." if p.why else ".")
         )
     if report.target is not None:
         lines.append(report.target.message[0].upper() + report.target.message[1:] + ".")
