@@ -61,6 +61,7 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from dataclasses import field
@@ -194,26 +195,32 @@ class Ensemble:
         band widens steadily with the distance (its lower edge never rises).
         """
         m = np.asarray(m, dtype=float)
-        spread, split = self._disagreement(self.m_ref * _PROBE_MULTIPLE)
-        per_unit = math.log(_PROBE_MULTIPLE)
         with np.errstate(divide="ignore", invalid="ignore"):
             h = np.log(m / self.m_ref)
             log_h = np.where(h > 0, np.log(np.where(h > 0, h, 1.0)), -np.inf)
-        curve = [
+        return np.column_stack([np.ones_like(m), log_h] + [np.full_like(m, v) for v in self._curve_features])
+
+    @functools.cached_property
+    def _curve_features(self) -> tuple[float, ...]:
+        """The features of ``x`` after ``log h``: constants of the fitted curve, computed once (``size_for`` asks often)."""
+        spread, split = self._disagreement
+        per_unit = math.log(_PROBE_MULTIPLE)
+        return (
             math.log(self.backtest_rate + 0.01),
             math.log(spread / per_unit + 0.01),
             math.log(split / per_unit + 0.01),
             math.log(self.noise_std + 0.001),
             math.log(self.n_points),
-        ]
-        return np.column_stack([np.ones_like(m), log_h] + [np.full_like(m, v) for v in curve])
+        )
 
-    def _disagreement(self, size: float) -> tuple[float, float]:
-        """The families' log spread and the log gap between their mean and the plain law, at ``size``."""
-        curves = np.maximum(self.members(np.array([size]))[:, 0], 1e-300)
+    @functools.cached_property
+    def _disagreement(self) -> tuple[float, float]:
+        """The families' log spread and the log gap between their mean and the plain law, at ``10·m_max``."""
+        size = np.array([self.m_ref * _PROBE_MULTIPLE])
+        curves = np.maximum(self.members(size)[:, 0], 1e-300)
         mix = max(float(self.weights @ curves), 1e-300)
         spread = math.sqrt(float(self.weights @ (np.log(curves) - math.log(mix)) ** 2))
-        plain = self.plain_curve(np.array([size]))
+        plain = self.plain_curve(size)
         split = abs(math.log(mix) - math.log(max(float(plain[0]), 1e-300))) if plain is not None else 0.0
         return spread, split
 
@@ -251,7 +258,7 @@ class Ensemble:
         return "; ".join(parts)
 
     def _reason_words(self) -> dict[int, str | None]:
-        spread, split = self._disagreement(self.m_ref * _PROBE_MULTIPLE)
+        spread, split = self._disagreement
         per_doubling = math.expm1(self.backtest_rate * math.log(2.0))
         return {
             2: f"its own backtest's error ({per_doubling:.0%} per doubling)" if self.backtest_measured else None,
@@ -273,7 +280,8 @@ class Ensemble:
         m = np.asarray(m, dtype=float)
         k = self.settings.band_multiplier(confidence)
         mean = self._uncapped_mean(m)
-        low_half, high_half = k * self.scale(m, "low"), k * self.scale(m, "high")
+        x, near = self.band_features(m), self.near_var()
+        low_half, high_half = k * scale_of(x, near, self._coefs("low")), k * scale_of(x, near, self._coefs("high"))
         if extra_sd is not None:
             z = _noise.normal_quantile(confidence)
             low_half = np.hypot(low_half, z * extra_sd)

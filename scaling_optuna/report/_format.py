@@ -38,11 +38,17 @@ def band(lower: float, upper: float, metric: str) -> str:
     return f" ({value(lower, metric)}–{value(upper, metric)}{edges(lower, upper, ', ')})"
 
 
+def edge_ratio(lower: float, upper: float) -> float:
+    """``upper / lower``: how many times a band's upper edge is its lower (NaN when that is no finite ratio ≥ 1)."""
+    if not (math.isfinite(lower) and math.isfinite(upper)) or lower <= 0 or upper < lower:
+        return math.nan
+    return upper / lower
+
+
 def edges(lower: float, upper: float, sep: str = "") -> str:
     """How wide a band is, as the ratio of its edges: ``×3.2 between edges`` (nothing when it has no finite ratio)."""
-    if not (math.isfinite(lower) and math.isfinite(upper)) or lower <= 0 or upper < lower:
-        return ""
-    return f"{sep}×{upper / lower:.2g} between edges"
+    ratio = edge_ratio(lower, upper)
+    return "" if math.isnan(ratio) else f"{sep}×{ratio:.2g} between edges"
 
 
 def percent(x: float) -> str:

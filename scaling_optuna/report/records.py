@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from scaling_optuna._json import json_number
 from scaling_optuna.experiment import SizeStatus
 from scaling_optuna.experiment import TrialRecord
+from scaling_optuna.report._format import edge_ratio
 
 if TYPE_CHECKING:
     from scaling_optuna.fit import DataNeeded
@@ -114,9 +115,7 @@ class Extrapolation:
     @property
     def edge_ratio(self) -> float:
         """``upper / lower``: how many times the upper edge is the lower (NaN without a band)."""
-        if not (math.isfinite(self.lower) and math.isfinite(self.upper)) or self.lower <= 0:
-            return math.nan
-        return self.upper / self.lower
+        return edge_ratio(self.lower, self.upper)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {name: json_number(getattr(self, name)) for name in ("multiple", "size", "mean", "lower", "upper")}
