@@ -1,19 +1,29 @@
-"""JSON-safe numbers, shared by every ``to_dict`` of the package.
+"""JSON-safe values, shared by every ``to_dict`` of the package.
 
 ``json.dumps`` writes NaN and infinities as bare tokens that strict parsers
 (browsers' ``JSON.parse`` among them) reject; reports write NaN as ``null``
 and infinities as the strings ``"inf"``/``"-inf"`` instead.
+:func:`jsonable` applies that to whole records: dataclasses, mappings,
+sequences and NumPy arrays, recursively.
 
 Example::
 
     >>> json_number(float("inf")), json_number(float("nan")), json_number(3)
     ('inf', None, 3)
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Point:
+    ...     size: int
+    ...     values: tuple
+    >>> jsonable(Point(3, (0.5, float("nan"))))
+    {'size': 3, 'values': [0.5, None]}
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from typing import Any
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
@@ -30,3 +40,22 @@ def json_number(value: Any) -> Any:
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
     return x
+
+
+def jsonable(value: Any, *, skip: Iterable[str] = ()) -> Any:
+    """``value`` as plain JSON types: dataclasses (their fields, less those in ``skip`` and private ones),
+    mappings, sequences and arrays recursively, numbers through :func:`json_number`."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = [f.name for f in dataclasses.fields(value) if not f.name.startswith("_") and f.name not in set(skip)]
+        return {name: jsonable(getattr(value, name)) for name in names}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return json_number(value)
+    return value

@@ -504,29 +504,24 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     from scaling_optuna.report import curve_summary
 
+    from scaling_optuna import _checks
+
     values = _parse_numbers(args.values, "--values")
-    print(
-        curve_summary(
-            _parse_numbers(args.sizes, "--sizes"),
-            values,
-            target=_fit_target(args.target, values),
-            plateau=_parse_number(args.plateau, "--plateau"),
-            form=args.form,
-        )
-    )
+    sizes = [_checks.whole_number(v, "--sizes") for v in _parse_numbers(args.sizes, "--sizes")]
+    plateau = _parse_number(args.plateau, "--plateau")
+    print(curve_summary(sizes, values, target=_fit_target(args.target, values, plateau), plateau=plateau, form=args.form))
     return 0
 
 
-def _fit_target(text: str | None, values: list[float]) -> float | None:
-    """``fit --target``: checked as ``report --target`` is when the values are test errors, else any positive value."""
+def _fit_target(text: str | None, values: list[float], plateau: float | None) -> float | None:
+    """``fit --target``: checked as ``report --target`` is when the values are test errors (below ``--plateau``,
+    the error of guessing), else any positive value."""
+    from scaling_optuna.report import validate_target
+
     if text is None:
         return None
-    if all(0 <= v <= 1 for v in values):
-        try:
-            return _target(text)
-        except argparse.ArgumentTypeError as e:
-            raise UserError(f"--target: {e}") from None
-    return _parse_number(text, "--target")
+    target = _parse_number(text, "--target")
+    return validate_target(target, error=all(0 <= v <= 1 for v in values), majority_error=plateau)
 
 
 def _parse_numbers(text: str, name: str) -> list[float]:

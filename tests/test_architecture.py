@@ -19,6 +19,7 @@ PACKAGE = Path(scaling_optuna.__file__).parent
 LAYERS = {
     "errors": 0,
     "_json": 0,
+    "_checks": 0.5,  # checks of what users pass, shared by every room; imports errors only
     "spec": 1,
     "storages": 1,
     "fit": 1,

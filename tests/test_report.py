@@ -392,7 +392,7 @@ def test_a_bad_target_is_one_clear_error(synthetic, synthetic_report, target, me
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "report.json").exists()
-    with pytest.raises(ValueError, match=message if target != "abc" else "must be a number"):
+    with pytest.raises(ValueError, match=message if target != "abc" else "must be a test error such as 0.05"):
         build_report(exp, target=target if target == "abc" else float(target))
 
 

@@ -1,4 +1,4 @@
-"""How far one new *measurement* strays from the curve: the noise a band for an observation adds.
+"""The noise of measured points: how it carries into the fitted curve, and how far one new measurement strays.
 
 The curve band of a fit holds the *mean* curve: LCDB's curves, on which it
 was calibrated, are means over many seeds.  One training run, measured once
@@ -17,6 +17,17 @@ scatter and the scatter of the points' second differences in log-log space
 shrink with the flexibility of the families the way residuals do).
 :func:`binomial_log_var` is the first, at the predicted error.
 
+When the caller knows each point's noise (``value_sd``: the spread of
+repeated runs, the test set's binomial noise, the choice among near-equal
+trials), :class:`PointNoise` carries it into the *curve* band too: the
+calibrated band was made on means over many seeds, so a curve fitted to
+noisy points strays further.  Its variance at a size is that of a weighted
+straight line through the points in log-log space (weights ``1/varᵢ``)
+times a gain², the measured ratio by which the predictor's flexible families
+stray more than a line would (``benchmarks/calibrate_fit.py``): larger inside
+the data, where they follow single points, than beyond it, where they
+extrapolate like the line; the two are blended over the first doubling.
+
 Example::
 
     import numpy as np
@@ -28,14 +39,45 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 
 from scaling_optuna.errors import UserError
+from scaling_optuna.fit import _calibration
 
-__all__ = ["binomial_log_var", "check_test_size", "normal_quantile", "run_log_var", "widen"]
+GAINS = (_calibration.NOISE_GAIN_INSIDE, _calibration.NOISE_GAIN_BEYOND)
+
+
+@dataclass(frozen=True)
+class PointNoise:
+    """The log variance of each fitted point as an estimate of the curve, and what it makes of the fitted curve."""
+
+    log_m: np.ndarray  # log sizes of the fitted points
+    var: np.ndarray  # their log variances (> 0)
+
+    def curve_var(self, m: np.ndarray) -> np.ndarray:
+        """Log variance of the fitted curve at sizes ``m`` from the points' noise alone: :meth:`line_var` × gain²."""
+        m = np.asarray(m, dtype=float)
+        inside, beyond = GAINS
+        share = np.clip(1.0 - np.log(m / np.exp(self.log_m.max())) / np.log(2.0), 0.0, 1.0)
+        return (beyond + (inside - beyond) * share) ** 2 * self.line_var(m)
+
+    def line_var(self, m: np.ndarray) -> np.ndarray:
+        """Log variance at ``m`` of a straight line fitted through the points in log-log space, weighted ``1/varᵢ``."""
+        w = 1.0 / self.var
+        centre = float(np.sum(w * self.log_m) / np.sum(w))
+        spread = float(np.sum(w * (self.log_m - centre) ** 2))
+        x = np.log(np.asarray(m, dtype=float)) - centre
+        return 1.0 / np.sum(w) + (x * x / spread if spread > 0 else 0.0 * x)
+
+    def run_var(self, values: np.ndarray, test_size: int | None) -> float:
+        """The run-to-run log variance of one new measurement: the points' noise net of their test-set part."""
+        return float(np.mean(np.maximum(self.var - binomial_log_var(values, test_size), 0.0)))
+
+__all__ = ["PointNoise", "binomial_log_var", "check_test_size", "normal_quantile", "point_sd", "run_log_var", "widen"]
 
 
 def check_test_size(test_size: Any) -> int | None:
@@ -82,6 +124,53 @@ def run_log_var(values: np.ndarray, residual_var: float, test_size: int | None) 
         carried = b[:-2] + 4.0 * b[1:-1] + b[2:]
         from_differences = float(np.mean(d2 * d2 - carried)) / 6.0
     return max(0.0, from_residuals, from_differences)
+
+
+def point_sd(
+    values: Any,
+    *,
+    runs: Any = None,
+    run_sd: Any = None,
+    rival_gap: Any = None,
+    test_size: int | None = None,
+) -> np.ndarray:
+    """The standard error of each point of a learning curve as a measure of its size (the values' units).
+
+    ``values`` are the measured points, sorted by size, each the mean of
+    ``runs`` training runs of the chosen configuration (1 without repeats)
+    whose standard deviation is ``run_sd`` (NaN where a size had one run).
+    ``rival_gap`` is, per size, the log distance between the chosen
+    configuration's value and its runner-up's (NaN: none).  Three parts, in
+    log space:
+
+    * **seed**: the run-to-run relative variance, pooled over the sizes with
+      repeats (weighted by their degrees of freedom), over ``runs``; without
+      any repeat, the second-difference estimate of :func:`run_log_var`;
+    * **selection**: which configuration wins by validation loss changes from
+      study to study; taken as a fair coin between the winner and the
+      runner-up, ``gap²/4`` less the gap's own seed noise, pooled over sizes;
+    * **test set**: the binomial variance of an error rate on ``test_size`` examples.
+
+    Example::
+
+        >>> sd = point_sd([0.30, 0.20, 0.12], runs=[3, 3, 3], run_sd=[0.02, 0.015, 0.01], test_size=1000)
+        >>> bool((sd > 0).all())
+        True
+    """
+    y = np.asarray(values, dtype=float)
+    n = np.ones(len(y)) if runs is None else np.maximum(np.asarray(runs, dtype=float), 1.0)
+    rel = np.full(len(y), np.nan) if run_sd is None else np.asarray(run_sd, dtype=float) / y
+    binomial = binomial_log_var(y, test_size)
+    repeated = np.isfinite(rel) & (n >= 2)
+    if repeated.any():
+        seed = float(np.sum((n[repeated] - 1) * rel[repeated] ** 2) / np.sum(n[repeated] - 1))
+    else:
+        seed = run_log_var(y, 0.0, test_size)
+    gap = np.full(len(y), np.nan) if rival_gap is None else np.asarray(rival_gap, dtype=float)
+    known = np.isfinite(gap)
+    # the gap carries the seed noise of both means; what is left is how far the rivals truly differ
+    selection = max(0.0, float(np.mean(gap[known] ** 2 - 2.0 * seed / n[known]))) / 4.0 if known.any() else 0.0
+    return y * np.sqrt(seed / n + selection + binomial)
 
 
 def widen(

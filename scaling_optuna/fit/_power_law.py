@@ -83,45 +83,49 @@ def detect_plateau(
     n = len(y)
     if not decreasing or n <= min_keep:
         return 0, ""
-    lm, ly = np.log(m), np.log(y)
-    k_plateau = 0
-    if plateau is not None:
-        while k_plateau < n and y[k_plateau] >= (1.0 - _PLATEAU_TOL) * plateau:
-            k_plateau += 1
-    k_flat = _flat_candidates(ly)
+    k_plateau = _on_plateau(y, plateau)
+    k_flat = _flat_candidates(np.log(y))
     cand = min(max(k_plateau, k_flat), n - min_keep)
-    k = 0
-    if cand > 0:
-        deficit, thr = _back_extrapolation_deficit(lm, ly, cand)
-        confirmed = deficit > thr
-        if plateau is not None:
-            # within the tolerance of the best-guess error and closer to it than to
-            # the later points' law (a transition point on the law is kept)
-            lp = math.log(plateau)
-            line = ly[:cand] + deficit
-            near = (y[:cand] >= (1.0 - _PLATEAU_TOL) * plateau) & (
-                np.abs(ly[:cand] - lp) < np.abs(ly[:cand] - line)
-            )
-            confirmed |= near | (y[:cand] >= plateau)
-        hits = np.flatnonzero(confirmed)
-        k = int(hits[-1]) + 1 if hits.size else 0
-        if k_plateau < k and k < 2:
-            k = 0  # without the plateau rule a single point is never a plateau
-    # The kept points must still decrease overall.
-    while k > 0 and ols_slope(lm[k:], ly[k:]) > 0:
-        k -= 1
+    k = _confirmed(np.log(m), y, plateau, cand) if cand > 0 else 0
+    if k_plateau < k < 2:
+        k = 0  # without the plateau rule a single point is never a plateau
+    while k > 0 and ols_slope(np.log(m[k:]), np.log(y[k:])) > 0:
+        k -= 1  # the kept points must still decrease overall
     if k == 0:
         return 0, ""
-    sizes = ", ".join(f"{s:g}" for s in m[:k])
     if k_plateau >= k and plateau is not None:
         why = f"on the best-guess plateau {plateau:g} (value within {_PLATEAU_TOL:.0%} of it, or above)"
     else:
-        why = (
-            f"not meaningfully below the first value {y[0]:.3g} and below the power law "
-            "of the later points extrapolated back"
-        )
+        why = f"not meaningfully below the first value {y[0]:.3g} and below the power law of the later points extrapolated back"
     capped = " (capped so that enough points remain)" if cand < max(k_plateau, k_flat) else ""
-    return k, f"small-data plateau: sizes {sizes}: {why}{capped}"
+    return k, f"small-data plateau: sizes {', '.join(f'{s:g}' for s in m[:k])}: {why}{capped}"
+
+
+def _on_plateau(y: np.ndarray, plateau: float | None) -> int:
+    """Leading points within 5 % of the best-guess error, or above it (0 without one)."""
+    k = 0
+    while plateau is not None and k < len(y) and y[k] >= (1.0 - _PLATEAU_TOL) * plateau:
+        k += 1
+    return k
+
+
+def _confirmed(lm: np.ndarray, y: np.ndarray, plateau: float | None, cand: int) -> int:
+    """How many of the ``cand`` leading candidates are confirmed as plateau: up to the last confirmed one.
+
+    A candidate is confirmed when it lies below the later points' log-log line
+    extrapolated back by more than the threshold; with ``plateau`` also when
+    it is on the best-guess error (≥ it, or within the tolerance and closer
+    to it than to that line: a transition point already on the law is kept).
+    """
+    ly = np.log(y)
+    deficit, threshold = _back_extrapolation_deficit(lm, ly, cand)
+    confirmed = deficit > threshold
+    if plateau is not None:
+        on_law = ly[:cand] + deficit
+        near = (y[:cand] >= (1.0 - _PLATEAU_TOL) * plateau) & (np.abs(ly[:cand] - math.log(plateau)) < np.abs(ly[:cand] - on_law))
+        confirmed |= near | (y[:cand] >= plateau)
+    hits = np.flatnonzero(confirmed)
+    return int(hits[-1]) + 1 if hits.size else 0
 
 
 def _flat_candidates(ly: np.ndarray) -> int:
@@ -217,18 +221,6 @@ def quantiles(samples: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
     lo = s[int(math.floor(q * (b - 1)))]
     hi = s[int(math.ceil((1.0 - q) * (b - 1)))]
     return lo.astype(float), hi.astype(float)
-
-
-def size_for_target(params: np.ndarray, target: float, log_ref: float) -> np.ndarray:
-    """Size where each curve equals ``target`` (inf where never reached)."""
-    c, b, g = params[:, 0], params[:, 1], params[:, 2]
-    out = np.full(len(c), np.inf)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        rest = np.log(target - g)  # -inf/nan when target <= gamma
-        ok = (target > g) & (b != 0) & np.isfinite(rest)
-        lm = log_ref + (rest - c) / b
-        out[ok] = np.exp(np.clip(lm[ok], -EXP_CLIP, EXP_CLIP))
-    return out
 
 
 def fit_point(form: str, lx: np.ndarray, ly: np.ndarray) -> tuple[np.ndarray, float]:

@@ -17,18 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from scaling_optuna import _checks
 from scaling_optuna.errors import UserError
 
-__all__ = [
-    "as_float_array",
-    "as_positive_array",
-    "make_rng",
-    "validate_confidence",
-    "validate_groups",
-    "validate_n_bootstrap",
-    "validate_plateau",
-    "validate_xy",
-]
+__all__ = ["as_float_array", "as_positive_array", "make_rng", "validate_groups", "validate_plateau", "validate_value_sd", "validate_xy"]
 
 
 def as_float_array(x: Any, name: str) -> np.ndarray:
@@ -50,7 +42,7 @@ def as_positive_array(x: Any, name: str) -> np.ndarray:
     bad = ~np.isfinite(a) | (a <= 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{name} must be positive finite numbers, got {a[i]!r} at position {i}: drop or fix it")
+        raise UserError(f"{name} must be positive finite numbers, got {_checks.plain(a[i])} at position {i}: drop or fix it")
     return a
 
 
@@ -70,13 +62,13 @@ def validate_xy(sizes: Any, values: Any) -> tuple[np.ndarray, np.ndarray, np.nda
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"sizes must be positive finite numbers, got {m[i]!r} at position {i}: drop or fix that size"
+            f"sizes must be positive finite numbers, got {_checks.plain(m[i])} at position {i}: drop or fix that size"
         )
     bad = ~np.isfinite(y) | (y <= 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise UserError(
-            f"values must be positive finite numbers (the fit is in log space), got {y[i]!r} at "
+            f"values must be positive finite numbers (the fit is in log space), got {_checks.plain(y[i])} at "
             f"position {i} (size {m[i]:g}): drop that point or fix the metric"
         )
     uniq, counts = np.unique(m, return_counts=True)
@@ -90,35 +82,33 @@ def validate_xy(sizes: Any, values: Any) -> tuple[np.ndarray, np.ndarray, np.nda
     return m[order], y[order], order
 
 
-def validate_plateau(plateau: Any) -> float | None:
-    """The best-guess error as a positive float, or None."""
+def validate_plateau(plateau: Any, values: np.ndarray, falling: bool) -> float | None:
+    """The best-guess error as a positive float (or None); for a falling curve it must lie above its lowest value."""
     if plateau is None:
         return None
-    try:
-        p = float(plateau)
-    except (TypeError, ValueError):
-        raise UserError(f"plateau must be a positive number (the best-guess error, e.g. 0.9), got {plateau!r}") from None
-    if not math.isfinite(p) or p <= 0:
-        raise UserError(f"plateau must be a positive finite number (the best-guess error, e.g. 0.9), got {p!r}")
+    p = _checks.positive_number(plateau, "plateau", example="0.9, the error of guessing")
+    if falling and p <= float(np.min(values)):
+        raise UserError(
+            f"plateau {p:g} lies at or below every value (the lowest is {float(np.min(values)):.3g}): it is the error "
+            "of guessing without data (e.g. 0.9 for 10 balanced classes), which the curve falls from; pass that or leave it out"
+        )
     return p
 
 
-def validate_n_bootstrap(n: Any) -> int:
-    """A non-negative int (booleans and floats refused)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
-        raise UserError(f"n_bootstrap must be a non-negative integer (e.g. 1000), got {n!r}")
-    return int(n)
-
-
-def validate_confidence(c: Any) -> float:
-    """A level strictly between 0 and 1."""
-    try:
-        v = float(c)
-    except (TypeError, ValueError):
-        raise UserError(f"confidence must be a number between 0 and 1 (e.g. 0.95), got {c!r}") from None
-    if not (0.0 < v < 1.0):
-        raise UserError(f"confidence must be between 0 and 1 exclusive (e.g. 0.95), got {v!r}")
-    return v
+def validate_value_sd(value_sd: Any, values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Each value's standard error as a log variance (sorted like the sizes); a zero or NaN one borrows the median."""
+    sd = as_float_array(value_sd, "value_sd")
+    if len(sd) != len(values):
+        raise UserError(f"value_sd has {len(sd)} entries but there are {len(values)} values: pass one standard error per value")
+    sd = sd[order]
+    bad = np.isinf(sd) | (sd < 0)
+    if bad.any():
+        raise UserError(f"value_sd must be non-negative finite numbers (NaN: unknown), got {_checks.plain(sd[bad][0])}")
+    log_var = (sd / values) ** 2
+    known = np.isfinite(log_var) & (log_var > 0)
+    if not known.any():
+        raise UserError("value_sd gives no positive standard error: pass the spread of repeated runs, or leave it out")
+    return np.where(known, log_var, float(np.median(log_var[known])))
 
 
 def make_rng(seed: Any) -> np.random.Generator:

@@ -1,10 +1,13 @@
 """Warnings that save a user's budget: when the search did not pay, or could not have.
 
-Three checks on an experiment's finished trials, each a plain sentence with the fix:
+Four checks on an experiment's finished trials, each a plain sentence with the fix:
 
 - **Tuning did not pay**: at half or more of the sizes where tuned trials finished,
   the best trial by validation loss is still the untuned default (every study's first
   trial), so the trials spent on tuning bought nothing there.
+- **Tuned but worse**: at a size, the configuration chosen by validation loss
+  measured a worse test error than the untuned default: the choice did not carry
+  over to the test set, and the tuned curve's point there is the weaker one.
 - **Undertrained**: a size's best trial ran all ``max_epochs`` without stopping
   early and its best epoch was among the last ``patience`` ones: it was still
   improving, so its error overstates what the size can reach, and the fitted curve
@@ -58,6 +61,7 @@ def budget_warnings(experiment: Experiment, rows: Sequence[SizeRow] | None = Non
     spec = experiment.spec
     found = (
         _untuned_wins(rows),
+        _tuned_worse(rows),
         _undertrained(rows, spec.trainer.max_epochs, spec.trainer.patience),
         _random_search(rows, spec.sampler),
     )
@@ -95,6 +99,25 @@ def _untuned_wins(rows: Sequence[SizeRow]) -> str | None:
         f"tuning did not beat the untuned default at {len(won)} of {len(judged)} sizes ({_sizes(won)}): "
         "its best trial there is the [default_params] model; give each size more trials (trials_per_size, "
         "--trials) or a search space closer to [default_params]"
+    )
+
+
+def _tuned_worse(rows: Sequence[SizeRow]) -> str | None:
+    worse = [
+        r for r in rows
+        if r.best is not None and r.baseline is not None and not r.best.baseline
+        and r.best.test_error is not None and r.baseline.test_error is not None and r.best.test_error > r.baseline.test_error
+    ]
+    if not worse:
+        return None
+    last = worse[-1]
+    runs = lambda record: f" over {record.runs} runs" if getattr(record, "runs", 1) > 1 else ""  # noqa: E731
+    return (
+        f"at {'size' if len(worse) == 1 else 'sizes'} {_sizes([r.size for r in worse])} the tuned configuration, chosen by "
+        f"validation loss, measured a worse test error than the untuned default (at {last.size}: trial "
+        f"{last.best.trial_number} {last.best.test_error:.4g}{runs(last.best)} against {last.baseline.test_error:.4g}"
+        f"{runs(last.baseline)}): the choice did not carry over to the test set there; re-measure more configurations "
+        "([remeasure] top) or give each size more trials so that validation loss tells them apart"
     )
 
 

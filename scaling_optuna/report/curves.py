@@ -31,8 +31,10 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from scaling_optuna import _checks
 from scaling_optuna.errors import UserError
 from scaling_optuna.fit import ScalingLawFit
+from scaling_optuna.fit import point_sd
 from scaling_optuna.fit import fit_least_squares
 from scaling_optuna.fit import fit_log_log_line
 from scaling_optuna.fit import fit_scaling_law
@@ -89,18 +91,19 @@ def fit_curve(
     if len(sizes) < MIN_SIZES:
         return Curve(metric, tuple(sizes), tuple(values), None, _too_few(metric, sizes), intervals_from)
     options = dict(form="power" if metric == "n_params" else "auto", plateau=plateau, n_bootstrap=n_bootstrap, seed=seed)
-    fit, message = _try_fit(sizes, values, groups, **options)
+    noise_test_size = test_size if metric == "test_error" else None
+    value_sd = None if metric == "n_params" else _point_sds(rows, metric, sizes, noise_test_size)
+    fit, message = _try_fit(sizes, values, groups, value_sd=value_sd, **options)
     if fit is not None and metric != "n_params" and fit.beta > 0:
         warnings.append(
             f"{LABELS[metric]} grows with the training-set size (β={fit.beta:.3g}): more data should not hurt, "
             "so check the runs (too few trials per size? a trainer setting?) before trusting any extrapolation"
         )
     baseline_sizes, baseline_values, baseline_fit, baseline_message = (
-        ((), (), None, "") if metric == "n_params" else _baseline(rows, metric, options)
+        ((), (), None, "") if metric == "n_params" else _baseline(rows, metric, options, noise_test_size)
     )
-    noise_test_size = test_size if metric == "test_error" else None
     has_backtests = fit is not None and metric != "n_params"
-    backtests = _backtests(sizes, values, groups, options, noise_test_size) if has_backtests else ()
+    backtests = _backtests(sizes, values, groups, value_sd, options, noise_test_size) if has_backtests else ()
     return Curve(
         metric=metric,
         sizes=tuple(sizes),
@@ -148,11 +151,12 @@ def fit_numbers(
     return Curve("test_error", tuple(sizes), tuple(values), fit, "", "", naive=naive, predictions=_predictions(fit))
 
 
-def validate_target(target: Any, *, error: bool = True) -> float | None:
-    """A target as a float, or ``None``: a test error in (0, 1), or with ``error=False`` any positive value.
+def validate_target(target: Any, *, error: bool = True, majority_error: float | None = None) -> float | None:
+    """A target as a float, or ``None``: a test error in (0, 1) below the majority-class error (when known),
+    or with ``error=False`` any positive value.
 
     Raises:
-        UserError: ``target`` is not a number, or out of range.
+        UserError: ``target`` is not a number, or out of range (an accuracy given for an error among them).
 
     Example::
 
@@ -161,14 +165,9 @@ def validate_target(target: Any, *, error: bool = True) -> float | None:
     """
     if target is None:
         return None
-    if isinstance(target, bool) or not isinstance(target, (int, float, np.integer, np.floating)):
-        raise UserError(f"target must be a number such as 0.05, got {target!r}")
-    value = float(target)
-    if error and not (math.isfinite(value) and 0.0 < value < 1.0):
-        raise UserError(f"target {value:g} is not a test error strictly between 0 and 1: pass e.g. 0.05 for 5%")
-    if not (math.isfinite(value) and value > 0.0):
-        raise UserError(f"target {value:g} must be a positive finite number, e.g. 0.05")
-    return value
+    if error:
+        return _checks.error_target(target, "target", majority_error=majority_error)
+    return _checks.positive_number(target, "target")
 
 
 def target_answer(curve: Curve, target: float) -> TargetAnswer:
@@ -192,7 +191,7 @@ def _tuned_answer(curve: Curve, target: float, tuned: Any) -> str:
             f"test error {target:g}: the tuned curve does not fall with more data (β={fit.beta:.3g}), "
             "so the report cannot say how much data reaches it"
         )
-    if not tuned.reachable:
+    if not tuned.reachable or tuned.already:
         return tuned.message
     message = f"to reach test error {target:g} the tuned model needs about {count(tuned.size)} examples"
     if math.isfinite(tuned.lower) or math.isfinite(tuned.upper):
@@ -231,6 +230,23 @@ def _best_points(
     return sizes, values, spreads
 
 
+def _point_sds(rows: Sequence[SizeRow], metric: str, sizes: Sequence[int], test_size: int | None, *, baseline: bool = False) -> list[float]:
+    """Each fitted point's standard error as a measure of its size: its runs, the choice among configurations,
+    the test set (:func:`~scaling_optuna.fit.point_sd`)."""
+    by_size = {row.size: row for row in rows}
+    values, runs, run_sd, gaps = [], [], [], []
+    for size in sizes:
+        row = by_size[size]
+        chosen = row.baseline if baseline else row.best
+        values.append(float(chosen.metric(metric)))
+        runs.append(getattr(chosen, "runs", 1))
+        run_sd.append(finite(getattr(chosen, f"{metric}_sd", None)) or math.nan)
+        rival = None if baseline else next((r for r in row.near_best if r.trial_number != chosen.trial_number), None)
+        rival_value = usable(rival.metric(metric)) if rival is not None else None
+        gaps.append(math.log(values[-1] / rival_value) if rival_value else math.nan)
+    return list(point_sd(values, runs=runs, run_sd=run_sd, rival_gap=gaps, test_size=test_size))
+
+
 def _has_spread(groups: Sequence[Sequence[float]]) -> bool:
     return any(len(g) >= 2 for g in groups)
 
@@ -253,7 +269,7 @@ def _too_few(metric: str, sizes: Sequence[int]) -> str:
 
 
 def _baseline(
-    rows: Sequence[SizeRow], metric: str, options: dict[str, Any]
+    rows: Sequence[SizeRow], metric: str, options: dict[str, Any], test_size: int | None
 ) -> tuple[tuple[int, ...], tuple[float, ...], ScalingLawFit | None, str]:
     """The untuned default model's points and curve (sizes, values, fit, message)."""
     points = [(row.size, v) for row in rows if row.baseline is not None and (v := usable(row.baseline.metric(metric)))]
@@ -261,7 +277,8 @@ def _baseline(
     values = tuple(v for _, v in points)
     if len(sizes) < MIN_SIZES:
         return sizes, values, None, f"the untuned baseline has finished at {len(sizes)} size(s); its curve needs {MIN_SIZES}"
-    fit, message = _try_fit(sizes, values, None, **options)
+    value_sd = _point_sds(rows, metric, sizes, test_size, baseline=True)
+    fit, message = _try_fit(sizes, values, None, value_sd=value_sd, **options)
     return sizes, values, fit, message
 
 
@@ -277,7 +294,8 @@ def _predictions(fit: ScalingLawFit | None) -> tuple[Extrapolation, ...]:
 
 
 def _backtests(
-    sizes: list[int], values: list[float], groups: list[list[float]] | None, options: dict[str, Any], test_size: int | None
+    sizes: list[int], values: list[float], groups: list[list[float]] | None, value_sd: list[float] | None,
+    options: dict[str, Any], test_size: int | None,
 ) -> tuple[Backtest, ...]:
     """Refit without the largest one and two sizes (while 3 remain) and predict them."""
     out = []
@@ -286,9 +304,8 @@ def _backtests(
         if keep < MIN_SIZES:
             break
         kept_groups = groups[:keep] if groups is not None and _has_spread(groups[:keep]) else None
-        out.append(
-            _backtest(held_out, sizes[:keep], values[:keep], sizes[keep:], values[keep:], kept_groups, options, test_size)
-        )
+        kept = dict(options, groups=kept_groups, value_sd=None if value_sd is None else value_sd[:keep])
+        out.append(_backtest(held_out, sizes[:keep], values[:keep], sizes[keep:], values[keep:], kept, test_size))
     return tuple(out)
 
 
@@ -298,11 +315,10 @@ def _backtest(
     values: list[float],
     held_sizes: list[int],
     held_values: list[float],
-    groups: list[list[float]] | None,
     options: dict[str, Any],
     test_size: int | None,
 ) -> Backtest:
-    fit, message = _try_fit(sizes, values, groups, **options)
+    fit, message = _try_fit(sizes, values, **options)
     if fit is None:
         return Backtest(held_out, tuple(sizes), (), None, message)
     curve = fit.predict(held_sizes)
@@ -323,9 +339,7 @@ def _baseline_means(fit: ScalingLawFit | None, sizes: Sequence[float]) -> list[f
     return [float(v) for v in fit.predict(sizes).mean] if fit is not None else [None] * len(sizes)
 
 
-def _try_fit(
-    sizes: Sequence[float], values: Sequence[float], groups: list[list[float]] | None, **options: Any
-) -> tuple[ScalingLawFit | None, str]:
+def _try_fit(sizes: Sequence[float], values: Sequence[float], groups: list[list[float]] | None = None, **options: Any) -> tuple[ScalingLawFit | None, str]:
     try:
         return fit_scaling_law(sizes, values, groups=groups, **options), ""
     except UserError as e:

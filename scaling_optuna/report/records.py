@@ -226,7 +226,7 @@ class Curve:
     @property
     def law(self) -> str:
         """The tuned fit's law with this metric's symbol ('' without a fit)."""
-        return "" if self.fit is None else self.fit.law(SYMBOLS[self.metric])
+        return "" if self.fit is None else self.fit.law.text(SYMBOLS[self.metric])
 
     @property
     def label(self) -> str:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
+from scaling_optuna import _checks
 from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
 from scaling_optuna.experiment import load_experiment
@@ -122,6 +123,7 @@ def build_report(
     warnings = skipped_sizes(rows)
     attrs = study_attrs(experiment)
     majority = majority_error(attrs)
+    target_value = validate_target(target_value, majority_error=majority)
     n_test = recorded_test_size(attrs)
     if n_test is None:
         warnings.append(
@@ -135,6 +137,12 @@ def build_report(
         "test_loss": fit_curve(rows, "test_loss", plateau=None, **options),
         "n_params": fit_curve(rows, "n_params", plateau=None, **options),
     }
+    answer = None if target_value is None else target_answer(curves["test_error"], target_value)
+    if answer is not None and answer.tuned is not None and answer.tuned.already:
+        warnings.append(
+            f"the target test error {target_value:g} is already met at the smallest size fitted: {answer.tuned.message}; "
+            "a target below the measured errors asks how much data an improvement needs"
+        )
     warnings += budget_warnings(experiment, rows)
     for message in warnings:
         _log.warning(message)
@@ -148,15 +156,12 @@ def build_report(
         majority_error=majority,
         rows=rows,
         curves=curves,
-        target=None if target_value is None else target_answer(curves["test_error"], target_value),
+        target=answer,
         warnings=warnings,
     )
 
 
 def _check_options(*, top_k: object, n_bootstrap: object, bootstrap: object) -> None:
-    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-        raise UserError(f"top_k must be a positive integer (e.g. 3), got {top_k!r}")
-    if bootstrap not in BOOTSTRAP_CHOICES:
-        raise UserError(f"bootstrap must be one of {', '.join(BOOTSTRAP_CHOICES)}, got {bootstrap!r}")
-    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int) or n_bootstrap < 0:
-        raise UserError(f"n_bootstrap must be a non-negative integer (e.g. 1000), got {n_bootstrap!r}")
+    _checks.count(top_k, "top_k", minimum=1, example=3)
+    _checks.choice(bootstrap, "bootstrap", BOOTSTRAP_CHOICES)
+    _checks.count(n_bootstrap, "n_bootstrap")

@@ -147,7 +147,8 @@ def fit_method_lines(fit: Any) -> list[str]:
     if fit.fallback:
         lines.append(f"no curve family fitted: {fit.fallback}")
     if fit.method:
-        lines.append(f"predictions: {fit.method}")
+        flattens = "" if fit.fallback or fit.increasing else f"; the predicted curve flattens at {fit.floor():.3g}"
+        lines.append(f"predictions: {fit.method}{flattens}")
     if fit.band_method:
         lines.append(f"band: {fit.band_method}")
     return lines
@@ -157,7 +158,7 @@ def _baseline_lines(curve: Curve) -> list[str]:
     if curve.baseline_fit is not None:
         symbol = curve.law.split("(", 1)[0]
         return [
-            f"  untuned baseline: {curve.baseline_fit.law(symbol)}",
+            f"  untuned baseline: {curve.baseline_fit.law.text(symbol)}",
             f"  per-size tuning changes the exponent from β={curve.baseline_fit.beta:.3f} (untuned) "
             f"to β={curve.fit.beta:.3f} (tuned)",
         ]
