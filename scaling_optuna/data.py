@@ -31,8 +31,11 @@ import gzip
 import hashlib
 import importlib.util
 import io
+import os
 import pickle
+import shutil
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,16 @@ from scaling_optuna.spec import ExperimentSpec
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
+# Fashion-MNIST's four IDX files, in torchvision's layout: <root>/FashionMNIST/raw/<name>.
+FASHION_MNIST_FOLDER = Path("FashionMNIST") / "raw"
+FASHION_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+# Where Debian's package dataset-fashion-mnist installs the full dataset (gzipped IDX files).
+FASHION_MNIST_SYSTEM_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 # Labels are class numbers 0..C-1; a label far above any real class count (10^9
 # from a mislabelled column) would otherwise size the output layer and the
 # class counts, allocating hundreds of gigabytes in every worker.
@@ -145,6 +158,8 @@ def load_raw(data: DataSpec) -> RawData:
     """The dataset's arrays as shipped, with its own test split where it has one."""
     if data.dataset == "cifar10":
         return _load_cifar10(Path(data.root), download=data.download)
+    if data.dataset == "fashion-mnist":
+        return _load_fashion_mnist(Path(data.root), download=data.download)
     if data.dataset == "digits":
         return _load_digits(data.test_fraction)
     if data.dataset == "mnist1d":
@@ -255,6 +270,90 @@ def _download_cifar10(root: Path) -> None:
             f"CIFAR-10 is not in {root / CIFAR10_FOLDER} and could not be downloaded ({type(e).__name__}: {e}); "
             "copy the extracted cifar-10-python archive there, or run where there is a network"
         ) from None
+
+
+def _load_fashion_mnist(root: Path, *, download: bool) -> RawData:
+    """Fashion-MNIST through torchvision, from ``root``, Debian's copy, or the network.
+
+    torchvision reads the four IDX files unpacked in ``<root>/FashionMNIST/raw``.
+    Where they are missing, the gzipped files are unpacked there from the first
+    folder that holds all four: that folder itself (a download that was never
+    unpacked), ``root`` (a copy of the official files), or Debian's package;
+    failing that, torchvision downloads them.
+    """
+    raw = root / FASHION_MNIST_FOLDER
+    if not all((raw / name).is_file() for name in FASHION_MNIST_FILES):
+        source = next((f for f in (raw, root, FASHION_MNIST_SYSTEM_FOLDER) if _has_gzipped_fashion_mnist(f)), None)
+        if source is not None:
+            _unpack_fashion_mnist(source, raw)
+        elif download:
+            _download_fashion_mnist(root)
+        else:
+            raise DataError(
+                f"Fashion-MNIST not found in {root} or {FASHION_MNIST_SYSTEM_FOLDER}; install Debian's package "
+                f"dataset-fashion-mnist, copy the four IDX .gz files into {root}, or set data.download = true"
+            )
+    return _read_fashion_mnist(root)
+
+
+def _has_gzipped_fashion_mnist(folder: Path) -> bool:
+    return all((folder / f"{name}.gz").is_file() for name in FASHION_MNIST_FILES)
+
+
+def _unpack_fashion_mnist(source: Path, raw: Path) -> None:
+    """Unpack the four ``.gz`` files of ``source`` into ``raw``; each file appears whole or not at all."""
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {raw} for Fashion-MNIST ({e.strerror}); set data.root to a folder you can write") from None
+    for name in FASHION_MNIST_FILES:
+        target = raw / name
+        if target.is_file():
+            continue
+        partial = raw / f".{name}.{os.getpid()}.partial"
+        try:
+            with gzip.open(source / f"{name}.gz", "rb") as packed, open(partial, "wb") as out:
+                shutil.copyfileobj(packed, out, 1 << 20)
+            partial.replace(target)
+        except (OSError, EOFError, zlib.error) as e:
+            partial.unlink(missing_ok=True)
+            raise DataError(
+                f"{source / name}.gz: cannot be unpacked ({type(e).__name__}: {e}); replace it with the official "
+                "Fashion-MNIST file (or reinstall dataset-fashion-mnist)"
+            ) from None
+
+
+def _download_fashion_mnist(root: Path) -> None:
+    import torchvision
+
+    try:
+        torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
+    except Exception as e:  # no network, a proxy, a full disk: all end the same way for the user
+        raise DataError(
+            f"Fashion-MNIST is not in {root} and could not be downloaded ({type(e).__name__}: {e}); install Debian's "
+            "package dataset-fashion-mnist, copy the four IDX .gz files into data.root, or run where there is a network"
+        ) from None
+
+
+def _read_fashion_mnist(root: Path) -> RawData:
+    import torchvision
+
+    arrays = []
+    for train in (True, False):
+        try:
+            part = torchvision.datasets.FashionMNIST(str(root), train=train, download=False)
+        except (AssertionError, ValueError, TypeError, RuntimeError, KeyError, OSError) as e:
+            raise DataError(
+                f"{root / FASHION_MNIST_FOLDER}: not Fashion-MNIST's IDX files ({type(e).__name__}: {_first_line(e)}); "
+                "delete the folder to unpack or download them again"
+            ) from None
+        arrays += [part.data.numpy()[:, None, :, :], part.targets.numpy()]
+    return RawData(*arrays)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def _load_digits(test_fraction: float) -> RawData:

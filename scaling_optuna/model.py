@@ -22,6 +22,9 @@ from torch import nn
 from torch.nn import functional as F
 
 InputStats = tuple[torch.Tensor, torch.Tensor]
+# The smallest side that two unpadded 5×5 convolutions, each followed by a 2×2 pooling, leave
+# at least one pixel of: (16 - 4) // 2 = 6, (6 - 4) // 2 = 1.
+_SEED_KERNEL_MIN_SIDE = 16
 
 
 class Standardize(nn.Module):
@@ -66,8 +69,9 @@ class SeedCNN(nn.Module):
     """conv → pool → conv → pool → fc → fc → fc, the PyTorch tutorial's network.
 
     On 32×32 inputs it is exactly the seed's model (5×5 convolutions without
-    padding). Smaller images cannot take two unpadded 5×5 convolutions and two
-    poolings, so there the convolutions are 3×3 with padding 1.
+    padding); other images of at least 16×16 (Fashion-MNIST's 28×28) get the
+    same layers. Smaller images cannot take two unpadded 5×5 convolutions and
+    two poolings, so there the convolutions are 3×3 with padding 1.
     """
 
     def __init__(
@@ -76,7 +80,7 @@ class SeedCNN(nn.Module):
     ) -> None:
         super().__init__()
         channels, height, width = input_shape
-        kernel, padding = (5, 0) if min(height, width) >= 32 else (3, 1)
+        kernel, padding = (5, 0) if min(height, width) >= _SEED_KERNEL_MIN_SIDE else (3, 1)
         side_h = _after_block(_after_block(height, kernel, padding), kernel, padding)
         side_w = _after_block(_after_block(width, kernel, padding), kernel, padding)
         if side_h < 1 or side_w < 1:

@@ -40,7 +40,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-DATASETS = ("cifar10", "digits", "mnist1d", "npz")
+DATASETS = ("cifar10", "digits", "fashion-mnist", "mnist1d", "npz")
 MODELS = ("auto", "cnn", "mlp")
 NORMALIZATIONS = ("subset", "none")
 DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
@@ -381,7 +381,7 @@ def _parse_model(table: Mapping[str, Any], data: DataSpec) -> str:
         raise SpecError(f"model.kind: unknown model {model!r}{_suggest(model, MODELS)}; use one of {', '.join(MODELS)}")
     if model == "auto":
         # Images get the seed's CNN; vectors (and npz arrays of any shape) an MLP.
-        model = "cnn" if data.dataset in ("cifar10", "digits") else "mlp"
+        model = "cnn" if data.dataset in ("cifar10", "digits", "fashion-mnist") else "mlp"
     return model
 
 
