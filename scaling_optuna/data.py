@@ -37,12 +37,15 @@ import shutil
 import zipfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from scaling_optuna.errors import DataError
+from scaling_optuna.imagefolder import read_image_folder
+from scaling_optuna.plugins import PluginError
+from scaling_optuna.plugins import load_plugin
 from scaling_optuna.spec import DataSpec
 from scaling_optuna.spec import ExperimentSpec
 
@@ -149,13 +152,21 @@ class Dataset:
 
 def load_dataset(spec: ExperimentSpec) -> Dataset:
     """Load the spec's dataset, check it, and split it with the spec's seed."""
-    raw = load_raw(spec.data)
-    _validate(raw, spec.data.dataset)
-    return split(raw, spec.data, seed=spec.seed, name=spec.data.dataset)
+    raw = load_raw(spec.data, spec.python_path)
+    name = f"data.loader {spec.data.loader}" if spec.data.loader else spec.data.dataset
+    _validate(raw, name)
+    return split(raw, spec.data, seed=spec.seed, name=spec.data.loader or spec.data.dataset)
 
 
-def load_raw(data: DataSpec) -> RawData:
-    """The dataset's arrays as shipped, with its own test split where it has one."""
+def load_raw(data: DataSpec, python_path: tuple[str, ...] = ()) -> RawData:
+    """The dataset's arrays as shipped, with its own test split where it has one.
+
+    ``python_path``: folders the ``loader`` plug-in is imported from (the spec's).
+    """
+    if data.loader is not None:
+        return _load_plugin(data.loader, python_path)
+    if data.dataset == "imagefolder":
+        return _load_imagefolder(Path(data.root), data.test_fraction)
     if data.dataset == "cifar10":
         return _load_cifar10(Path(data.root), download=data.download)
     if data.dataset == "fashion-mnist":
@@ -358,14 +369,74 @@ def _first_line(error: BaseException) -> str:
 
 def _load_digits(test_fraction: float) -> RawData:
     images, target = read_digits()
-    x = images.astype(np.float32)[:, None, :, :]
-    y = target.astype(np.int64)
-    # Digits ships no test split: a fixed permutation (independent of the spec's
-    # seed, so the test set never moves) sets one aside.
+    return _set_test_aside(images.astype(np.float32)[:, None, :, :], target.astype(np.int64), test_fraction)
+
+
+def _set_test_aside(x: np.ndarray, y: np.ndarray, test_fraction: float) -> RawData:
+    """A test split for data that ship none: a fixed permutation, independent of the
+    spec's seed so that the test set never moves, sets ``test_fraction`` aside."""
     order = np.random.default_rng(20171201).permutation(len(y))
     n_test = int(len(y) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     return RawData(x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
+
+
+def _load_imagefolder(root: Path, test_fraction: float) -> RawData:
+    """``root/train`` and ``root/test`` (each a folder per class), or ``root`` itself with ``test_fraction`` set aside."""
+    if (root / "train").is_dir():
+        x_train, y_train, classes = read_image_folder(root / "train")
+        if (root / "test").is_dir():
+            x_test, y_test, _ = read_image_folder(root / "test", classes=classes)
+            return RawData(x_train, y_train, x_test, y_test)
+        return _set_test_aside(x_train, y_train, test_fraction)
+    x, y, _ = read_image_folder(root)
+    return _set_test_aside(x, y, test_fraction)
+
+
+def _load_plugin(path: str, python_path: tuple[str, ...]) -> RawData:
+    """The arrays the user's ``loader`` returns: a 4-tuple or a mapping of x_train, y_train, x_test, y_test."""
+    loader = load_plugin(path, key="data.loader", search_path=python_path)
+    try:
+        returned = loader.call()
+    except PluginError as e:
+        raise DataError(f"{e}; fix the loader") from None
+    fix = "return (x_train, y_train, x_test, y_test) or a dict with those names, as NumPy arrays or tensors"
+    if isinstance(returned, Mapping):
+        missing = [k for k in _ARRAY_NAMES if k not in returned]
+        if missing:
+            raise DataError(f"data.loader {path} returned no {', '.join(missing)}; {fix}")
+        parts = [returned[k] for k in _ARRAY_NAMES]
+    elif isinstance(returned, (tuple, list)) and len(returned) == len(_ARRAY_NAMES):
+        parts = list(returned)
+    else:
+        raise DataError(f"data.loader {path} returned {_kind(returned)}; {fix}")
+    arrays = {}
+    for name, part in zip(_ARRAY_NAMES, parts):
+        try:
+            arrays[name] = _as_array(part)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise DataError(f"data.loader {path}: {name} is not an array ({_first_line(e)}); {fix}") from None
+    return RawData(**arrays)
+
+
+_ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype == object:
+        raise TypeError(f"it holds Python objects ({type(value).__name__})")
+    return array
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 def read_digits() -> tuple[np.ndarray, np.ndarray]:
