@@ -8,7 +8,7 @@ is. The folder stands for the user's own images in ``examples/fashion-resnet.tom
 
 Example::
 
-    python examples/write_fashion_images.py fashion-images --train 2500 --test 500
+    python examples/write_fashion_images.py fashion-images --train 2000 --test 500
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def write_images(folder: Path, images: np.ndarray, labels: np.ndarray) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the folder to write (train/ and test/ inside it)")
-    parser.add_argument("--train", type=int, default=2500, help="training images (default 2500)")
+    parser.add_argument("--train", type=int, default=2000, help="training images (default 2000)")
     parser.add_argument("--test", type=int, default=500, help="test images (default 500)")
     parser.add_argument("--root", default="data", help="where Fashion-MNIST is, or goes when downloaded (default data)")
     args = parser.parse_args(argv)

@@ -31,43 +31,6 @@ def net(input_shape, n_classes, width=8):
     )
 '''
 
-# A training loop of the user's own: Adam on the model it is given, reporting every epoch.
-OBJECTIVE = '''
-import itertools
-
-import torch
-from torch.nn import functional as F
-
-
-def fit(model, train, val, test, report, params):
-    x, y = train
-    optimizer = torch.optim.Adam(model.parameters(), lr=params["lr"])
-    generator = torch.Generator().manual_seed(0)
-
-    def measure(data):
-        model.eval()
-        with torch.no_grad():
-            logits = model(data[0])
-        return F.cross_entropy(logits, data[1]).item(), (logits.argmax(1) != data[1]).float().mean().item()
-
-    best = None
-    for epoch in itertools.count(1):
-        model.train()
-        for idx in torch.randperm(len(y), generator=generator).split(16):
-            optimizer.zero_grad()
-            F.cross_entropy(model(x[idx]), y[idx]).backward()
-            optimizer.step()
-        val_loss, val_error = measure(val)
-        if best is None or val_loss < best["val_loss"]:
-            test_loss, test_error = measure(test)
-            best = {"val_loss": val_loss, "val_error": val_error, "test_loss": test_loss, "test_error": test_error}
-            state = {k: v.clone() for k, v in model.state_dict().items()}
-        if report(epoch, val_loss):
-            break
-    model.load_state_dict(state)
-    return best
-'''
-
 SPEC = """
 name = "{name}"
 seed = 0
