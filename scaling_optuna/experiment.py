@@ -208,7 +208,7 @@ class Experiment:
         if artifact_id is None:
             raise StorageError(
                 f"trial {best.trial_number} of size {size} has no saved weights (it ran with keep_models = 0, "
-                "or its weights could not be written); re-run the size to keep them"
+                "its weights could not be written, or its objective built its own model); re-run the size to keep them"
             )
         location = artifact_location(artifacts or self.spec.artifacts, self.storage_url)
         try:

@@ -79,9 +79,14 @@ def check_runnable(spec: ExperimentSpec, data: Dataset, device: str | None = Non
     _try_sampler_and_pruner(spec)
     plugins = load_plugins(spec.plugin_paths, spec.python_path)
     builder, objective = plugins.get("model.builder"), plugins.get("trainer.objective")
-    if builder is not None:
-        _check_builder_signature(spec, builder)
-    _try_model(spec, data, builder)
+    # An objective that does not name `model` builds its own: the spec's model is never built then.
+    builds_model = objective is None or "model" in objective_arguments(objective)
+    if builds_model:
+        if builder is not None:
+            _check_builder_signature(spec, builder)
+        if objective is not None:
+            _check_widths_for_objective(spec, objective)
+        _try_model(spec, data, builder)
     if objective is not None:
         _try_objective(spec, data, objective, builder)
     return target
@@ -241,15 +246,19 @@ def _check_logits(builder: Plugin, shape: tuple[int, ...], batch: int, num_class
         )
 
 
-def _try_objective(spec: ExperimentSpec, data: Dataset, objective: Plugin, builder: Plugin | None) -> None:
-    """Run the objective once on a few hundred examples, on the CPU, until it reports a finite loss."""
-    takes = objective_arguments(objective)
+def _check_widths_for_objective(spec: ExperimentSpec, objective: Plugin) -> None:
+    """A built-in model handed to the objective needs its widths, which the spec does not require then."""
     missing = [name for name in MODEL_PARAMS.get(spec.model, ()) if name not in spec.search_space]
-    if "model" in takes and missing:
+    if missing:
         raise SpecError(
             f"search_space: missing {', '.join(missing)}, needed by the {spec.model} model that "
             f"trainer.objective {objective.path} takes; add them, or build the model in the objective"
         )
+
+
+def _try_objective(spec: ExperimentSpec, data: Dataset, objective: Plugin, builder: Plugin | None) -> None:
+    """Run the objective once on a few hundred examples, on the CPU, until it reports a finite loss."""
+    takes = objective_arguments(objective)
     n = min(_OBJECTIVE_TRIAL_EXAMPLES, min(spec.sizes.resolve(data.pool_size)))
     report = EpochReport(max_epochs=spec.trainer.max_epochs, patience=spec.trainer.patience, trying=True)
     with _quiet_optuna(), torch.random.fork_rng(devices=[]):

@@ -261,6 +261,32 @@ def test_an_objective_experiment_trains_prunes_and_keeps_the_models_weights(tmp_
     assert error == pytest.approx(best.test_error, abs=1.5 / len(data.y_test))
 
 
+def test_an_objective_that_builds_its_own_model_needs_no_model_parameters(tmp_path, capsys):
+    write_module(tmp_path, "own_model", """
+        import torch
+        from torch.nn import functional as F
+
+        def fit(train, val, test, report, params):
+            x, y = train
+            weights = torch.zeros(x[0].numel(), 10, requires_grad=True)
+            optimizer = torch.optim.SGD([weights], lr=params["lr"])
+            loss = lambda data: F.cross_entropy(data[0].flatten(1) @ weights, data[1])
+            for epoch in range(1, 100):
+                optimizer.zero_grad()
+                loss(train).backward()
+                optimizer.step()
+                if report(epoch, loss(val).item()):
+                    break
+            errors = ((test[0].flatten(1) @ weights).argmax(1) != test[1]).float().mean().item()
+            return {"val_loss": loss(val).item(), "test_error": errors}
+    """)
+    spec = plugin_spec(tmp_path, name="own", counts=(60,), space="lr = { low = 0.001, high = 0.01 }\n", trainer='objective = "own_model:fit"')
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    code, lines = _run_main(["create", str(spec), "--storage", url], capsys)
+    assert code == 0, lines
+    assert scaling_optuna.load_experiment(spec, url).studies[60].user_attrs["plugins"]["trainer.objective"]["module"] == "own_model"
+
+
 # --- Data by import path and as a folder of images ---------------------------------------------
 
 
