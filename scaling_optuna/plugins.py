@@ -12,9 +12,9 @@ Example::
 
     from scaling_optuna.plugins import load_plugin
 
-    plugin = load_plugin("collections:OrderedDict", key="model.builder")
-    print(plugin.describe())           # collections:OrderedDict (no version)
-    plugin.call(a=1)                   # an error inside it names model.builder and the import path
+    plugin = load_plugin("optuna.samplers:RandomSampler", key="model.builder")
+    print(plugin.fingerprint())        # {'module': 'optuna.samplers', 'version': 'optuna 5.1.0'}
+    plugin.call(seed=0)                # an error inside it names model.builder and the import path
 """
 
 from __future__ import annotations
@@ -51,10 +51,6 @@ class Plugin:
     function: Callable[..., Any] = dataclasses.field(repr=False, compare=False)
     module: str
     version: str | None
-
-    def describe(self) -> str:
-        """``import path (distribution version)``, as error messages and the store show it."""
-        return f"{self.path} ({self.version or 'no version'})"
 
     def fingerprint(self) -> dict[str, str | None]:
         """What must be the same on every machine: the module's name and its package version."""
