@@ -31,15 +31,21 @@ import gzip
 import hashlib
 import importlib.util
 import io
+import os
 import pickle
+import shutil
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import torch
 
 from scaling_optuna.errors import DataError
+from scaling_optuna.imagefolder import read_image_folder
+from scaling_optuna.plugins import PluginError
+from scaling_optuna.plugins import load_plugin
 from scaling_optuna.spec import DataSpec
 from scaling_optuna.spec import ExperimentSpec
 
@@ -47,6 +53,16 @@ from scaling_optuna.spec import ExperimentSpec
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
+# Fashion-MNIST's four IDX files, in torchvision's layout: <root>/FashionMNIST/raw/<name>.
+FASHION_MNIST_FOLDER = Path("FashionMNIST") / "raw"
+FASHION_MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+# Where Debian's package dataset-fashion-mnist installs the full dataset (gzipped IDX files).
+FASHION_MNIST_SYSTEM_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 # Labels are class numbers 0..C-1; a label far above any real class count (10^9
 # from a mislabelled column) would otherwise size the output layer and the
 # class counts, allocating hundreds of gigabytes in every worker.
@@ -136,15 +152,25 @@ class Dataset:
 
 def load_dataset(spec: ExperimentSpec) -> Dataset:
     """Load the spec's dataset, check it, and split it with the spec's seed."""
-    raw = load_raw(spec.data)
-    _validate(raw, spec.data.dataset)
-    return split(raw, spec.data, seed=spec.seed, name=spec.data.dataset)
+    raw = load_raw(spec.data, spec.python_path)
+    name = f"data.loader {spec.data.loader}" if spec.data.loader else spec.data.dataset
+    _validate(raw, name)
+    return split(raw, spec.data, seed=spec.seed, name=spec.data.loader or spec.data.dataset)
 
 
-def load_raw(data: DataSpec) -> RawData:
-    """The dataset's arrays as shipped, with its own test split where it has one."""
+def load_raw(data: DataSpec, python_path: tuple[str, ...] = ()) -> RawData:
+    """The dataset's arrays as shipped, with its own test split where it has one.
+
+    ``python_path``: folders the ``loader`` plug-in is imported from (the spec's).
+    """
+    if data.loader is not None:
+        return _load_plugin(data.loader, python_path)
+    if data.dataset == "imagefolder":
+        return _load_imagefolder(Path(data.root), data.test_fraction)
     if data.dataset == "cifar10":
         return _load_cifar10(Path(data.root), download=data.download)
+    if data.dataset == "fashion-mnist":
+        return _load_fashion_mnist(Path(data.root), download=data.download)
     if data.dataset == "digits":
         return _load_digits(data.test_fraction)
     if data.dataset == "mnist1d":
@@ -257,16 +283,160 @@ def _download_cifar10(root: Path) -> None:
         ) from None
 
 
+def _load_fashion_mnist(root: Path, *, download: bool) -> RawData:
+    """Fashion-MNIST through torchvision, from ``root``, Debian's copy, or the network.
+
+    torchvision reads the four IDX files unpacked in ``<root>/FashionMNIST/raw``.
+    Where they are missing, the gzipped files are unpacked there from the first
+    folder that holds all four: that folder itself (a download that was never
+    unpacked), ``root`` (a copy of the official files), or Debian's package;
+    failing that, torchvision downloads them.
+    """
+    raw = root / FASHION_MNIST_FOLDER
+    if not all((raw / name).is_file() for name in FASHION_MNIST_FILES):
+        source = next((f for f in (raw, root, FASHION_MNIST_SYSTEM_FOLDER) if _has_gzipped_fashion_mnist(f)), None)
+        if source is not None:
+            _unpack_fashion_mnist(source, raw)
+        elif download:
+            _download_fashion_mnist(root)
+        else:
+            raise DataError(
+                f"Fashion-MNIST not found in {root} or {FASHION_MNIST_SYSTEM_FOLDER}; install Debian's package "
+                f"dataset-fashion-mnist, copy the four IDX .gz files into {root}, or set data.download = true"
+            )
+    return _read_fashion_mnist(root)
+
+
+def _has_gzipped_fashion_mnist(folder: Path) -> bool:
+    return all((folder / f"{name}.gz").is_file() for name in FASHION_MNIST_FILES)
+
+
+def _unpack_fashion_mnist(source: Path, raw: Path) -> None:
+    """Unpack the four ``.gz`` files of ``source`` into ``raw``; each file appears whole or not at all."""
+    try:
+        raw.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {raw} for Fashion-MNIST ({e.strerror}); set data.root to a folder you can write") from None
+    for name in FASHION_MNIST_FILES:
+        target = raw / name
+        if target.is_file():
+            continue
+        partial = raw / f".{name}.{os.getpid()}.partial"
+        try:
+            with gzip.open(source / f"{name}.gz", "rb") as packed, open(partial, "wb") as out:
+                shutil.copyfileobj(packed, out, 1 << 20)
+            partial.replace(target)
+        except (OSError, EOFError, zlib.error) as e:
+            partial.unlink(missing_ok=True)
+            raise DataError(
+                f"{source / name}.gz: cannot be unpacked ({type(e).__name__}: {e}); replace it with the official "
+                "Fashion-MNIST file (or reinstall dataset-fashion-mnist)"
+            ) from None
+
+
+def _download_fashion_mnist(root: Path) -> None:
+    import torchvision
+
+    try:
+        torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
+    except Exception as e:  # no network, a proxy, a full disk: all end the same way for the user
+        raise DataError(
+            f"Fashion-MNIST is not in {root} and could not be downloaded ({type(e).__name__}: {e}); install Debian's "
+            "package dataset-fashion-mnist, copy the four IDX .gz files into data.root, or run where there is a network"
+        ) from None
+
+
+def _read_fashion_mnist(root: Path) -> RawData:
+    import torchvision
+
+    arrays = []
+    for train in (True, False):
+        try:
+            part = torchvision.datasets.FashionMNIST(str(root), train=train, download=False)
+        except (AssertionError, ValueError, TypeError, RuntimeError, KeyError, OSError) as e:
+            raise DataError(
+                f"{root / FASHION_MNIST_FOLDER}: not Fashion-MNIST's IDX files ({type(e).__name__}: {_first_line(e)}); "
+                "delete the folder to unpack or download them again"
+            ) from None
+        arrays += [part.data.numpy()[:, None, :, :], part.targets.numpy()]
+    return RawData(*arrays)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def _load_digits(test_fraction: float) -> RawData:
     images, target = read_digits()
-    x = images.astype(np.float32)[:, None, :, :]
-    y = target.astype(np.int64)
-    # Digits ships no test split: a fixed permutation (independent of the spec's
-    # seed, so the test set never moves) sets one aside.
+    return _set_test_aside(images.astype(np.float32)[:, None, :, :], target.astype(np.int64), test_fraction)
+
+
+def _set_test_aside(x: np.ndarray, y: np.ndarray, test_fraction: float) -> RawData:
+    """A test split for data that ship none: a fixed permutation, independent of the
+    spec's seed so that the test set never moves, sets ``test_fraction`` aside."""
     order = np.random.default_rng(20171201).permutation(len(y))
     n_test = int(len(y) * test_fraction)
     test, train = order[:n_test], order[n_test:]
     return RawData(x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
+
+
+def _load_imagefolder(root: Path, test_fraction: float) -> RawData:
+    """``root/train`` and ``root/test`` (each a folder per class), or ``root`` itself with ``test_fraction`` set aside."""
+    if (root / "train").is_dir():
+        x_train, y_train, classes = read_image_folder(root / "train")
+        if (root / "test").is_dir():
+            x_test, y_test, _ = read_image_folder(root / "test", classes=classes)
+            return RawData(x_train, y_train, x_test, y_test)
+        return _set_test_aside(x_train, y_train, test_fraction)
+    x, y, _ = read_image_folder(root)
+    return _set_test_aside(x, y, test_fraction)
+
+
+def _load_plugin(path: str, python_path: tuple[str, ...]) -> RawData:
+    """The arrays the user's ``loader`` returns: a 4-tuple or a mapping of x_train, y_train, x_test, y_test."""
+    loader = load_plugin(path, key="data.loader", search_path=python_path)
+    try:
+        returned = loader.call()
+    except PluginError as e:
+        raise DataError(f"{e}; fix the loader") from None
+    fix = "return (x_train, y_train, x_test, y_test) or a dict with those names, as NumPy arrays or tensors"
+    if isinstance(returned, Mapping):
+        missing = [k for k in _ARRAY_NAMES if k not in returned]
+        if missing:
+            raise DataError(f"data.loader {path} returned no {', '.join(missing)}; {fix}")
+        parts = [returned[k] for k in _ARRAY_NAMES]
+    elif isinstance(returned, (tuple, list)) and len(returned) == len(_ARRAY_NAMES):
+        parts = list(returned)
+    else:
+        raise DataError(f"data.loader {path} returned {_kind(returned)}; {fix}")
+    arrays = {}
+    for name, part in zip(_ARRAY_NAMES, parts):
+        try:
+            arrays[name] = _as_array(part)
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise DataError(f"data.loader {path}: {name} is not an array ({_first_line(e)}); {fix}") from None
+    return RawData(**arrays)
+
+
+_ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+
+def _as_array(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    array = np.asarray(value)
+    if array.dtype == object:
+        raise TypeError(f"it holds Python objects ({type(value).__name__})")
+    return array
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"a {type(value).__name__}"
 
 
 def read_digits() -> tuple[np.ndarray, np.ndarray]:

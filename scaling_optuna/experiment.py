@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 ATTR_BUDGET = "trials_per_size"
 METRIC_NAME = "val_loss"
+PLUGINS_ATTR = "plugins"
 # Trials that hold a place in a study's budget.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
@@ -181,6 +182,8 @@ class Experiment:
 
         Weights come from the artifact store (default: the spec's ``artifacts``,
         else the store's default location) and are loaded with ``weights_only=True``.
+        A ``[model] builder`` model is rebuilt through the builder (imported as
+        the workers import it), the user's network being its ``net``.
 
         Raises:
             StorageError: no complete trial yet, or its weights are not in the store.
@@ -192,6 +195,7 @@ class Experiment:
         from scaling_optuna.storages.artifacts import load_state_dict
         from scaling_optuna.storages.artifacts import open_artifact_store
         from scaling_optuna.model import build_model
+        from scaling_optuna.plugins import load_plugin
 
         if size not in self.studies:
             raise StorageError(f"size {size} is not one of this experiment's sizes {self.sizes}")
@@ -204,7 +208,7 @@ class Experiment:
         if artifact_id is None:
             raise StorageError(
                 f"trial {best.trial_number} of size {size} has no saved weights (it ran with keep_models = 0, "
-                "or its weights could not be written); re-run the size to keep them"
+                "its weights could not be written, or its objective built its own model); re-run the size to keep them"
             )
         location = artifact_location(artifacts or self.spec.artifacts, self.storage_url)
         try:
@@ -215,7 +219,8 @@ class Experiment:
                 "pass the artifact location the workers wrote to (--artifacts)"
             ) from None
         shape = tuple(study.user_attrs["input_shape"])
-        model = build_model(self.spec.model, shape, int(study.user_attrs["num_classes"]), best.params)
+        builder = load_plugin(self.spec.builder, key="model.builder", search_path=self.spec.python_path) if self.spec.builder else None
+        model = build_model(self.spec.model, shape, int(study.user_attrs["num_classes"]), best.params, builder=builder)
         model.load_state_dict(state)
         return model.eval()
 
@@ -294,6 +299,26 @@ def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> 
         )
 
 
+def check_plugins(name: str, stored: Any, local: dict[str, dict[str, Any]]) -> None:
+    """Refuse plug-ins of another version than the ones study ``name`` was created with.
+
+    ``stored`` is the study's ``plugins`` attribute (absent: an experiment
+    without plug-ins, or one created before they existed), ``local`` what
+    this process imported (``Plugin.fingerprint`` by spec key).
+
+    Raises:
+        ExperimentMismatchError: a plug-in's module or package version differs.
+    """
+    for key, here in local.items():
+        there = (stored or {}).get(key)
+        if there is not None and there != here:
+            raise ExperimentMismatchError(
+                f"{key}: this machine has {here['module']} at {here['version'] or 'no version'} but study {name!r} "
+                f"was created with {there['module']} at {there['version'] or 'no version'}; install that version here "
+                "(every worker must run the same code), or give the experiment a new name"
+            )
+
+
 def create_experiment(
     spec: str | Path | ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None, device: str | None = None
 ) -> Experiment:
@@ -316,13 +341,16 @@ def create_experiment(
     from scaling_optuna.data import load_dataset
     from scaling_optuna.preflight import check_runnable
 
+    from scaling_optuna.plugins import load_plugins
+
     spec = _as_spec(spec)
     url = storage or spec.storage
     # Validate everything that can fail before the store is touched, so bad input writes nothing.
     check_url(url)
     data = load_dataset(spec)
     sizes = spec.sizes.resolve(data.pool_size)
-    attrs = {size: _study_attrs(spec, data, size) for size in sizes}
+    plugins = {key: p.fingerprint() for key, p in load_plugins(spec.plugin_paths, spec.python_path).items()}
+    attrs = {size: _study_attrs(spec, data, size, plugins) for size in sizes}
     check_runnable(spec, data, device)
 
     store = open_storage(url, create=True)
@@ -331,6 +359,7 @@ def create_experiment(
         name = study_name(spec.name, size)
         if name in existing:
             _check_reopen(spec, name, existing[name], attrs[size]["fingerprint"])
+            check_plugins(name, existing[name].get(PLUGINS_ATTR), plugins)
     for size in sizes:
         study = _create_study(spec, store, size, attrs[size])
         if log is not None:
@@ -395,21 +424,25 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
             end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
 
 
-def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int) -> dict[str, Any]:
-    return {
+def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int, plugins: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    attrs = {
         EXPERIMENT_ATTR: spec.name,
         "size": size,
         "fingerprint": data.fingerprint(size),
         "spec_hash": spec.compatibility_hash(),
         "pool_size": data.pool_size,
-        "dataset": spec.data.dataset,
-        "model": spec.model,
+        "dataset": spec.data.loader or spec.data.dataset,
+        "model": spec.builder or spec.model,
         "majority_error": data.majority_error(),
         # how many examples every test error was measured on: the report's band for a measured value needs it
         "test_size": int(len(data.y_test)),
         "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
     }
+    if plugins:
+        # Module and package version of each plug-in: a worker importing another version refuses to run.
+        attrs[PLUGINS_ATTR] = plugins
+    return attrs
 
 
 def _check_reopen(spec: ExperimentSpec, name: str, attrs: dict[str, Any], fingerprint: str) -> None:

@@ -1,8 +1,10 @@
-"""The models a trial trains: the seed's 5-layer CNN and an MLP for vectors.
+"""The models a trial trains: the seed's 5-layer CNN, an MLP for vectors, or the user's own.
 
-Both take raw inputs: their first step standardises them with the mean and
+All take raw inputs: their first step standardises them with the mean and
 standard deviation of the training subset they were built for (registered
-buffers, so they travel with the weights), or leaves them as they are.
+buffers, so they travel with the weights), or leaves them as they are. The
+user's network (``[model] builder``) gets that step in front of it
+(:class:`PluginModel`), so it sees standardised inputs as the built-in ones do.
 
 Example::
 
@@ -21,7 +23,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from scaling_optuna.plugins import Plugin
+from scaling_optuna.plugins import PluginError
+from scaling_optuna.spec import TRAINER_PARAMS
+
 InputStats = tuple[torch.Tensor, torch.Tensor]
+# The smallest side that two unpadded 5×5 convolutions, each followed by a 2×2 pooling, leave
+# at least one pixel of: (16 - 4) // 2 = 6, (6 - 4) // 2 = 1.
+_SEED_KERNEL_MIN_SIDE = 16
 
 
 class Standardize(nn.Module):
@@ -66,8 +75,9 @@ class SeedCNN(nn.Module):
     """conv → pool → conv → pool → fc → fc → fc, the PyTorch tutorial's network.
 
     On 32×32 inputs it is exactly the seed's model (5×5 convolutions without
-    padding). Smaller images cannot take two unpadded 5×5 convolutions and two
-    poolings, so there the convolutions are 3×3 with padding 1.
+    padding); other images of at least 16×16 (Fashion-MNIST's 28×28) get the
+    same layers. Smaller images cannot take two unpadded 5×5 convolutions and
+    two poolings, so there the convolutions are 3×3 with padding 1.
     """
 
     def __init__(
@@ -76,7 +86,7 @@ class SeedCNN(nn.Module):
     ) -> None:
         super().__init__()
         channels, height, width = input_shape
-        kernel, padding = (5, 0) if min(height, width) >= 32 else (3, 1)
+        kernel, padding = (5, 0) if min(height, width) >= _SEED_KERNEL_MIN_SIDE else (3, 1)
         side_h = _after_block(_after_block(height, kernel, padding), kernel, padding)
         side_w = _after_block(_after_block(width, kernel, padding), kernel, padding)
         if side_h < 1 or side_w < 1:
@@ -123,16 +133,43 @@ class MLP(nn.Module):
         return self.fc3(x)
 
 
+class PluginModel(nn.Module):
+    """The user's network (``net``) behind the experiment's input standardisation."""
+
+    def __init__(self, net: nn.Module, input_shape: tuple[int, ...], input_stats: InputStats | None = None) -> None:
+        super().__init__()
+        self.standardize = Standardize(input_shape, input_stats)
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.standardize(x))
+
+
 def build_model(
     kind: str, input_shape: tuple[int, ...], num_classes: int, params: Mapping[str, Any],
-    input_stats: InputStats | None = None,
+    input_stats: InputStats | None = None, *, builder: Plugin | None = None,
 ) -> nn.Module:
-    """Build ``kind`` ("cnn" or "mlp") with the layer widths in ``params``.
+    """Build ``kind`` ("cnn" or "mlp") with the layer widths in ``params``, or the user's model.
 
     ``input_stats`` (mean, std) standardises raw inputs inside the model; see
     ``Dataset.input_stats``. Without it the model takes its inputs as they are
     until a state dict with statistics is loaded.
+
+    With ``builder`` (``[model] builder``, imported) the network is
+    ``builder(input_shape=..., n_classes=..., **model_params(params, builder))``
+    inside a :class:`PluginModel`.
+
+    Raises:
+        PluginError: the builder raised, or returned something that is not a ``torch.nn.Module``.
     """
+    if builder is not None:
+        kwargs = model_params(params, builder)
+        net = builder.call(input_shape=tuple(input_shape), n_classes=num_classes, **kwargs)
+        if not isinstance(net, nn.Module):
+            raise PluginError(
+                f"{builder.key} {builder.path} returned {type(net).__name__}, not a torch.nn.Module; return the network"
+            )
+        return PluginModel(net, tuple(input_shape), input_stats)
     if kind == "cnn":
         if len(input_shape) != 3:
             raise ValueError(f"the cnn model needs images (C×H×W); this data has rows of shape {input_shape}")
@@ -141,6 +178,18 @@ def build_model(
     if kind == "mlp":
         return MLP(input_shape, num_classes, int(params["fc1"]), int(params["fc2"]), input_stats=input_stats)
     raise ValueError(f"unknown model kind {kind!r}")
+
+
+def model_params(params: Mapping[str, Any], builder: Plugin) -> dict[str, Any]:
+    """The parameters ``builder`` gets: all but the trainer's own (lr, weight_decay, momentum, batch_size).
+
+    Where the builder has no ``**kwargs``, only the names its signature takes:
+    the others are the hyperparameters of a ``[trainer] objective``.
+    """
+    model = {k: v for k, v in params.items() if k not in TRAINER_PARAMS}
+    if builder.takes_any_keyword():
+        return model
+    return {k: v for k, v in model.items() if k in builder.parameters()}
 
 
 def count_parameters(model: nn.Module) -> int:

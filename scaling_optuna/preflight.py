@@ -5,7 +5,9 @@ is parsed and the data loaded (both validate themselves), before the store is
 opened: a spec that parses but cannot train, a sampler or pruner that fails
 when first used, a model that does not fit the data, or a device this machine
 does not have ends there with one line, instead of five failed trials in
-every worker.
+every worker. The user's plug-ins are imported and tried once: the builder's
+signature against the search space, its model on one batch, and the
+objective on a few hundred examples until it reports a finite loss.
 
 Example::
 
@@ -31,14 +33,29 @@ from scaling_optuna.data import Dataset
 from scaling_optuna.errors import DeviceError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.model import build_model
+from scaling_optuna.objective import EpochReport
+from scaling_optuna.objective import objective_arguments
+from scaling_optuna.objective import run_objective
+from scaling_optuna.plugins import Plugin
+from scaling_optuna.plugins import PluginError
+from scaling_optuna.plugins import check_keywords
+from scaling_optuna.plugins import load_plugins
+from scaling_optuna.plugins import required_keywords
 from scaling_optuna.spec import DEVICE_NAMES
+from scaling_optuna.spec import MODEL_PARAMS
+from scaling_optuna.spec import TRAINER_PARAMS
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import is_device_name
 from scaling_optuna.spec import suggest_params
+from scaling_optuna.train import DivergedError
 
 # Trials the sampler proposes, and epochs the pruner judges, in the trial run.
 _TRIAL_RUN_TRIALS = 4
 _TRIAL_RUN_STEPS = 3
+# Examples of each set the objective's trial run gets: enough for a batch or two, and quick.
+_OBJECTIVE_TRIAL_EXAMPLES = 256
+# What every builder is called with besides the model's parameters.
+_BUILDER_ARGUMENTS = ("input_shape", "n_classes")
 
 
 def check_runnable(spec: ExperimentSpec, data: Dataset, device: str | None = None) -> torch.device:
@@ -60,7 +77,18 @@ def check_runnable(spec: ExperimentSpec, data: Dataset, device: str | None = Non
     """
     target = resolve_device(device) if device is not None else torch.device("cpu")
     _try_sampler_and_pruner(spec)
-    _try_model(spec, data)
+    plugins = load_plugins(spec.plugin_paths, spec.python_path)
+    builder, objective = plugins.get("model.builder"), plugins.get("trainer.objective")
+    # An objective that does not name `model` builds its own: the spec's model is never built then.
+    builds_model = objective is None or "model" in objective_arguments(objective)
+    if builds_model:
+        if builder is not None:
+            _check_builder_signature(spec, builder)
+        if objective is not None:
+            _check_widths_for_objective(spec, objective)
+        _try_model(spec, data, builder)
+    if objective is not None:
+        _try_objective(spec, data, objective, builder)
     return target
 
 
@@ -148,26 +176,121 @@ def _quiet_optuna() -> Iterator[None]:
         optuna.logging.set_verbosity(verbosity)
 
 
-def _try_model(spec: ExperimentSpec, data: Dataset) -> None:
-    """Build the model at the bottom of the search space and train it one step on one example."""
+def _check_builder_signature(spec: ExperimentSpec, builder: Plugin) -> None:
+    """The builder takes the data's shape and classes, and the search space's names are its own."""
+    if not builder.takes_any_keyword():
+        lacking = [name for name in _BUILDER_ARGUMENTS if name not in builder.parameters()]
+        if lacking:
+            raise SpecError(
+                f"model.builder: {builder.path} takes no {' or '.join(lacking)}; every builder is called as "
+                "builder(input_shape=..., n_classes=..., **model_params): add them to its signature"
+            )
+    for name in _BUILDER_ARGUMENTS:
+        if name in spec.search_space:
+            raise SpecError(f"search_space.{name}: a builder's {name} comes from the data; remove it from the search space")
+    if spec.trainer.objective is None:
+        # With the built-in trainer every other name goes to the builder: one it lacks would do nothing.
+        check_keywords(builder, [k for k in spec.search_space if k not in TRAINER_PARAMS], "search_space")
+    for name in required_keywords(builder):
+        if name in _BUILDER_ARGUMENTS:
+            continue
+        if name in TRAINER_PARAMS:
+            raise SpecError(f"model.builder: {builder.path} requires {name!r}, a parameter of the trainer that builders do not get; rename it")
+        if name not in spec.search_space:
+            raise SpecError(
+                f"search_space: missing {name}, which model.builder {builder.path} requires; "
+                "add it (a fixed value or a {low, high} table)"
+            )
+
+
+def _try_model(spec: ExperimentSpec, data: Dataset, builder: Plugin | None) -> None:
+    """Build the model at the bottom of the search space and train it one step on two examples.
+
+    Two, not one: a user's network with batch normalisation cannot train on a batch of one.
+    """
     params = {name: _lowest(dist) for name, dist in spec.search_space.items()}
     smallest = min(spec.sizes.resolve(data.pool_size))
+    x, y = data.train_subset(min(2, data.pool_size))
     # Building draws initial weights: keep the caller's random stream as it was.
     with torch.random.fork_rng(devices=[]):
         try:
-            model = build_model(spec.model, data.input_shape, data.num_classes, params, data.input_stats(smallest))
-            x, y = data.train_subset(1)
-            F.cross_entropy(model(x), y).backward()
-        except (ValueError, RuntimeError) as e:
+            model = build_model(spec.model, data.input_shape, data.num_classes, params, data.input_stats(smallest), builder=builder)
+            logits = model.train()(x)
+            if builder is not None:
+                _check_logits(builder, tuple(logits.shape), len(x), data.num_classes)
+            F.cross_entropy(logits, y).backward()
+        except SpecError:
+            raise
+        except PluginError as e:
+            raise SpecError(f"{e}; fix the builder") from None
+        except (ValueError, RuntimeError, TypeError) as e:
+            if builder is not None:
+                shape = "×".join(str(d) for d in (len(x), *data.input_shape))
+                raise SpecError(
+                    f"model.builder {builder.path}: its model fails on one batch of the data ({_first_line(e)}); "
+                    f"it must take inputs of {shape} and return logits of {len(x)}×{data.num_classes}"
+                ) from None
+            if isinstance(e, TypeError):
+                raise
             raise SpecError(
                 f"model.kind: the {spec.model} model cannot train on this data ({_first_line(e)}); "
                 f"{_model_fix(spec.model, data.input_shape)}"
             ) from None
 
 
+def _check_logits(builder: Plugin, shape: tuple[int, ...], batch: int, num_classes: int) -> None:
+    if shape != (batch, num_classes):
+        raise SpecError(
+            f"model.builder {builder.path}: its model returns shape {shape} for a batch of {batch}; "
+            f"it must return ({batch}, {num_classes}): one logit per class (n_classes)"
+        )
+
+
+def _check_widths_for_objective(spec: ExperimentSpec, objective: Plugin) -> None:
+    """A built-in model handed to the objective needs its widths, which the spec does not require then."""
+    missing = [name for name in MODEL_PARAMS.get(spec.model, ()) if name not in spec.search_space]
+    if missing:
+        raise SpecError(
+            f"search_space: missing {', '.join(missing)}, needed by the {spec.model} model that "
+            f"trainer.objective {objective.path} takes; add them, or build the model in the objective"
+        )
+
+
+def _try_objective(spec: ExperimentSpec, data: Dataset, objective: Plugin, builder: Plugin | None) -> None:
+    """Run the objective once on a few hundred examples, on the CPU, until it reports a finite loss."""
+    takes = objective_arguments(objective)
+    n = min(_OBJECTIVE_TRIAL_EXAMPLES, min(spec.sizes.resolve(data.pool_size)))
+    report = EpochReport(max_epochs=spec.trainer.max_epochs, patience=spec.trainer.patience, trying=True)
+    with _quiet_optuna(), torch.random.fork_rng(devices=[]):
+        study = optuna.create_study(direction="minimize")
+        if spec.default_params:
+            study.enqueue_trial(dict(spec.default_params))
+        trial = study.ask()
+        params = suggest_params(trial, spec.search_space)
+        model = build_model(spec.model, data.input_shape, data.num_classes, params, data.input_stats(n), builder=builder) if "model" in takes else None
+        available = {
+            "trial": trial, "params": params, "report": report, "model": model, "size": n, "device": torch.device("cpu"),
+            "train": data.train_subset(n), "val": (data.x_val[:n], data.y_val[:n]), "test": (data.x_test[:n], data.y_test[:n]),
+        }
+        try:
+            run_objective(objective, available, report)
+        except PluginError as e:
+            raise SpecError(f"{e}; fix the objective") from None
+        except DivergedError as e:
+            raise SpecError(f"trainer.objective {objective.path}: {e} in a trial run on {n} examples; check its loss and learning rate") from None
+        except optuna.TrialPruned:
+            return  # it stopped itself: nothing more to learn from this run
+    if report.non_finite and report.best_epoch is None:
+        raise SpecError(
+            f"trainer.objective {objective.path} reported a non-finite validation loss ({report.non_finite[0]}) in every "
+            f"one of {len(report.non_finite)} epoch(s) of a trial run on {n} examples; check its loss and learning rate"
+        )
+
+
 def _lowest(distribution: optuna.distributions.BaseDistribution) -> Any:
     if isinstance(distribution, optuna.distributions.CategoricalDistribution):
-        return min(distribution.choices)
+        numbers = [c for c in distribution.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        return min(numbers) if len(numbers) == len(distribution.choices) else distribution.choices[0]
     return distribution.low
 
 

@@ -40,8 +40,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
-DATASETS = ("cifar10", "digits", "mnist1d", "npz")
+DATASETS = ("cifar10", "digits", "fashion-mnist", "imagefolder", "mnist1d", "npz")
 MODELS = ("auto", "cnn", "mlp")
+# The model and dataset names of a spec that brings its own: [model] builder, [data] loader.
+BUILDER = "builder"
+LOADER = "loader"
+# "package.module:function", as [model] builder, [data] loader and [trainer] objective name a plug-in.
+_IMPORT_PATH = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 NORMALIZATIONS = ("subset", "none")
 DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N or mps"
@@ -61,6 +66,7 @@ TOP_LEVEL_KEYS = {
     "pruner",
     "artifacts",
     "keep_models",
+    "python_path",
 }
 
 # The seed notebook's random search: lr 10^U(-6,-1), weight decay 10^U(-6,-3),
@@ -89,6 +95,8 @@ MODEL_PARAMS = {
     "mlp": ("fc1", "fc2"),
 }
 OPTIMIZER_PARAMS = ("lr", "weight_decay", "momentum")
+# The built-in trainer's own parameters; every other one goes to the model (a builder's keyword arguments).
+TRAINER_PARAMS = (*OPTIMIZER_PARAMS, "batch_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +161,8 @@ class DataSpec:
     # "subset": each size is standardised with its own training subset's statistics
     # (per channel or per feature), which the trained model carries; "none": raw inputs.
     normalize: str = "subset"
+    # "package.module:function" returning (x_train, y_train, x_test, y_test); dataset is then LOADER.
+    loader: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +208,8 @@ class TrainerSpec:
     min_steps_per_epoch: int = 16
     eval_batch_size: int = 2048
     device: str = "auto"
+    # "package.module:function": the user's training loop instead of the built-in one.
+    objective: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,6 +239,16 @@ class ExperimentSpec:
     artifacts: str | None = None
     keep_models: int = 3
     path: str | None = None
+    # [model] builder = "package.module:function" (then ``model`` is BUILDER).
+    builder: str | None = None
+    # Folders put in front of sys.path to import the plug-ins, absolute (the spec gives them relative to itself).
+    python_path: tuple[str, ...] = ()
+
+    @property
+    def plugin_paths(self) -> dict[str, str]:
+        """The spec's plug-ins, import paths by spec key (``model.builder``, ``data.loader``, ``trainer.objective``)."""
+        paths = {"model.builder": self.builder, "data.loader": self.data.loader, "trainer.objective": self.trainer.objective}
+        return {key: path for key, path in paths.items() if path}
 
     def batch_size_for(self, size: int, params: Mapping[str, Any]) -> int:
         """The batch size a trial on ``size`` examples trains with."""
@@ -249,15 +271,13 @@ class ExperimentSpec:
         content = {
             "name": self.name,
             "seed": self.seed,
-            "data": {k: v for k, v in dataclasses.asdict(self.data).items() if k != "download"},
-            "model": self.model,
+            "data": _hashed_fields(self.data, "download"),
+            "model": self.builder or self.model,
             "search_space": {
                 k: optuna.distributions.distribution_to_json(v)
                 for k, v in sorted(self.search_space.items())
             },
-            "trainer": {
-                k: v for k, v in dataclasses.asdict(self.trainer).items() if k != "device"
-            },
+            "trainer": _hashed_fields(self.trainer, "device"),
         }
         blob = json.dumps(content, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
@@ -273,6 +293,15 @@ class ExperimentSpec:
 
     def create_pruner(self) -> optuna.pruners.BasePruner:
         return _instantiate(optuna.pruners, self.pruner, "pruner")
+
+
+def _hashed_fields(part: Any, ignored: str) -> dict[str, Any]:
+    """A spec part's fields for the compatibility hash: without ``ignored``, and without an unset plug-in.
+
+    Leaving out a plug-in key that is not set keeps the hash of every spec
+    written before plug-ins existed, so their stores open as before.
+    """
+    return {k: v for k, v in dataclasses.asdict(part).items() if k != ignored and not (k in ("loader", "objective") and v is None)}
 
 
 def suggest_params(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
@@ -315,12 +344,15 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     except RecursionError:
         # tomllib parses nested arrays and inline tables recursively.
         raise SpecError(f"{path}: arrays or tables nested too deeply to read; a spec needs only a few levels") from None
-    spec = parse_spec(raw)
+    spec = parse_spec(raw, folder=path.parent)
     return dataclasses.replace(spec, path=str(path))
 
 
-def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
+def parse_spec(raw: Mapping[str, Any], folder: str | Path | None = None) -> ExperimentSpec:
     """Validate a spec given as a mapping (the parsed TOML).
+
+    ``folder`` is where the spec's relative ``python_path`` folders start
+    (the spec file's folder; default: the current directory).
 
     Example::
 
@@ -329,8 +361,9 @@ def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
     """
     _check_keys(raw, "", TOP_LEVEL_KEYS, required={"name", "data", "sizes"})
     data = _parse_data(_get(raw, "data", dict))
-    model = _parse_model(_get(raw, "model", dict, default={}), data)
-    search_space = _parse_search_space(_get(raw, "search_space", dict, default=None), model)
+    model, builder = _parse_model(_get(raw, "model", dict, default={}), data)
+    trainer = _parse_trainer(_get(raw, "trainer", dict, default={}))
+    search_space = _parse_search_space(_get(raw, "search_space", dict, default=None), model, trainer.objective is not None)
     spec = ExperimentSpec(
         name=_parse_name(raw),
         seed=_parse_seed(raw),
@@ -341,11 +374,13 @@ def parse_spec(raw: Mapping[str, Any]) -> ExperimentSpec:
         model=model,
         search_space=search_space,
         default_params=_parse_default_params(_get(raw, "default_params", dict, default=None), search_space),
-        trainer=_parse_trainer(_get(raw, "trainer", dict, default={})),
+        trainer=trainer,
         sampler=_parse_component(_get(raw, "sampler", dict, default={"name": "TPESampler"}), "sampler"),
         pruner=_parse_component(_get(raw, "pruner", dict, default={"name": "MedianPruner"}), "pruner"),
         artifacts=_get(raw, "artifacts", str, default=None),
         keep_models=_parse_keep_models(raw),
+        builder=builder,
+        python_path=_parse_python_path(raw, Path(folder) if folder is not None else Path.cwd()),
     )
     # Instantiating now turns a bad option into a SpecError before anything runs.
     spec.create_sampler()
@@ -374,22 +409,61 @@ def _parse_keep_models(raw: Mapping[str, Any]) -> int:
     return keep_models
 
 
-def _parse_model(table: Mapping[str, Any], data: DataSpec) -> str:
-    _check_keys(table, "model", {"kind"})
+def _parse_python_path(raw: Mapping[str, Any], folder: Path) -> tuple[str, ...]:
+    value = raw.get("python_path", [])
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not all(isinstance(e, str) and e for e in entries):
+        raise SpecError('python_path: must be a folder or a list of folders, e.g. python_path = ["."]')
+    resolved = []
+    for entry in entries:
+        found = (folder / entry).resolve()
+        if not found.is_dir():
+            raise SpecError(
+                f"python_path: {entry!r} is not a folder (looked for {found}, relative to the spec file); "
+                "give the folder that holds your package"
+            )
+        resolved.append(str(found))
+    return tuple(resolved)
+
+
+def _parse_import_path(table: Mapping[str, Any], key: str, where: str) -> str:
+    value = _get(table, key, str, where=where)
+    if not _IMPORT_PATH.fullmatch(value):
+        raise SpecError(f'{where}.{key}: {value!r} is not an import path; write "package.module:function"')
+    return value
+
+
+def _parse_model(table: Mapping[str, Any], data: DataSpec) -> tuple[str, str | None]:
+    """The model's kind and, for the user's own model, the builder's import path."""
+    _check_keys(table, "model", {"kind", "builder"})
+    if "builder" in table:
+        if "kind" in table:
+            raise SpecError("model: give kind (a built-in model) or builder (your own function), not both")
+        return BUILDER, _parse_import_path(table, "builder", "model")
     model = _get(table, "kind", str, default="auto", where="model")
     if model not in MODELS:
         raise SpecError(f"model.kind: unknown model {model!r}{_suggest(model, MODELS)}; use one of {', '.join(MODELS)}")
     if model == "auto":
         # Images get the seed's CNN; vectors (and npz arrays of any shape) an MLP.
-        model = "cnn" if data.dataset in ("cifar10", "digits") else "mlp"
-    return model
+        model = "cnn" if data.dataset in ("cifar10", "digits", "fashion-mnist", "imagefolder") else "mlp"
+    return model, None
 
 
 def _parse_data(table: Mapping[str, Any]) -> DataSpec:
     fields = {f.name for f in dataclasses.fields(DataSpec)}
-    _check_keys(table, "data", fields, required={"dataset"})
-    dataset = _get(table, "dataset", str, where="data")
-    if dataset not in DATASETS:
+    _check_keys(table, "data", fields, required=set() if "loader" in table else {"dataset"})
+    if "loader" in table:
+        if "dataset" in table:
+            raise SpecError("data: give dataset (a built-in one) or loader (your own function), not both")
+        dataset = LOADER
+    else:
+        dataset = _get(table, "dataset", str, where="data")
+    if dataset == "imagefolder" and "root" not in table:
+        raise SpecError(
+            'data.root: dataset "imagefolder" needs root = "folder": one subfolder of images per class, '
+            "or train/ and test/ subfolders laid out so"
+        )
+    if dataset not in (*DATASETS, LOADER):
         raise SpecError(
             f"data.dataset: unknown dataset {dataset!r}{_suggest(dataset, DATASETS)}; "
             f"use one of {', '.join(DATASETS)}"
@@ -404,6 +478,7 @@ def _parse_data(table: Mapping[str, Any]) -> DataSpec:
         test_fraction=_get(table, "test_fraction", float, default=0.2, where="data"),
         num_samples=_get(table, "num_samples", int, default=25000, where="data"),
         normalize=_get(table, "normalize", str, default="subset", where="data"),
+        loader=_parse_import_path(table, "loader", "data") if "loader" in table else None,
     )
     _check_data(spec)
     return spec
@@ -451,27 +526,45 @@ def _parse_sizes(table: Mapping[str, Any]) -> SizesSpec:
 
 
 def _parse_search_space(
-    table: Mapping[str, Any] | None, model: str
+    table: Mapping[str, Any] | None, model: str, objective: bool
 ) -> dict[str, BaseDistribution]:
-    needed = _needed_params(model)
+    """The search space: what the model and trainer take, and nothing they would ignore.
+
+    A built-in model with the built-in trainer takes exactly its widths and the
+    trainer's parameters. A builder takes any name (``create`` checks them
+    against its signature), and so does the user's own objective.
+    """
+    needed = _needed_params(model, objective)
     if table is None:
         return {k: v for k, v in SEED_SEARCH_SPACE.items() if k in needed}
     if not table:
         raise SpecError("search_space: is empty; remove the table to use the seed's space, or list parameters")
-    _check_keys(table, "search_space", set(PARAM_RANGES))
+    for key in table:
+        _check_param_name(key, model, objective)
     space = {key: _parse_distribution(value, key) for key, value in table.items()}
     missing = [k for k in needed if k not in space]
     if missing:
+        who = f"the {model} model and the trainer" if model in MODEL_PARAMS else "the built-in trainer"
         raise SpecError(
-            f"search_space: missing {', '.join(missing)} needed by the {model} model; "
+            f"search_space: missing {', '.join(missing)} needed by {who}; "
             "add them (a fixed number or a {low, high} table)"
         )
     return space
 
 
+def _check_param_name(key: str, model: str, objective: bool) -> None:
+    """Refuse a parameter nothing would use: ``conv1`` for the MLP, a typo of a built-in name."""
+    if model in MODEL_PARAMS and not objective:
+        _check_keys({key: None}, "search_space", {*TRAINER_PARAMS, *MODEL_PARAMS[model]}, unknown=f"the {model} model and the trainer take no such parameter")
+    elif not key.isidentifier():
+        raise SpecError(f"search_space.{key!r}: not a Python name, so no function can take it; use letters, digits and _")
+
+
 def _parse_distribution(value: Any, param: str) -> BaseDistribution:
     where = f"search_space.{param}"
-    allowed = PARAM_RANGES[param]
+    if param not in PARAM_RANGES and isinstance(value, (str, bool)):
+        return CategoricalDistribution([value])  # a fixed setting of the user's own model or loop
+    allowed = PARAM_RANGES.get(param) or _custom_range(value)
     if _is_number(value):
         allowed.check(value, where)
         if allowed.integer:
@@ -490,8 +583,31 @@ def _parse_choices(value: Mapping[str, Any], where: str, allowed: ParamRange) ->
     if not isinstance(choices, list) or not choices:
         raise SpecError(f"{where}.choices: must be a non-empty list, e.g. [16, 32, 64]")
     for choice in choices:
-        allowed.check(choice, f"{where}.choices")
+        if allowed is _ANY_VALUE:
+            _check_custom_value(choice, f"{where}.choices")
+        else:
+            allowed.check(choice, f"{where}.choices")
     return CategoricalDistribution(choices)
+
+
+# A parameter of the user's own model or loop: any finite number, integers staying integers
+# (a width of 8 to 32 is searched as an integer); choices and fixed values may also be text or true/false.
+_ANY_NUMBER = ParamRange("a finite number", -math.inf)
+_ANY_INTEGER = ParamRange("an integer", -math.inf, integer=True)
+_ANY_VALUE = ParamRange("a number, a string or true/false", -math.inf)
+
+
+def _custom_range(value: Any) -> ParamRange:
+    if isinstance(value, dict) and "choices" in value:
+        return _ANY_VALUE
+    bounds = [value] if not isinstance(value, dict) else [value[k] for k in ("low", "high", "step") if k in value]
+    return _ANY_INTEGER if bounds and all(_is_int(b) for b in bounds) else _ANY_NUMBER
+
+
+def _check_custom_value(value: Any, where: str) -> None:
+    if isinstance(value, (str, bool)):
+        return
+    _ANY_NUMBER.check(value, where)
 
 
 def _parse_range(value: Mapping[str, Any], where: str, allowed: ParamRange) -> BaseDistribution:
@@ -524,7 +640,10 @@ def _parse_default_params(table: Mapping[str, Any] | None, space: Mapping[str, B
     _check_keys(table, "default_params", set(space))
     params = {}
     for key, value in table.items():
-        PARAM_RANGES[key].check(value, f"default_params.{key}")
+        if key in PARAM_RANGES:
+            PARAM_RANGES[key].check(value, f"default_params.{key}")
+        else:
+            _check_custom_value(value, f"default_params.{key}")
         params[key] = value
     missing = [k for k in space if k not in params]
     if params and missing:
@@ -539,6 +658,8 @@ def _parse_trainer(table: Mapping[str, Any]) -> TrainerSpec:
     fields = {f.name for f in dataclasses.fields(TrainerSpec)}
     _check_keys(table, "trainer", fields)
     kwargs: dict[str, Any] = {}
+    if "objective" in table:
+        kwargs["objective"] = _parse_import_path(table, "objective", "trainer")
     for key in ("max_epochs", "patience", "batch_size", "min_steps_per_epoch", "eval_batch_size"):
         if key in table:
             kwargs[key] = _positive(table, key, where="trainer")
@@ -654,12 +775,18 @@ def _is_instance(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types)
 
 
-def _needed_params(model: str) -> tuple[str, ...]:
-    return OPTIMIZER_PARAMS + MODEL_PARAMS[model]
+def _needed_params(model: str, objective: bool) -> tuple[str, ...]:
+    """What the search space must give: the built-in trainer's and a built-in model's parameters.
+
+    The user's own objective takes what it takes (``create`` tries it once).
+    """
+    if objective:
+        return ()
+    return OPTIMIZER_PARAMS + MODEL_PARAMS.get(model, ())
 
 
 def _check_keys(
-    table: Mapping[str, Any], where: str, allowed: set[str], required: set[str] = frozenset()
+    table: Mapping[str, Any], where: str, allowed: set[str], required: set[str] = frozenset(), unknown: str = "unknown key"
 ) -> None:
     prefix = f"{where}." if where else ""
     for key in table:
@@ -667,7 +794,7 @@ def _check_keys(
             # A quoted TOML key may hold anything, a line break included: the error stays one line.
             shown = key if key.isprintable() and key.strip() == key else repr(key)
             raise SpecError(
-                f"{prefix}{shown}: unknown key{_suggest(key, sorted(allowed))}; "
+                f"{prefix}{shown}: {unknown}{_suggest(key, sorted(allowed))}; "
                 f"allowed keys are {', '.join(sorted(allowed))}"
             )
     for key in sorted(required):

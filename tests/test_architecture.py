@@ -23,9 +23,13 @@ LAYERS = {
     "spec": 1,
     "storages": 1,
     "fit": 1,
+    "plugins": 1,
+    "imagefolder": 1,
     "data": 2,
     "model": 2,
     "train": 3,
+    # The user's training loop: it reports to train's early stopping, and preflight tries it.
+    "objective": 3.5,
     "preflight": 4,
     "experiment": 5,
     "worker": 6,

@@ -1,4 +1,4 @@
-"""Datasets: deterministic nested splits, per-subset statistics, fingerprints, the CIFAR-10 and npz loaders."""
+"""Datasets: deterministic nested splits, per-subset statistics, fingerprints, the CIFAR-10, Fashion-MNIST and npz loaders."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from scaling_optuna.data import FASHION_MNIST_FILES
+from scaling_optuna.data import FASHION_MNIST_FOLDER
+from scaling_optuna.data import FASHION_MNIST_SYSTEM_FOLDER
 from scaling_optuna.data import MAX_CLASSES
 from scaling_optuna.data import RawData
 from scaling_optuna.data import load_dataset
@@ -19,6 +22,9 @@ from scaling_optuna.spec import DataSpec
 from scaling_optuna.spec import parse_spec
 from tests.cifar10_files import write_batch
 from tests.cifar10_files import write_cifar10
+from tests.idx_files import small_fashion_mnist
+from tests.idx_files import write_fashion_mnist
+from tests.idx_files import write_idx
 
 
 def _numbered(n_train: int = 500, n_test: int = 100) -> RawData:
@@ -223,3 +229,76 @@ def test_cifar10_labels_beyond_the_class_cap_are_refused(tmp_path):
     spec = parse_spec({"name": "c", "data": {"dataset": "cifar10", "root": str(tmp_path), "download": False}, "sizes": {"counts": [10]}})
     with pytest.raises(DataError, match="renumber them"):
         load_dataset(spec)
+
+
+def _fashion_spec(root: Path, validation_size: int = 20, counts=(50, 100)):
+    data = {"dataset": "fashion-mnist", "root": str(root), "download": False, "validation_size": validation_size}
+    return parse_spec({"name": "f", "data": data, "sizes": {"counts": list(counts)}})
+
+
+def test_fashion_mnist_is_read_from_the_gzipped_idx_files_as_shipped(tmp_path):
+    x_train, y_train, x_test, y_test = small_fashion_mnist()
+    write_fashion_mnist(tmp_path, x_train, y_train, x_test, y_test)
+    data = load_dataset(_fashion_spec(tmp_path))
+    assert data.name == "fashion-mnist" and data.input_shape == (1, 28, 28) and data.num_classes == 10
+    assert data.pool_size == 100 and len(data.y_val) == 20 and len(data.y_test) == 40
+    # Every image comes back with its own label, raw pixel values as float32.
+    np.testing.assert_array_equal(data.x_test[:, 0].numpy(), x_test.astype(np.float32))
+    np.testing.assert_array_equal(data.y_test.numpy(), y_test)
+    pool = {img.tobytes(): label for img, label in zip(data.x_pool[:, 0].numpy().astype(np.uint8), data.y_pool.numpy())}
+    assert all(pool.get(img.tobytes(), label) == label for img, label in zip(x_train, y_train))
+    # Unpacked where torchvision's FashionMNIST looks, so the next load reads them as they are.
+    assert sorted(p.name for p in (tmp_path / FASHION_MNIST_FOLDER).iterdir()) == sorted(FASHION_MNIST_FILES)
+
+
+def test_fashion_mnist_reads_torchvisions_unpacked_copy_and_changes_nothing(tmp_path):
+    arrays = small_fashion_mnist(seed=3)
+    write_fashion_mnist(tmp_path / FASHION_MNIST_FOLDER, *arrays, gz=False)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    first = load_dataset(_fashion_spec(tmp_path))
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    np.testing.assert_array_equal(first.y_test.numpy(), arrays[3])
+    assert first.fingerprint(100) == load_dataset(_fashion_spec(tmp_path)).fingerprint(100)
+
+
+def test_fashion_mnist_missing_without_download_is_a_clear_error(tmp_path, monkeypatch):
+    # A machine without Debian's package: its folder is absent.
+    monkeypatch.setattr("scaling_optuna.data.FASHION_MNIST_SYSTEM_FOLDER", tmp_path / "not-installed")
+    with pytest.raises(DataError, match="Fashion-MNIST not found.*dataset-fashion-mnist"):
+        load_dataset(_fashion_spec(tmp_path / "empty"))
+    assert not (tmp_path / "empty").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda folder: (folder / "train-images-idx3-ubyte.gz").write_bytes(b"not gzip"), "cannot be unpacked"),
+        (lambda folder: write_idx(folder / "train-labels-idx1-ubyte", np.zeros((4, 4))), "not Fashion-MNIST's IDX files"),
+        (lambda folder: write_idx(folder / "t10k-labels-idx1-ubyte", np.zeros(39)), "one label per row"),
+    ],
+    ids=["not-gzip", "labels-with-two-dimensions", "a-label-missing"],
+)
+def test_damaged_fashion_mnist_files_are_clear_errors(tmp_path, damage, message):
+    write_fashion_mnist(tmp_path, *small_fashion_mnist())
+    damage(tmp_path)
+    with pytest.raises(DataError, match=message):
+        load_dataset(_fashion_spec(tmp_path))
+    # A file that failed to unpack leaves nothing half-written behind.
+    assert not [p for p in tmp_path.rglob("*partial*")]
+
+
+@pytest.mark.skipif(
+    not (FASHION_MNIST_SYSTEM_FOLDER / f"{FASHION_MNIST_FILES[0]}.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (scripts/setup.sh installs it as root)",
+)
+def test_fashion_mnist_from_debians_package_is_the_full_dataset(tmp_path):
+    spec = parse_spec({
+        "name": "f",
+        "data": {"dataset": "fashion-mnist", "root": str(tmp_path), "download": False, "validation_size": 10000},
+        "sizes": {"start_fraction": 0.005},
+    })
+    data = load_dataset(spec)
+    assert data.pool_size == 50000 and len(data.y_val) == 10000 and len(data.y_test) == 10000
+    assert data.input_shape == (1, 28, 28) and data.num_classes == 10
+    assert torch.bincount(data.y_test).tolist() == [1000] * 10
+    assert spec.sizes.resolve(data.pool_size) == [250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 50000]

@@ -2,7 +2,9 @@
 
 Every fenced ``bash`` block runs, in order, as one bash script each, and then
 every ``python`` block, in a scratch folder laid out like a checkout whose
-``studies/digits.toml`` is the shipped spec with a budget of 2 trials per size.
+``studies/digits.toml`` and ``examples/fashion-resnet.toml`` are the shipped specs
+with a budget of 2 trials per size (and the example's ResNet trains 4 epochs at most). A block that shows a file of the checkout
+(after ``<!-- file: PATH -->``) must be that file, as it is.
 Three things are not run as written, each for a reason:
 
 - ``bash scripts/setup.sh`` is skipped: it creates ``.venv`` and installs the
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -37,7 +40,14 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 # A sample output block is preceded by this comment; its lines are checked against a real run.
 SAMPLE_MARK = "<!-- sample output"
+# A block showing a file of the checkout is preceded by this comment and the file's path.
+FILE_MARK = re.compile(r"<!-- file: (\S+) -->")
 TINY_BUDGET = 2
+# Specs whose budget the README run shrinks: lines replaced, each found once.
+SHRUNK_SPECS = {
+    "studies/digits.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}"},
+    "examples/fashion-resnet.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"max_epochs = \d+": "max_epochs = 4"},
+}
 SERVERS = ("optuna-dashboard", "scaling-optuna dashboard", "scaling-optuna proxy")
 NUMBER = r"[-+]?\d[\d,]*(?:\.\d+)?(?:e[-+]?\d+)?"
 
@@ -74,12 +84,26 @@ def readme_blocks() -> list[Block]:
 
 
 def test_the_spec_example_is_the_shipped_digits_spec(tmp_path):
-    (example,) = [b for b in readme_blocks() if b.lang == "toml"]
+    (example,) = [b for b in readme_blocks() if b.lang == "toml" and b.heading == "The experiment spec"]
     path = tmp_path / "digits.toml"
     path.write_text(example.text)
     spec, shipped = load_spec(path), load_spec(ROOT / "studies" / "digits.toml")
     assert spec.compatibility_hash() == shipped.compatibility_hash(), "the README's spec drifted from studies/digits.toml"
     assert (spec.trials_per_size, spec.sampler, spec.pruner) == (shipped.trials_per_size, shipped.sampler, shipped.pruner)
+
+
+def test_blocks_that_show_a_file_are_that_file():
+    shown = [(FILE_MARK.fullmatch(b.before), b) for b in readme_blocks()]
+    shown = [(m.group(1), b) for m, b in shown if m]
+    assert {path for path, _ in shown} >= {"examples/fashion_resnet/model.py", "examples/fashion-resnet.toml"}
+    for path, block in shown:
+        assert block.text == (ROOT / path).read_text(), f"the README's copy of {path} drifted from the file"
+
+
+def test_the_users_own_model_and_data_take_at_most_25_lines():
+    # The promise of "Your own model and data": a model and a dataset in 25 lines of the user's Python.
+    lines = (ROOT / "examples" / "fashion_resnet" / "model.py").read_text().splitlines()
+    assert len(lines) <= 25
 
 
 def _synopsis() -> dict[str, str]:
@@ -116,10 +140,15 @@ def test_the_command_line_synopsis_matches_each_commands_help(capsys):
 def test_the_shipped_experiments_table_counts_the_sizes_right():
     from scaling_optuna.data import load_dataset
 
-    table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)\.toml` \| [^|]* \| ([^|]*) \|", README.read_text(), re.M)}
-    assert set(table) >= {"digits", "mnist1d", "cifar10"}
+    table = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([\w-]+)\.toml` \| [^|]* \| ([^|]*) \|", README.read_text(), re.M)}
+    assert set(table) == {p.stem for p in (ROOT / "studies").glob("*.toml")}, "every shipped spec has its row"
     # digits is loaded offline in a second; the other pools are the ones their specs describe.
-    pools = {"digits": load_dataset(load_spec(ROOT / "studies" / "digits.toml")).pool_size, "mnist1d": 16000, "cifar10": 40000}
+    pools = {
+        "digits": load_dataset(load_spec(ROOT / "studies" / "digits.toml")).pool_size,
+        "mnist1d": 16000,
+        "cifar10": 40000,
+        "fashion-mnist": 50000,
+    }
     for name, pool in pools.items():
         sizes = load_spec(ROOT / "studies" / f"{name}.toml").sizes.resolve(pool)
         cell = table[name]
@@ -191,13 +220,15 @@ def _scratch(tmp_path: Path) -> Path:
     (work / ".venv").symlink_to(venv)
     for name in ("scripts", "tests", "scaling_optuna", "pyproject.toml"):
         (work / name).symlink_to(ROOT / name)
-    (work / "studies").mkdir()
-    for spec in (ROOT / "studies").glob("*.toml"):
+    shutil.copytree(ROOT / "studies", work / "studies")
+    shutil.copytree(ROOT / "examples", work / "examples", ignore=shutil.ignore_patterns("__pycache__"))
+    for relative, lines in SHRUNK_SPECS.items():
+        spec = work / relative
         text = spec.read_text()
-        if spec.name == "digits.toml":
-            text, n = re.subn(r"(?m)^trials_per_size = \d+", f"trials_per_size = {TINY_BUDGET}", text)
-            assert n == 1, "studies/digits.toml has no trials_per_size line to shrink"
-        (work / "studies" / spec.name).write_text(text)
+        for line, shrunk in lines.items():
+            text, n = re.subn(f"(?m)^{line}", shrunk, text)
+            assert n == 1, f"{relative} has no line {line!r} to shrink"
+        spec.write_text(text)
     (tmp_path / "serve_briefly.py").write_text(SERVE_BRIEFLY)
     return work
 
@@ -248,7 +279,8 @@ def test_the_readme_runs_as_written(tmp_path):
     work = _scratch(tmp_path)
     serve = tmp_path / "serve_briefly.py"
     env = {k: v for k, v in os.environ.items() if k != "SCALING_OPTUNA_STORAGE"}
-    env |= {"PYTHONUNBUFFERED": "1", "README_PYTHON": sys.executable}
+    # Decoded image folders are cached under $XDG_CACHE_HOME: the run's own, not the user's.
+    env |= {"PYTHONUNBUFFERED": "1", "README_PYTHON": sys.executable, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     blocks = readme_blocks()
     outputs: list[tuple[Block, str]] = []
     for block in [b for b in blocks if b.lang == "bash"] + [b for b in blocks if b.lang == "python"]:
@@ -270,6 +302,8 @@ def test_the_readme_runs_as_written(tmp_path):
             assert "digits-n0001151" in out  # study names as the README gives them
         if block.lang == "python" and "trials_dataframe" in block.text:
             assert "value_val_loss" in out  # the objective is named in Optuna's own table
+        if block.lang == "python" and "best_model" in block.text and "fashion-resnet" in block.text:
+            assert out.split() == ["Block"]  # best_model rebuilt the user's ResNet through its builder
         if any(server in block.text for server in SERVERS):
             assert "answered" in out
     _documented_attributes(f"sqlite:///{work / 'scaling-optuna.db'}")

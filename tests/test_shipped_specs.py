@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
 from scaling_optuna.data import load_dataset
+from scaling_optuna.model import build_model
+from scaling_optuna.model import count_parameters
 from scaling_optuna.spec import load_spec
+from tests.conftest import run_cli
+from tests.idx_files import small_fashion_mnist
+from tests.idx_files import write_fashion_mnist
 
 STUDIES = Path(__file__).resolve().parents[1] / "studies"
 
@@ -35,3 +42,39 @@ def test_digits_spec_ladder_fits_its_pool():
     sizes = spec.sizes.resolve(data.pool_size)
     assert sizes[0] == 36 and sizes[-1] == data.pool_size == 1151
     assert all(b == 2 * a or b == data.pool_size for a, b in zip(sizes, sizes[1:]))
+
+
+def test_fashion_mnist_spec_is_the_seeds_experiment_on_one_channel():
+    spec, cifar = load_spec(STUDIES / "fashion-mnist.toml"), load_spec(STUDIES / "cifar10.toml")
+    assert spec.sizes.resolve(50000) == [250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 50000]
+    assert (spec.data.dataset, spec.data.validation_size, spec.model) == ("fashion-mnist", 10000, "cnn")
+    assert (spec.search_space, spec.default_params, spec.trainer) == (cifar.search_space, cifar.default_params, cifar.trainer)
+    # The tutorial's layers on 1×28×28: unpadded 5×5 convolutions leave 16 maps of 4×4 for fc1.
+    net = build_model(spec.model, (1, 28, 28), 10, spec.default_params)
+    assert net.conv1.kernel_size == (5, 5) and net.conv1.padding == (0, 0) and net.fc1.in_features == 16 * 4 * 4
+    assert count_parameters(net) == 44426
+
+
+@pytest.mark.slow
+def test_fashion_mnist_spec_runs_on_idx_files(tmp_path):
+    write_fashion_mnist(tmp_path / "fm", *small_fashion_mnist(n_train=160, n_test=40))
+    text = (STUDIES / "fashion-mnist.toml").read_text()
+    for old, new in [
+        ('root = "data"', f'root = "{tmp_path / "fm"}"'),
+        ("validation_size = 10000", "validation_size = 32"),
+        ("start_fraction = 0.005", "start_fraction = 0.25"),
+        ("trials_per_size = 20", "trials_per_size = 2"),
+        ("max_epochs = 15", "max_epochs = 2"),
+    ]:
+        assert old in text
+        text = text.replace(old, new)
+    spec = tmp_path / "fashion-mnist.toml"
+    spec.write_text(text)
+    url = f"sqlite:///{tmp_path / 'fm.db'}"
+    done = run_cli("run", str(spec), "--storage", url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3 sizes 32..128" in done.stdout
+    for size in (32, 64, 128):
+        study = optuna.load_study(study_name=f"fashion-mnist-n{size:07d}", storage=url)
+        assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 2
+        assert study.user_attrs["input_shape"] == [1, 28, 28] and study.user_attrs["dataset"] == "fashion-mnist"

@@ -27,6 +27,9 @@ from typing import Any, Callable
 
 import torch
 
+from scaling_optuna.experiment import PLUGINS_ATTR
+from scaling_optuna.experiment import check_plugins
+from scaling_optuna.plugins import load_plugins
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
@@ -117,7 +120,7 @@ def run_worker(
         spec, store, url, runner, stop=stop, heartbeat_interval=heartbeat_interval, grace_s=grace,
         outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who,
     )
-    check_fingerprints(worker.sizes, data.fingerprint)
+    _check_same_data_and_code(worker, spec, data)
     if trials is not None:
         worker.set_budget(trials)
     _log.info(
@@ -132,6 +135,14 @@ def run_worker(
         extra={"event": "worker_done", "worker": worker.who},
     )
     return summary
+
+
+def _check_same_data_and_code(worker: Worker, spec: ExperimentSpec, data: Any) -> None:
+    """Refuse local data, or plug-in versions, other than those the studies were created with."""
+    check_fingerprints(worker.sizes, data.fingerprint)
+    plugins = {key: p.fingerprint() for key, p in load_plugins(spec.plugin_paths, spec.python_path).items()}
+    for entry in worker.sizes.values():
+        check_plugins(entry.study.study_name, entry.study.user_attrs.get(PLUGINS_ATTR), plugins)
 
 
 def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> Any:

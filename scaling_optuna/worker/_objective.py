@@ -1,5 +1,11 @@
 """One trial: suggest its parameters, train its model on one size, and say how it ended.
 
+The model is the spec's (built-in, or the user's ``[model] builder``); the
+training loop is the built-in one, or the user's ``[trainer] objective``
+(:mod:`scaling_optuna.objective`), which reports every epoch to the same
+pruner and early stopping. A plug-in that raises fails its trial, with the
+error recorded, and the worker goes on.
+
 :meth:`TrialRunner.run` never lets a trial's own failure escape: it returns an
 :class:`Outcome` — complete with its validation loss, pruned, failed with one
 line of error, or to be handed back (the worker was told to stop, or lost its
@@ -16,10 +22,11 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
-from typing import Any
+from typing import Any, Callable, Iterator
 
 import optuna
 import torch
@@ -29,6 +36,10 @@ from scaling_optuna.data import Dataset
 from scaling_optuna.errors import StorageError
 from scaling_optuna.model import build_model
 from scaling_optuna.model import count_parameters
+from scaling_optuna.objective import EpochReport
+from scaling_optuna.objective import objective_arguments
+from scaling_optuna.objective import run_objective
+from scaling_optuna.plugins import load_plugins
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import suggest_params
 from scaling_optuna.storages import describe_error
@@ -86,6 +97,8 @@ class TrialRunner:
 
     def __init__(self, spec: ExperimentSpec, tensors: DeviceData, stop: threading.Event, who: str, weights: Any = None) -> None:
         self.spec, self.tensors, self.stop, self.who, self.weights = spec, tensors, stop, who, weights
+        plugins = load_plugins(spec.plugin_paths, spec.python_path)
+        self.builder, self.objective = plugins.get("model.builder"), plugins.get("trainer.objective")
 
     def run(self, trial: optuna.Trial, size: int, prune_check: PruneCheck) -> Outcome:
         """Train ``trial`` on the first ``size`` examples, reporting the validation loss every epoch."""
@@ -111,25 +124,23 @@ class TrialRunner:
 
     def _train(self, trial: optuna.Trial, size: int, prune_check: PruneCheck) -> float:
         params = suggest_params(trial, self.spec.search_space)
-        data, device = self.tensors.data, self.tensors.x_pool.device
         # The initial weights depend on the trial alone, not on what this process ran before.
         seed = self.spec.seed * 1_000_003 + trial.number
         torch.manual_seed(seed)
-        model = build_model(self.spec.model, data.input_shape, data.num_classes, params, data.input_stats(size)).to(device)
-        batch_size = self.spec.batch_size_for(size, params)
-        trial.set_user_attr("n_params", count_parameters(model))
-        trial.set_user_attr("batch_size_used", batch_size)
         trial.set_user_attr("worker", self.who)
+        if self.objective is not None:
+            return self._train_objective(trial, size, prune_check, params)
+        model = self._build(trial, size, params)
+        batch_size = self.spec.batch_size_for(size, params)
+        trial.set_user_attr("batch_size_used", batch_size)
         epochs_seen = [0]
         prune_check.start()
 
         def on_epoch(epoch: int, val_loss: float, val_error: float) -> None:
             epochs_seen[0] = epoch
-            prune_check.report(trial, val_loss, epoch)
-            if prune_check.should_prune(trial):
-                raise optuna.TrialPruned(f"pruned after epoch {epoch} at validation loss {val_loss:.4f}")
+            _prune(trial, prune_check, epoch, val_loss)
 
-        try:
+        with _pruned_as_such(trial, lambda: epochs_seen[0]):
             result = train_model(
                 model,
                 (self.tensors.x_pool[:size], self.tensors.y_pool[:size]),
@@ -146,13 +157,41 @@ class TrialRunner:
                 on_epoch=on_epoch,
                 should_stop=self.stop.is_set,
             )
-        except optuna.TrialPruned:
-            trial.set_user_attr("epochs_run", epochs_seen[0])
-            raise
-        except DivergedError as e:
-            # A learning rate too large for this size: a legitimate outcome of the search, not a crash.
-            trial.set_user_attr("epochs_run", epochs_seen[0])
-            raise optuna.TrialPruned(f"diverged: {e}") from None
+        self._record(trial, result)
+        if self.weights is not None:
+            self._keep_weights(trial, result.state_dict)
+        return result.val_loss
+
+    def _train_objective(self, trial: optuna.Trial, size: int, prune_check: PruneCheck, params: dict[str, Any]) -> float:
+        """The user's training loop, reporting every epoch to the pruner and early stopping."""
+        assert self.objective is not None
+        model = self._build(trial, size, params) if "model" in objective_arguments(self.objective) else None
+        report = EpochReport(
+            max_epochs=self.spec.trainer.max_epochs, patience=self.spec.trainer.patience,
+            on_epoch=lambda epoch, val_loss: _prune(trial, prune_check, epoch, val_loss), should_stop=self.stop.is_set,
+        )
+        available = {
+            "trial": trial, "params": dict(params), "report": report, "model": model, "size": size,
+            "train": (self.tensors.x_pool[:size], self.tensors.y_pool[:size]), "val": self.tensors.val,
+            "test": self.tensors.test, "device": self.tensors.x_pool.device,
+        }
+        prune_check.start()
+        with _pruned_as_such(trial, lambda: report.epochs_run):
+            result = run_objective(self.objective, available, report)
+        self._record(trial, result)
+        if self.weights is not None and model is not None:
+            self._keep_weights(trial, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+        return result.val_loss
+
+    def _build(self, trial: optuna.Trial, size: int, params: dict[str, Any]) -> torch.nn.Module:
+        data = self.tensors.data
+        model = build_model(self.spec.model, data.input_shape, data.num_classes, params, data.input_stats(size), builder=self.builder)
+        trial.set_user_attr("n_params", count_parameters(model))
+        return model.to(self.tensors.x_pool.device)
+
+    @staticmethod
+    def _record(trial: optuna.Trial, result: Any) -> None:
+        """The metrics of the kept epoch and how the run went, as the trial's user attributes."""
         for key, value in (
             ("val_error", result.val_error),
             ("test_loss", result.test_loss),
@@ -162,10 +201,8 @@ class TrialRunner:
             ("wall_time_s", round(result.wall_time_s, 3)),
             ("stopped_reason", result.stopped_reason),
         ):
-            trial.set_user_attr(key, value)
-        if self.weights is not None:
-            self._keep_weights(trial, result.state_dict)
-        return result.val_loss
+            if value is not None:
+                trial.set_user_attr(key, value)
 
     def _keep_weights(self, trial: optuna.Trial, state_dict: dict[str, torch.Tensor]) -> None:
         from scaling_optuna.storages.artifacts import save_state_dict
@@ -177,6 +214,27 @@ class TrialRunner:
         except Exception as e:
             # The trial is trained and its numbers are stored: losing its weights must not fail it.
             _log.warning("trial %d: weights not kept (%s); the trial still counts", trial.number, describe_error(e))
+
+
+def _prune(trial: optuna.Trial, prune_check: PruneCheck, epoch: int, val_loss: float) -> None:
+    """Report the epoch's validation loss; raise ``optuna.TrialPruned`` when the pruner says so."""
+    prune_check.report(trial, val_loss, epoch)
+    if prune_check.should_prune(trial):
+        raise optuna.TrialPruned(f"pruned after epoch {epoch} at validation loss {val_loss:.4f}")
+
+
+@contextlib.contextmanager
+def _pruned_as_such(trial: optuna.Trial, epochs: Callable[[], int]) -> Iterator[None]:
+    """Record the epochs of a pruned run; a diverged run (a NaN loss) ends pruned too."""
+    try:
+        yield
+    except optuna.TrialPruned:
+        trial.set_user_attr("epochs_run", epochs())
+        raise
+    except DivergedError as e:
+        # A learning rate too large for this size: a legitimate outcome of the search, not a crash.
+        trial.set_user_attr("epochs_run", epochs())
+        raise optuna.TrialPruned(f"diverged: {e}") from None
 
 
 def _note(trial: optuna.Trial, key: str, value: Any) -> None:
