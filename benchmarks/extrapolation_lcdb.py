@@ -98,27 +98,27 @@ NEURAL_WITHIN = math.log(1.1)  # a neural curve is "within 10 %" when its log-RM
 Method = Callable[[np.ndarray, np.ndarray, "float | None", np.ndarray, "int | None"], tuple[np.ndarray, np.ndarray, np.ndarray]]
 
 
-def _ours(m, y, plateau, targets, test_size):
-    p = fit_scaling_law(m, y, plateau=plateau).predict(targets)
+def _ours(m, y, plateau, targets, test_size, value_sd=None):
+    p = fit_scaling_law(m, y, plateau=plateau, value_sd=value_sd).predict(targets)
     return p.mean, p.lower, p.upper
 
 
-def _ours_measurement_band(m, y, plateau, targets, test_size):
-    p = fit_scaling_law(m, y, plateau=plateau).predict(targets, include_noise=True, test_size=test_size)
+def _ours_measurement_band(m, y, plateau, targets, test_size, value_sd=None):
+    p = fit_scaling_law(m, y, plateau=plateau, value_sd=value_sd).predict(targets, include_noise=True, test_size=test_size)
     return p.mean, p.lower, p.upper
 
 
-def _least_squares(m, y, plateau, targets, test_size):
+def _least_squares(m, y, plateau, targets, test_size, value_sd=None):
     p = fit_least_squares(m, y).predict(targets)
     return p.mean, p.lower, p.upper
 
 
-def _line(m, y, plateau, targets, test_size):
+def _line(m, y, plateau, targets, test_size, value_sd=None):
     p = fit_log_log_line(m, y).predict(targets)
     return p.mean, p.lower, p.upper
 
 
-def _last(m, y, plateau, targets, test_size):
+def _last(m, y, plateau, targets, test_size, value_sd=None):
     nan = np.full(len(targets), np.nan)
     return np.full(len(targets), float(y[-1])), nan, nan.copy()
 
@@ -131,15 +131,16 @@ METHODS: dict[str, Method] = {
 }
 
 
-Case = tuple[np.ndarray, np.ndarray, "float | None", np.ndarray, np.ndarray, "int | None"]
+# (sizes, values, plateau, target sizes, truths, test-set size of an error[, each value's standard error])
+Case = tuple
 
 
 def _run(method: Method, cases: list[Case]) -> dict[str, Any]:
     pred, lower, upper, truth, seconds = [], [], [], [], []
-    for m, y, plateau, targets, values, test_size in cases:
+    for m, y, plateau, targets, values, test_size, *value_sd in cases:
         # CPU time of this process: on a shared machine, wall time also counts the neighbours' work.
         start = time.process_time()
-        mean, lo, hi = method(m, y, plateau, targets, test_size)
+        mean, lo, hi = method(m, y, plateau, targets, test_size, *value_sd)
         seconds.append(time.process_time() - start)
         pred += list(mean)
         lower += list(lo)
@@ -251,25 +252,29 @@ def simulated(path: Path, test_sizes: list[int], fraction: int = 8, seed: int = 
 
 def own(path: Path) -> dict[str, Any]:
     """Every method on the report's backtest of the project's own curves."""
-    points: dict[tuple[str, str, str], list[tuple[int, float, float | None]]] = {}
-    test_sizes: dict[tuple[str, str, str], int | None] = {}
+    points: dict[tuple[str, ...], list[tuple[int, float, float | None, float]]] = {}
+    test_sizes: dict[tuple[str, ...], int | None] = {}
     with path.open(newline="") as f:
         for row in csv.DictReader(f):
-            key = (row["experiment"], row["curve"], row["metric"])
+            key = (row["experiment"], row.get("run") or "0", row["curve"], row["metric"])
             plateau = float(row["plateau"]) if row["plateau"] else None
-            points.setdefault(key, []).append((int(row["size"]), float(row["value"]), plateau))
+            sd = float(row["value_sd"]) if row.get("value_sd") else math.nan
+            points.setdefault(key, []).append((int(row["size"]), float(row["value"]), plateau, sd))
             # binomial test-set noise is the noise of an error rate, not of a loss
-            test_sizes[key] = int(row["test_size"]) if row.get("test_size") and key[2] == "test_error" else None
+            test_sizes[key] = int(row["test_size"]) if row.get("test_size") and key[3] == "test_error" else None
     cases: list[Case] = []
     metric_of: list[str] = []
     for key, pts in sorted(points.items()):
         pts.sort()
         m = np.array([p[0] for p in pts], float)
         y = np.array([p[1] for p in pts])
+        sd = np.array([p[3] for p in pts])
         for held_out in (1, 2):
             if len(m) - held_out >= 3:
-                cases.append((m[:-held_out], y[:-held_out], pts[0][2], m[-held_out:], y[-held_out:], test_sizes[key]))
-                metric_of += [key[2]] * held_out
+                # the points' noise where the report measured it (a CSV from before has none)
+                noise = (sd[:-held_out],) if np.isfinite(sd).any() else ()
+                cases.append((m[:-held_out], y[:-held_out], pts[0][2], m[-held_out:], y[-held_out:], test_sizes[key], *noise))
+                metric_of += [key[3]] * held_out
     # Each value is one training run measured on a finite test set: the measurement band is the one to judge it by.
     methods = {**METHODS, "fit_scaling_law, measurement band": _ours_measurement_band}
     results = {name: _run(method, cases) for name, method in methods.items()}

@@ -102,6 +102,7 @@ def fit_curve(
     baseline_sizes, baseline_values, baseline_fit, baseline_message = (
         ((), (), None, "") if metric == "n_params" else _baseline(rows, metric, options, noise_test_size)
     )
+    baseline_sd = _point_sds(rows, metric, baseline_sizes, noise_test_size, baseline=True) if baseline_sizes else []
     has_backtests = fit is not None and metric != "n_params"
     backtests = _backtests(sizes, values, groups, value_sd, options, noise_test_size) if has_backtests else ()
     return Curve(
@@ -119,6 +120,8 @@ def fit_curve(
         predictions=_predictions(fit),
         backtests=backtests,
         backtest_band=measurement_band_text(metric, noise_test_size) if backtests else "",
+        value_sd=tuple(value_sd or ()),
+        baseline_value_sd=tuple(baseline_sd),
     )
 
 

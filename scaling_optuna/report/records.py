@@ -222,6 +222,9 @@ class Curve:
     predictions: tuple[Extrapolation, ...] = ()
     backtests: tuple[Backtest, ...] = ()
     backtest_band: str = ""
+    # each point's standard error as a measure of its size (runs, choice among configurations, test set)
+    value_sd: tuple[float, ...] = ()
+    baseline_value_sd: tuple[float, ...] = ()
 
     @property
     def law(self) -> str:
@@ -237,6 +240,7 @@ class Curve:
             "metric": self.metric,
             "sizes": list(self.sizes),
             "values": [json_number(v) for v in self.values],
+            "value_sd": [json_number(v) for v in self.value_sd],
             "tuned": None if self.fit is None else self.fit.to_dict(),
             "message": self.message,
             "intervals": self.intervals_from,
@@ -252,6 +256,7 @@ class Curve:
         return {
             "sizes": list(self.baseline_sizes),
             "values": [json_number(v) for v in self.baseline_values],
+            "value_sd": [json_number(v) for v in self.baseline_value_sd],
             "fit": None if self.baseline_fit is None else self.baseline_fit.to_dict(),
             "message": self.baseline_message,
         }
