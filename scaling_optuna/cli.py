@@ -313,10 +313,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_url(args.storage or spec.storage)
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.launcher import WorkerGroup
+    from scaling_optuna.worker import check_threads
     from scaling_optuna.worker import default_threads
 
-    exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device)
     threads = args.threads or default_threads(args.workers)
+    check_threads(threads)
+    exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device)
     print(
         f"experiment {spec.name!r}: {len(exp.sizes)} sizes {exp.sizes[0]}..{exp.sizes[-1]}, "
         f"{spec.trials_per_size} trials each, {args.workers} worker(s) × {threads} thread(s), "

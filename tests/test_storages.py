@@ -24,6 +24,7 @@ from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import LOST
 from scaling_optuna.storages import StaleTrials
 from scaling_optuna.storages import check_url
+from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import fatal_reason
 from scaling_optuna.storages import is_transient
@@ -333,3 +334,22 @@ def test_a_finished_trial_is_not_ended(tmp_path):
     study.tell(trial, 1.0)
     assert not end_trial(storage, storage.get_study_id_from_name("s"), trial.number, LOST, "me")
     assert study.trials[0].state == TrialState.COMPLETE
+
+
+def test_a_lost_grpc_proxy_is_described_by_its_status_and_details():
+    """gRPC's own text is a multi-line repr whose first line names nothing."""
+    import socket
+    import warnings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+    with pytest.raises(Exception) as caught:
+        proxy.get_all_studies()
+    text = describe_error(caught.value)
+    assert text.startswith("_InactiveRpcError: UNAVAILABLE: ") and "\n" not in text, text
+    assert "Connection refused" in text or "failed to connect" in text, text
+    assert is_transient(caught.value)

@@ -28,7 +28,6 @@ import threading
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import optuna
 from optuna.storages import BaseStorage
@@ -54,6 +53,7 @@ from scaling_optuna.storages._retry import RetryingStorage
 from scaling_optuna.storages._retry import backoff
 from scaling_optuna.storages._retry import call_with_retries
 from scaling_optuna.storages._url import check_url
+from scaling_optuna.storages._url import grpc_address
 from scaling_optuna.storages._url import mask_url
 from scaling_optuna.storages._url import scheme
 
@@ -194,13 +194,7 @@ def _open_journal(url: str, *, create: bool) -> BaseStorage:
 
 
 def _open_grpc(url: str) -> BaseStorage:
-    parts = urlsplit(url)
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host or not port:
-        raise StorageError(f"storage URL {mask_url(url)!r} needs a host and a port, e.g. grpc://127.0.0.1:13000")
+    host, port = grpc_address(url)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import torch
 
+from scaling_optuna.errors import UserError
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
@@ -49,12 +50,15 @@ __all__ = [
     "PruneCheck",
     "Worker",
     "WorkerSummary",
+    "check_threads",
     "default_threads",
     "install_signal_handlers",
     "run_worker",
 ]
 
 _log = logging.getLogger("scaling_optuna.worker")
+# Torch threads per core beyond which a worker is refused: more only wait for each other.
+MAX_THREADS_PER_CORE = 4
 
 
 def run_worker(
@@ -93,22 +97,14 @@ def run_worker(
     Raises:
         StorageError: the store is unreachable, holds no study of the experiment, or cannot be written.
         DataError: the local data differs from the data the studies were created with.
+        UserError: ``threads`` is more than this machine's cores can use.
         WorkerError: trials keep failing.
     """
-    from scaling_optuna.data import load_dataset
-    from scaling_optuna.preflight import check_runnable
-    from scaling_optuna.train import configure_process
-
     spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
     url = storage or spec.storage
     grace = checked_grace_period(heartbeat_interval, grace_period)
-    check_url(url)
+    data, target = _prepare(spec, url, threads, device)
     stop = stop or threading.Event()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    data = load_dataset(spec)
-    target = check_runnable(spec, data, device or spec.trainer.device)
-    configure_process(target)
     store = open_storage(url, stop=stop)
     weights = _weights(spec, artifacts, url)
     who = f"{socket.gethostname()}:{os.getpid()}"
@@ -134,6 +130,25 @@ def run_worker(
     return summary
 
 
+def _prepare(spec: ExperimentSpec, url: str, threads: int | None, device: str | None) -> tuple[Any, Any]:
+    """Everything checked before the store is touched: the URL, the threads, the data and the device.
+
+    Returns the dataset and the device it trains on, with this process set up for it.
+    """
+    from scaling_optuna.data import load_dataset
+    from scaling_optuna.preflight import check_runnable
+    from scaling_optuna.train import configure_process
+
+    check_url(url)
+    if threads is not None:
+        check_threads(threads)
+        torch.set_num_threads(threads)
+    data = load_dataset(spec)
+    target = check_runnable(spec, data, device or spec.trainer.device)
+    configure_process(target)
+    return data, target
+
+
 def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> Any:
     if spec.keep_models <= 0:
         return None
@@ -141,6 +156,23 @@ def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> Any:
     from scaling_optuna.storages.artifacts import open_artifact_store
 
     return open_artifact_store(artifact_location(artifacts or spec.artifacts, url))
+
+
+def check_threads(threads: int) -> None:
+    """Refuse more torch threads than :data:`MAX_THREADS_PER_CORE` per core of this machine.
+
+    Beyond that, threads only wait for each other: a trial of a second took
+    minutes, and a stop request as long to be heard.
+
+    Raises:
+        UserError: ``threads`` is above the limit (the message names the cores and what to pass).
+    """
+    cores = default_threads(1)
+    if threads > MAX_THREADS_PER_CORE * cores:
+        raise UserError(
+            f"--threads {threads} is more than {MAX_THREADS_PER_CORE} × the {cores} core(s) this process may use; "
+            f"pass --threads {cores} or fewer (one per core; several workers share the cores)"
+        )
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
