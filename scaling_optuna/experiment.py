@@ -159,9 +159,7 @@ class Experiment:
     def records(self, size: int) -> list[TrialRecord]:
         """Every complete trial of ``size``, best (lowest validation loss) first."""
         study = self.studies[size]
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        records = [_record(size, study.study_name, t) for t in complete]
-        return sorted(records, key=lambda r: (r.val_loss, r.trial_number))
+        return [_record(size, study.study_name, t) for t in rank_trials(study.get_trials(deepcopy=False))]
 
     def best_trial(self, size: int) -> TrialRecord | None:
         """The size's best complete trial by validation loss, or ``None`` if none finished."""
@@ -218,6 +216,29 @@ class Experiment:
         model = build_model(self.spec.model, shape, int(study.user_attrs["num_classes"]), best.params)
         model.load_state_dict(state)
         return model.eval()
+
+
+def rank_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    """The complete trials a worker measured among ``trials`` (one study's), best first.
+
+    Best is the lowest validation loss, the earlier trial on a tie. A trial
+    completed by hand (optuna-dashboard's "complete", Optuna's storage API) has
+    no test error to put on the learning curve, and no weights, so it is left
+    out. This is the one ranking of trials: the report's best trial per size,
+    ``best_model`` and the weights workers keep (``keep_models``) all follow it.
+
+    Example::
+
+        >>> measured = {"test_error": 0.2}
+        >>> trials = [optuna.trial.create_trial(value=v, user_attrs=measured) for v in (0.3, 0.1, 0.3)]
+        >>> trials.append(optuna.trial.create_trial(value=0.05))   # completed by hand
+        >>> for number, trial in enumerate(trials):
+        ...     trial.number = number
+        >>> [t.number for t in rank_trials(trials)]
+        [1, 0, 2]
+    """
+    measured = (t for t in trials if t.state == TrialState.COMPLETE and "test_error" in t.user_attrs)
+    return sorted(measured, key=lambda t: (t.value, t.number))
 
 
 def trial_kind(trial: FrozenTrial) -> str | None:

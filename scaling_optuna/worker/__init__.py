@@ -28,6 +28,7 @@ from typing import Any, Callable
 import torch
 
 from scaling_optuna.errors import UserError
+from scaling_optuna.experiment import rank_trials
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
@@ -35,6 +36,7 @@ from scaling_optuna.storages import check_url
 from scaling_optuna.storages import checked_grace_period
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages.artifacts import WeightPruner
 from scaling_optuna.worker._loop import OUTAGE_LIMIT_S
 from scaling_optuna.worker._loop import Worker
 from scaling_optuna.worker._loop import WorkerSummary
@@ -106,12 +108,12 @@ def run_worker(
     data, target = _prepare(spec, url, threads, device)
     stop = stop or threading.Event()
     store = open_storage(url, stop=stop)
-    weights = _weights(spec, artifacts, url)
+    weights, pruner = _weights(spec, artifacts, url)
     who = f"{socket.gethostname()}:{os.getpid()}"
     runner = TrialRunner(spec, DeviceData.on(data, target), stop, who, weights)
     worker = Worker(
         spec, store, url, runner, stop=stop, heartbeat_interval=heartbeat_interval, grace_s=grace,
-        outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who,
+        outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who, pruner=pruner,
     )
     check_fingerprints(worker.sizes, data.fingerprint)
     if trials is not None:
@@ -149,13 +151,19 @@ def _prepare(spec: ExperimentSpec, url: str, threads: int | None, device: str | 
     return data, target
 
 
-def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> Any:
-    if spec.keep_models <= 0:
-        return None
+def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> tuple[Any, WeightPruner]:
+    """The store complete trials upload their weights to (None with ``keep_models = 0``), and their pruner.
+
+    With ``keep_models = 0`` nothing is uploaded, and the store is opened only
+    to remove weights that an earlier run with a larger ``keep_models`` left.
+    """
     from scaling_optuna.storages.artifacts import artifact_location
     from scaling_optuna.storages.artifacts import open_artifact_store
 
-    return open_artifact_store(artifact_location(artifacts or spec.artifacts, url))
+    location = artifact_location(artifacts or spec.artifacts, url)
+    store = open_artifact_store(location) if spec.keep_models > 0 else None
+    opener = (lambda: store) if store is not None else (lambda: open_artifact_store(location))
+    return store, WeightPruner(opener, spec.keep_models, rank_trials)
 
 
 def check_threads(threads: int) -> None:

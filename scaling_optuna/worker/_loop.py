@@ -56,6 +56,7 @@ from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import is_transient
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import queue_replacement
+from scaling_optuna.storages.artifacts import WeightPruner
 from scaling_optuna.worker._heartbeat import Heartbeat
 from scaling_optuna.worker._objective import STOP_REQUESTED
 from scaling_optuna.worker._objective import TAKEN_OVER
@@ -120,8 +121,10 @@ class Worker:
         outage_limit_s: float = OUTAGE_LIMIT_S,
         seed_offset: int = 0,
         who: str | None = None,
+        pruner: WeightPruner | None = None,
     ) -> None:
         self.spec, self.storage, self.url, self.runner, self.stop = spec, storage, url, runner, stop
+        self.pruner = pruner
         self.who = who or f"{socket.gethostname()}:{os.getpid()}"
         self.sizes = _open_sizes(spec, storage, seed_offset)
         self.heartbeat = Heartbeat(
@@ -138,6 +141,9 @@ class Worker:
             call_with_retries(lambda: set_budget(self.storage, entry.study, trials), what="setting the budget", stop=self.stop)
 
     def run(self, max_trials: int | None = None) -> WorkerSummary:
+        # Weights a worker uploaded but did not live to prune go first.
+        for entry in list(self.sizes.values()):
+            self.prune(entry)
         self.heartbeat.start()
         try:
             while not self.stop.is_set() and (max_trials is None or self.summary.trials < max_trials):
@@ -260,7 +266,7 @@ class Worker:
     # -- settling ---------------------------------------------------------------
 
     def _settle(self, entry: _Size, trial: _Claimed, outcome: Outcome) -> None:
-        """Write ``outcome`` to the store (through outages), log it, and count it."""
+        """Write ``outcome`` to the store (through outages), log it, count it, and prune the size's weights."""
         if outcome.state in (TrialState.COMPLETE, TrialState.PRUNED):
             settle = lambda: self._tell(entry, trial, outcome)  # noqa: E731
         else:
@@ -276,6 +282,20 @@ class Worker:
         kind = self._kind(final, outcome)
         self._log_trial(entry, final, kind, outcome)
         self._count(kind, outcome)
+        if kind == "complete":
+            self.prune(entry)
+
+    def prune(self, entry: _Size) -> None:
+        """Keep the weights of the size's best ``keep_models`` trials only; a failure waits for the next trial."""
+        if self.pruner is None:
+            return
+        try:
+            self.pruner.prune(self.storage.get_all_trials(entry.study_id, deepcopy=False))
+        except Exception as e:
+            _log.warning(
+                "weights of size %d beyond the best %d not removed yet (tried again after its next trial): %s",
+                entry.size, self.pruner.keep, describe_error(e), extra={"event": "prune_failed", "size": entry.size},
+            )
 
     def _tell(self, entry: _Size, trial: _Claimed, outcome: Outcome) -> FrozenTrial:
         values = outcome.value if outcome.state == TrialState.COMPLETE else None
