@@ -37,6 +37,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import ExperimentMismatchError
+from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
@@ -316,7 +317,12 @@ def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> 
 
 
 def create_experiment(
-    spec: str | Path | ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None, device: str | None = None
+    spec: str | Path | ExperimentSpec,
+    storage: str | None = None,
+    *,
+    log: logging.Logger | None = None,
+    device: str | None = None,
+    allow_lower_budget: bool = False,
 ) -> Experiment:
     """Create (or re-open) the experiment's studies, one per size, each with its budget queued.
 
@@ -326,11 +332,13 @@ def create_experiment(
     the untuned default model (``default_params``), so the report can compare
     tuned and untuned curves. A budget that differs from the stored one
     (``trials_per_size``, or ``--trials``) is queued up, or its unstarted
-    trials withdrawn. ``device`` is where this process's workers will train
-    (``run``), checked here; None (``create``) leaves it to the workers.
+    trials withdrawn; one below the trials a study has already finished is
+    refused unless ``allow_lower_budget``. ``device`` is where this process's
+    workers will train (``run``), checked here; None (``create``) leaves it to
+    the workers.
 
     Raises:
-        SpecError, DataError: bad spec or data (nothing is written).
+        SpecError, DataError: bad spec or data, or a budget below what is finished (nothing is written).
         StorageError: the store cannot be opened.
         ExperimentMismatchError: the store holds studies of this name from another spec or data.
     """
@@ -352,12 +360,43 @@ def create_experiment(
         name = study_name(spec.name, size)
         if name in existing:
             _check_reopen(spec, name, existing[name], attrs[size]["fingerprint"])
+    reopened = [study_name(spec.name, size) for size in sizes if study_name(spec.name, size) in existing]
+    check_budget(store, reopened, spec.trials_per_size, allow_lower=allow_lower_budget)
     for size in sizes:
         study = _create_study(spec, store, size, attrs[size])
         if log is not None:
             log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
     all_sizes = sorted(set(sizes) | set(find_sizes(spec, store)))
     return Experiment(spec, store, url, all_sizes)
+
+
+def check_budget(storage: RetryingStorage, names: Iterable[str], budget: int, *, allow_lower: bool = False) -> None:
+    """Refuse to change the budget of studies ``names`` to ``budget`` where that is below what they finished.
+
+    A study keeps the trials it finished whatever its budget, so such a budget
+    would say the study is done while its count says otherwise; ``allow_lower``
+    sets it all the same. A study whose budget is ``budget`` already passes.
+
+    Raises:
+        SpecError: ``budget`` is below the complete and pruned trials of a study (the largest named).
+    """
+    if allow_lower:
+        return
+    over: list[tuple[int, str, Any]] = []
+    for name in names:
+        study_id = storage.get_study_id_from_name(name)
+        stored = storage.get_study_user_attrs(study_id).get(ATTR_BUDGET)
+        if stored != budget:
+            finished = len(storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+            if finished > budget:
+                over.append((finished, name, stored))
+    if over:
+        finished, name, stored = max(over)
+        raise SpecError(
+            f"a budget of {budget} trials per size is below the {finished} trials study {name!r} has already finished, "
+            f"so the budget stays {stored if stored is not None else 'as it is'}; pass --trials {finished} or more (or set trials_per_size), "
+            "or add --allow-lower-budget (allow_lower_budget=True in Python) to set it anyway"
+        )
 
 
 def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, default_params: dict[str, Any] | None = None) -> None:

@@ -28,7 +28,10 @@ from typing import Any, Callable
 import torch
 
 from scaling_optuna.errors import UserError
+from scaling_optuna.experiment import check_budget
+from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import rank_trials
+from scaling_optuna.experiment import study_name
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
@@ -77,6 +80,7 @@ def run_worker(
     outage_limit_s: float = OUTAGE_LIMIT_S,
     artifacts: str | None = None,
     seed_offset: int = 0,
+    allow_lower_budget: bool = False,
 ) -> WorkerSummary:
     """Run trials of ``spec``'s experiment in ``storage`` until no study has a queued or running trial.
 
@@ -84,6 +88,8 @@ def run_worker(
         threads: torch threads for this process (default: torch's own choice, all cores).
         device: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` or ``auto`` (default: the spec's).
         trials: set every study's budget to this many trials first (like ``create --trials``).
+        allow_lower_budget: let ``trials`` fall below the trials a study has already
+            finished (refused otherwise, and the budget stays).
         max_trials: stop after this many trials even if budgets remain.
         stop: when set, the current trial stops at its next epoch boundary, is
             handed back to the queue, and the worker returns.
@@ -99,6 +105,7 @@ def run_worker(
     Raises:
         StorageError: the store is unreachable, holds no study of the experiment, or cannot be written.
         DataError: the local data differs from the data the studies were created with.
+        SpecError: ``trials`` is below what a study has finished (without ``allow_lower_budget``).
         UserError: ``threads`` is more than this machine's cores can use.
         WorkerError: trials keep failing.
     """
@@ -108,6 +115,9 @@ def run_worker(
     data, target = _prepare(spec, url, threads, device)
     stop = stop or threading.Event()
     store = open_storage(url, stop=stop)
+    if trials is not None:
+        names = [study_name(spec.name, size) for size in find_sizes(spec, store)]
+        check_budget(store, names, trials, allow_lower=allow_lower_budget)
     weights, pruner = _weights(spec, artifacts, url)
     who = f"{socket.gethostname()}:{os.getpid()}"
     runner = TrialRunner(spec, DeviceData.on(data, target), stop, who, weights)
