@@ -294,9 +294,10 @@ def _cmd_worker(args: argparse.Namespace) -> int:
     finally:
         restore()
     how = "stopped by signal, trial handed back" if summary.stopped_by_signal else "no trials left"
+    taken = f", {summary.taken_over} taken over" if summary.taken_over else ""
     print(
         f"worker done ({how}): {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed, "
-        f"{summary.handed_back} handed back"
+        f"{summary.handed_back} handed back{taken}"
     )
     return 0
 

@@ -41,13 +41,15 @@ from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
+from scaling_optuna.storages import BUDGET_ATTR
+from scaling_optuna.storages import BUDGET_STATES
 from scaling_optuna.storages import EXPERIMENT_ATTR
 from scaling_optuna.storages import HANDED_BACK
 from scaling_optuna.storages import LOST
 from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import check_url
-from scaling_optuna.storages import end_trial
+from scaling_optuna.storages import withdraw
 from scaling_optuna.storages import ended_reason
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
@@ -57,10 +59,8 @@ if TYPE_CHECKING:
 
     from scaling_optuna.data import Dataset
 
-ATTR_BUDGET = "trials_per_size"
+ATTR_BUDGET = BUDGET_ATTR
 METRIC_NAME = "val_loss"
-# Trials that hold a place in a study's budget.
-BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
 _log = logging.getLogger("scaling_optuna.experiment")
 
@@ -146,8 +146,17 @@ class Experiment:
         return int(value) if isinstance(value, int) else self.spec.trials_per_size
 
     def status(self) -> list[SizeStatus]:
-        """Trials complete, pruned, failed, handed back, lost, running and waiting for every size."""
-        return [self._status(size) for size in self.sizes]
+        """Trials complete, pruned, failed, handed back, lost, running and waiting for every size.
+
+        A size whose study was deleted from the store meanwhile (optuna-dashboard can) is left out.
+        """
+        rows = []
+        for size in self.sizes:
+            try:
+                rows.append(self._status(size))
+            except KeyError:
+                continue
+        return rows
 
     def _status(self, size: int) -> SizeStatus:
         counts = dict.fromkeys(("complete", "pruned", "failed", "handed_back", "lost", "running", "waiting"), 0)
@@ -385,7 +394,7 @@ def check_budget(storage: RetryingStorage, names: Iterable[str], budget: int, *,
     over: list[tuple[int, str, Any]] = []
     for name in names:
         study_id = storage.get_study_id_from_name(name)
-        stored = storage.get_study_user_attrs(study_id).get(ATTR_BUDGET)
+        stored = storage.get_study_user_attrs(study_id).get(BUDGET_ATTR)
         if stored != budget:
             finished = len(storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
             if finished > budget:
@@ -445,14 +454,8 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
         return
     study_id = storage.get_study_id_from_name(study.study_name)
     for trial in reversed(beyond):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
-        try:
-            claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            claimed = False  # another process withdrew it first
-        if claimed:
-            end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
+        # Claimed like any worker claims a trial, so a worker cannot start it meanwhile (nor another process withdraw it).
+        withdraw(storage, study_id, trial.number, who="budget")
 
 
 def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int) -> dict[str, Any]:

@@ -309,7 +309,7 @@ def test_racing_reapers_end_a_trial_once_and_queue_one_replacement(kind, tmp_pat
         barrier.wait()
         if end_trial(own, study_id, trial.number, LOST, who):
             winners.append(who)
-            queue_replacement(own_study, own.get_trial(own.get_trial_id_from_study_id_trial_number(study_id, trial.number)))
+            queue_replacement(own, study_id, own.get_trial(own.get_trial_id_from_study_id_trial_number(study_id, trial.number)), who=who)
 
     threads = [threading.Thread(target=reap, args=(f"reaper{i}",)) for i in range(4)]
     for t in threads:
@@ -324,7 +324,7 @@ def test_racing_reapers_end_a_trial_once_and_queue_one_replacement(kind, tmp_pat
     assert len(replacements) == 1 and replacements[0].state == TrialState.WAITING
     assert replacements[0].system_attrs["fixed_params"] == {"x": 0.5}
     # A repeated call (as after a lost reply) queues nothing more.
-    assert not queue_replacement(study, ended)
+    assert queue_replacement(storage, study_id, ended, who="reaper0") is None
 
 
 def test_a_finished_trial_is_not_ended(tmp_path):

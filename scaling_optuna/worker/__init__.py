@@ -135,8 +135,8 @@ def run_worker(
     )
     summary = worker.run(max_trials)
     _log.info(
-        "worker %s done: %d complete, %d pruned, %d failed, %d handed back", worker.who,
-        summary.complete, summary.pruned, summary.failed, summary.handed_back,
+        "worker %s done: %d complete, %d pruned, %d failed, %d handed back, %d taken over", worker.who,
+        summary.complete, summary.pruned, summary.failed, summary.handed_back, summary.taken_over,
         extra={"event": "worker_done", "worker": worker.who},
     )
     return summary
