@@ -110,7 +110,7 @@ def _running_mid_trial(url: str, name: str) -> FrozenTrial | None:
 def test_a_queued_trial_failed_by_hand_is_replaced_once_and_the_worker_finishes(url, tmp_path, started):
     """The case of the issue: the study used to stay short and the worker to wait until killed."""
     spec = _spec(tmp_path, "byhand")
-    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    scaling_optuna.create_experiment(spec, url)
     baseline = _trials(url, "byhand-n0000060")[0]
     _set_state(url, "byhand-n0000060", baseline.number, TrialState.FAIL)
 
@@ -170,7 +170,7 @@ def _worker_and_dashboard(url: str, spec: Path, started) -> tuple[Worker, str | 
 @pytest.mark.slow
 def test_a_running_trial_failed_by_hand_stops_and_is_replaced_once(url, tmp_path, started):
     spec = _spec(tmp_path, "stuck", trials=2, counts=(240,), epochs=40)
-    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    scaling_optuna.create_experiment(spec, url)
     worker, board = _worker_and_dashboard(url, spec, started)
     victim = _change_a_running_trial(url, board, "stuck-n0000240", TrialState.FAIL)
     assert worker.wait(240) == 0, worker.output()
@@ -190,7 +190,7 @@ def test_a_running_trial_failed_by_hand_stops_and_is_replaced_once(url, tmp_path
 @pytest.mark.slow
 def test_a_running_trial_completed_by_hand_counts_and_the_report_leaves_it_out(url, tmp_path, started):
     spec = _spec(tmp_path, "done", trials=2, counts=(240,), epochs=40)
-    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    scaling_optuna.create_experiment(spec, url)
     worker, board = _worker_and_dashboard(url, spec, started)
     victim = _change_a_running_trial(url, board, "done-n0000240", TrialState.COMPLETE)
     assert worker.wait(240) == 0, worker.output()
@@ -211,7 +211,7 @@ def test_a_running_trial_completed_by_hand_counts_and_the_report_leaves_it_out(u
 @pytest.mark.slow
 def test_a_study_deleted_with_its_queued_trials_is_dropped_and_the_worker_finishes_the_rest(url, tmp_path, started):
     spec = _spec(tmp_path, "gone", trials=2, counts=(60, 240), epochs=10)
-    assert run_cli("create", str(spec), "--storage", url).returncode == 0
+    scaling_optuna.create_experiment(spec, url)
     worker = started("w", "--log-format", "json", "worker", str(spec), "--storage", url, "--threads", "1", *FAST)
     # Workers take the largest size first: size 60's trials are all still queued.
     wait_until(lambda: _running_mid_trial(url, "gone-n0000240"), 120, "a trial of size 240 mid-way")
