@@ -123,10 +123,7 @@ class Sweep:
 
     def _replace_ended(self, study_id: int, name: str, size: Any, trials: list[FrozenTrial]) -> SweepResult:
         """Replace the failed trials that have none, oldest first, while the study is short of its budget."""
-        replaced = {t.system_attrs.get(REPLACES_ATTR) for t in trials}
-        unreplaced = [
-            t for t in trials if t.state == TrialState.FAIL and t.number not in replaced and ended_reason(t) != WITHDRAWN
-        ]
+        unreplaced = _unreplaced(trials)
         # The budget is read only when there is something to replace: most passes find nothing.
         short = short_of_budget(trials, self.storage.get_study_user_attrs(study_id).get(BUDGET_ATTR)) if unreplaced else 0
         now, result = self._clock(), SweepResult()
@@ -171,6 +168,12 @@ class Sweep:
 
     def _fields(self, name: str, size: Any, number: int, event: str, **more: Any) -> dict[str, Any]:
         return {"event": event, "study": name, "size": size, "trial": number, "worker": self.who, **more}
+
+
+def _unreplaced(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The failed trials of ``trials`` (one study's) that no trial replaces, withdrawn placeholders aside."""
+    replaced = {t.system_attrs.get(REPLACES_ATTR) for t in trials}
+    return [t for t in trials if t.state == TrialState.FAIL and t.number not in replaced and ended_reason(t) != WITHDRAWN]
 
 
 def _where(name: str, size: Any, number: int) -> str:
