@@ -32,6 +32,7 @@ from scaling_optuna.worker import _loop
 from scaling_optuna.worker import run_worker
 from tests.conftest import TINY_DIGITS
 from tests.conftest import run_cli
+from tests.conftest import store_url
 from tests.conftest import write_spec
 from tests.test_distributed import Worker
 from tests.test_distributed import wait_until
@@ -167,16 +168,21 @@ def _worker_and_dashboard(url: str, spec: Path, started) -> tuple[Worker, str | 
     return started("w", "--log-format", "json", "worker", str(spec), "--storage", url, "--threads", "1", *FAST), board
 
 
-@pytest.mark.slow
-def test_a_running_trial_failed_by_hand_stops_and_is_replaced_once(url, tmp_path, started):
-    spec = _spec(tmp_path, "stuck", trials=2, counts=(240,), epochs=40)
+def _change_mid_run(url: str, tmp_path: Path, started, name: str, state: TrialState) -> tuple[Worker, FrozenTrial, list[FrozenTrial]]:
+    """Run a worker on a one-size study, fail or complete its first trial mid-way; the worker, that trial, the trials after."""
+    spec = _spec(tmp_path, name, trials=2, counts=(240,), epochs=40)
     scaling_optuna.create_experiment(spec, url)
     worker, board = _worker_and_dashboard(url, spec, started)
-    victim = _change_a_running_trial(url, board, "stuck-n0000240", TrialState.FAIL)
+    victim = _change_a_running_trial(url, board, f"{name}-n0000240", state)
     assert worker.wait(240) == 0, worker.output()
-
-    trials = _trials(url, "stuck-n0000240")
+    trials = _trials(url, f"{name}-n0000240")
     _assert_at_budget(trials, 2)
+    return worker, victim, trials
+
+
+@pytest.mark.slow
+def test_a_running_trial_failed_by_hand_stops_and_is_replaced_once(url, tmp_path, started):
+    worker, victim, trials = _change_mid_run(url, tmp_path, started, "stuck", TrialState.FAIL)
     assert trials[victim.number].state == TrialState.FAIL and ENDED_ATTR not in trials[victim.number].system_attrs
     (replacement,) = _replacements(trials, victim.number)
     assert replacement.state == TrialState.COMPLETE and replacement.params == victim.params
@@ -189,19 +195,13 @@ def test_a_running_trial_failed_by_hand_stops_and_is_replaced_once(url, tmp_path
 
 @pytest.mark.slow
 def test_a_running_trial_completed_by_hand_counts_and_the_report_leaves_it_out(url, tmp_path, started):
-    spec = _spec(tmp_path, "done", trials=2, counts=(240,), epochs=40)
-    scaling_optuna.create_experiment(spec, url)
-    worker, board = _worker_and_dashboard(url, spec, started)
-    victim = _change_a_running_trial(url, board, "done-n0000240", TrialState.COMPLETE)
-    assert worker.wait(240) == 0, worker.output()
-
-    trials = _trials(url, "done-n0000240")
-    _assert_at_budget(trials, 2)  # the hand-completed trial holds its place: nothing re-runs it
+    worker, victim, trials = _change_mid_run(url, tmp_path, started, "done", TrialState.COMPLETE)
+    # The hand-completed trial holds its place: nothing re-runs it.
     assert len(trials) == 2 and trials[victim.number].value == 0.001
     (line,) = [r for r in _json(worker.err.read_text()) if r.get("trial") == victim.number and r.get("event") == "trial_taken_over"]
     assert "completed outside scaling-optuna" in line["message"] and "nothing re-runs it" in line["message"]
     # Its value is the lowest, but it has no test error: the report's ranking (and best_model) skip it.
-    exp = scaling_optuna.load_experiment(spec, storage=url)
+    exp = scaling_optuna.load_experiment(tmp_path / "done.toml", storage=url)
     assert exp.best_trial(240).trial_number != victim.number and exp.best_model(240) is not None
 
 
@@ -267,10 +267,7 @@ def test_a_waiting_worker_says_so_every_interval_and_leaves_when_the_trials_end(
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal"])
 def test_racing_sweeps_replace_a_trial_failed_outside_once(kind, tmp_path, request, caplog):
-    url = {
-        "sqlite": f"sqlite:///{tmp_path / 'store.db'}",
-        "journal": f"journal:///{tmp_path / 'store.log'}",
-    }.get(kind) or request.getfixturevalue("postgres_url")
+    url = store_url(kind, tmp_path, request)
     storage = open_storage(url, create=True)
     study = optuna.create_study(storage=storage, study_name="race")
     study.set_user_attr("trials_per_size", 2)

@@ -38,6 +38,7 @@ from scaling_optuna.storages._retry import ONCE_ONLY_WRITES
 from scaling_optuna.storages._retry import READS
 from scaling_optuna.storages._retry import REPEATABLE_WRITES
 from scaling_optuna.storages._retry import RetryingStorage
+from tests.conftest import store_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -290,10 +291,7 @@ def test_a_trial_without_any_beat_gets_two_grace_periods():
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal"])
 def test_racing_reapers_end_a_trial_once_and_queue_one_replacement(kind, tmp_path, request):
-    url = {
-        "sqlite": f"sqlite:///{tmp_path / 'store.db'}",
-        "journal": f"journal:///{tmp_path / 'store.log'}",
-    }.get(kind) or request.getfixturevalue("postgres_url")
+    url = store_url(kind, tmp_path, request)
     storage = open_storage(url, create=True)
     study = optuna.create_study(storage=storage, study_name="race")
     study.enqueue_trial({"x": 0.5})
@@ -305,7 +303,6 @@ def test_racing_reapers_end_a_trial_once_and_queue_one_replacement(kind, tmp_pat
 
     def reap(who: str) -> None:
         own = open_storage(url)
-        own_study = optuna.load_study(study_name="race", storage=own)
         barrier.wait()
         if end_trial(own, study_id, trial.number, LOST, who):
             winners.append(who)
