@@ -119,6 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     _worker_options(run, threads="torch threads per worker (default: this machine's cores / --workers)")
     create = command("create", _cmd_create, "create the experiment's studies (idempotent)")
     create.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec; sets the stored budget)")
+    _lower_budget_option(create)
     worker = command(
         "worker", _cmd_worker, "pull and train trials until every study has its budget",
         epilog="Start one worker per core (each with the default --threads 1), or fewer with more threads each; "
@@ -168,8 +169,16 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _lower_budget_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-lower-budget", action="store_true",
+        help="set a budget (--trials, trials_per_size) below the trials a size has already finished; they stay, and nothing more runs there (refused otherwise)",
+    )
+
+
 def _worker_options(p: argparse.ArgumentParser, *, threads: str) -> None:
     p.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec)")
+    _lower_budget_option(p)
     p.add_argument("--threads", type=_positive_int, metavar="N", help=threads)
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: the spec's)")
     p.add_argument("--artifacts", metavar="PATH", help="where trained weights go: a folder shared by all workers, or s3://bucket (default: the spec's artifacts, else $SCALING_OPTUNA_ARTIFACTS, else beside a SQLite store)")
@@ -251,7 +260,7 @@ def _cmd_create(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import create_experiment
 
     spec = _spec(args)
-    exp = create_experiment(spec, args.storage)
+    exp = create_experiment(spec, args.storage, allow_lower_budget=args.allow_lower_budget)
     print(f"experiment {spec.name!r}: {len(exp.sizes)} studies in {mask_url(exp.storage_url)}")
     for size in exp.sizes:
         print(f"  {exp.studies[size].study_name}  ({size} training examples)")
@@ -280,13 +289,15 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             grace_period=args.grace,
             artifacts=args.artifacts,
             seed_offset=args.seed_offset if args.seed_offset is not None else _process_seed_offset(),
+            allow_lower_budget=args.allow_lower_budget,
         )
     finally:
         restore()
     how = "stopped by signal, trial handed back" if summary.stopped_by_signal else "no trials left"
+    taken = f", {summary.taken_over} taken over" if summary.taken_over else ""
     print(
         f"worker done ({how}): {summary.complete} complete, {summary.pruned} pruned, {summary.failed} failed, "
-        f"{summary.handed_back} handed back"
+        f"{summary.handed_back} handed back{taken}"
     )
     return 0
 
@@ -313,10 +324,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     check_url(args.storage or spec.storage)
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.launcher import WorkerGroup
+    from scaling_optuna.worker import check_threads
     from scaling_optuna.worker import default_threads
 
-    exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device)
     threads = args.threads or default_threads(args.workers)
+    check_threads(threads)
+    exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device, allow_lower_budget=args.allow_lower_budget)
     print(
         f"experiment {spec.name!r}: {len(exp.sizes)} sizes {exp.sizes[0]}..{exp.sizes[-1]}, "
         f"{spec.trials_per_size} trials each, {args.workers} worker(s) × {threads} thread(s), "

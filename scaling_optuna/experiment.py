@@ -37,16 +37,19 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import ExperimentMismatchError
+from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
+from scaling_optuna.storages import BUDGET_ATTR
+from scaling_optuna.storages import BUDGET_STATES
 from scaling_optuna.storages import EXPERIMENT_ATTR
 from scaling_optuna.storages import HANDED_BACK
 from scaling_optuna.storages import LOST
 from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import check_url
-from scaling_optuna.storages import end_trial
+from scaling_optuna.storages import withdraw
 from scaling_optuna.storages import ended_reason
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
@@ -56,11 +59,9 @@ if TYPE_CHECKING:
 
     from scaling_optuna.data import Dataset
 
-ATTR_BUDGET = "trials_per_size"
+ATTR_BUDGET = BUDGET_ATTR
 METRIC_NAME = "val_loss"
 PLUGINS_ATTR = "plugins"
-# Trials that hold a place in a study's budget.
-BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 
 _log = logging.getLogger("scaling_optuna.experiment")
 
@@ -146,8 +147,17 @@ class Experiment:
         return int(value) if isinstance(value, int) else self.spec.trials_per_size
 
     def status(self) -> list[SizeStatus]:
-        """Trials complete, pruned, failed, handed back, lost, running and waiting for every size."""
-        return [self._status(size) for size in self.sizes]
+        """Trials complete, pruned, failed, handed back, lost, running and waiting for every size.
+
+        A size whose study was deleted from the store meanwhile (optuna-dashboard can) is left out.
+        """
+        rows = []
+        for size in self.sizes:
+            try:
+                rows.append(self._status(size))
+            except KeyError:
+                continue
+        return rows
 
     def _status(self, size: int) -> SizeStatus:
         counts = dict.fromkeys(("complete", "pruned", "failed", "handed_back", "lost", "running", "waiting"), 0)
@@ -160,9 +170,7 @@ class Experiment:
     def records(self, size: int) -> list[TrialRecord]:
         """Every complete trial of ``size``, best (lowest validation loss) first."""
         study = self.studies[size]
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        records = [_record(size, study.study_name, t) for t in complete]
-        return sorted(records, key=lambda r: (r.val_loss, r.trial_number))
+        return [_record(size, study.study_name, t) for t in rank_trials(study.get_trials(deepcopy=False))]
 
     def best_trial(self, size: int) -> TrialRecord | None:
         """The size's best complete trial by validation loss, or ``None`` if none finished."""
@@ -223,6 +231,29 @@ class Experiment:
         model = build_model(self.spec.model, shape, int(study.user_attrs["num_classes"]), best.params, builder=builder)
         model.load_state_dict(state)
         return model.eval()
+
+
+def rank_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    """The complete trials a worker measured among ``trials`` (one study's), best first.
+
+    Best is the lowest validation loss, the earlier trial on a tie. A trial
+    completed by hand (optuna-dashboard's "complete", Optuna's storage API) has
+    no test error to put on the learning curve, and no weights, so it is left
+    out. This is the one ranking of trials: the report's best trial per size,
+    ``best_model`` and the weights workers keep (``keep_models``) all follow it.
+
+    Example::
+
+        >>> measured = {"test_error": 0.2}
+        >>> trials = [optuna.trial.create_trial(value=v, user_attrs=measured) for v in (0.3, 0.1, 0.3)]
+        >>> trials.append(optuna.trial.create_trial(value=0.05))   # completed by hand
+        >>> for number, trial in enumerate(trials):
+        ...     trial.number = number
+        >>> [t.number for t in rank_trials(trials)]
+        [1, 0, 2]
+    """
+    measured = (t for t in trials if t.state == TrialState.COMPLETE and "test_error" in t.user_attrs)
+    return sorted(measured, key=lambda t: (t.value, t.number))
 
 
 def trial_kind(trial: FrozenTrial) -> str | None:
@@ -320,7 +351,12 @@ def check_plugins(name: str, stored: Any, local: dict[str, dict[str, Any]]) -> N
 
 
 def create_experiment(
-    spec: str | Path | ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None, device: str | None = None
+    spec: str | Path | ExperimentSpec,
+    storage: str | None = None,
+    *,
+    log: logging.Logger | None = None,
+    device: str | None = None,
+    allow_lower_budget: bool = False,
 ) -> Experiment:
     """Create (or re-open) the experiment's studies, one per size, each with its budget queued.
 
@@ -330,18 +366,19 @@ def create_experiment(
     the untuned default model (``default_params``), so the report can compare
     tuned and untuned curves. A budget that differs from the stored one
     (``trials_per_size``, or ``--trials``) is queued up, or its unstarted
-    trials withdrawn. ``device`` is where this process's workers will train
-    (``run``), checked here; None (``create``) leaves it to the workers.
+    trials withdrawn; one below the trials a study has already finished is
+    refused unless ``allow_lower_budget``. ``device`` is where this process's
+    workers will train (``run``), checked here; None (``create``) leaves it to
+    the workers.
 
     Raises:
-        SpecError, DataError: bad spec or data (nothing is written).
+        SpecError, DataError: bad spec or data, or a budget below what is finished (nothing is written).
         StorageError: the store cannot be opened.
         ExperimentMismatchError: the store holds studies of this name from another spec or data.
     """
     from scaling_optuna.data import load_dataset
-    from scaling_optuna.preflight import check_runnable
-
     from scaling_optuna.plugins import load_plugins
+    from scaling_optuna.preflight import check_runnable
 
     spec = _as_spec(spec)
     url = storage or spec.storage
@@ -360,12 +397,43 @@ def create_experiment(
         if name in existing:
             _check_reopen(spec, name, existing[name], attrs[size]["fingerprint"])
             check_plugins(name, existing[name].get(PLUGINS_ATTR), plugins)
+    reopened = [study_name(spec.name, size) for size in sizes if study_name(spec.name, size) in existing]
+    check_budget(store, reopened, spec.trials_per_size, allow_lower=allow_lower_budget)
     for size in sizes:
         study = _create_study(spec, store, size, attrs[size])
         if log is not None:
             log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
     all_sizes = sorted(set(sizes) | set(find_sizes(spec, store)))
     return Experiment(spec, store, url, all_sizes)
+
+
+def check_budget(storage: RetryingStorage, names: Iterable[str], budget: int, *, allow_lower: bool = False) -> None:
+    """Refuse to change the budget of studies ``names`` to ``budget`` where that is below what they finished.
+
+    A study keeps the trials it finished whatever its budget, so such a budget
+    would say the study is done while its count says otherwise; ``allow_lower``
+    sets it all the same. A study whose budget is ``budget`` already passes.
+
+    Raises:
+        SpecError: ``budget`` is below the complete and pruned trials of a study (the largest named).
+    """
+    if allow_lower:
+        return
+    over: list[tuple[int, str, Any]] = []
+    for name in names:
+        study_id = storage.get_study_id_from_name(name)
+        stored = storage.get_study_user_attrs(study_id).get(BUDGET_ATTR)
+        if stored != budget:
+            finished = len(storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+            if finished > budget:
+                over.append((finished, name, stored))
+    if over:
+        finished, name, stored = max(over)
+        raise SpecError(
+            f"a budget of {budget} trials per size is below the {finished} trials study {name!r} has already finished, "
+            f"so the budget stays {stored if stored is not None else 'as it is'}; pass --trials {finished} or more (or set trials_per_size), "
+            "or add --allow-lower-budget (allow_lower_budget=True in Python) to set it anyway"
+        )
 
 
 def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, default_params: dict[str, Any] | None = None) -> None:
@@ -414,14 +482,8 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
         return
     study_id = storage.get_study_id_from_name(study.study_name)
     for trial in reversed(beyond):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
-        try:
-            claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            claimed = False  # another process withdrew it first
-        if claimed:
-            end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
+        # Claimed like any worker claims a trial, so a worker cannot start it meanwhile (nor another process withdraw it).
+        withdraw(storage, study_id, trial.number, who="budget")
 
 
 def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int, plugins: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -120,3 +120,10 @@ def postgres_url():
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+def store_url(kind: str, folder: Path, request) -> str:
+    """A fresh store of ``kind`` (sqlite, journal, postgresql) for a test; PostgreSQL through the ``postgres_url`` fixture."""
+    if kind == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return {"sqlite": f"sqlite:///{folder / 'store.db'}", "journal": f"journal:///{folder / 'store.log'}"}[kind]

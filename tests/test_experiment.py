@@ -110,3 +110,30 @@ def test_workers_changing_the_budget_together_leave_it_whole(tiny_digits, tmp_pa
         trials = experiments[0].studies[60].get_trials()
         assert sum(t.state == TrialState.WAITING for t in trials) == budget
         assert sum(bool(t.user_attrs.get("baseline")) for t in trials if t.state == TrialState.WAITING) == 1
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_budget_below_what_is_finished_is_refused_unless_confirmed(store, tiny_digits, tmp_path, capsys, request):
+    from scaling_optuna.cli import main
+    from scaling_optuna.experiment import rank_trials
+
+    url = f"sqlite:///{tmp_path / 'store.db'}" if store == "sqlite" else request.getfixturevalue("postgres_url")
+    path = tiny_digits(name="lower", trials=3, counts=(60,))
+    study = create_experiment(path, url).studies[60]
+    for value in (0.3, 0.2):
+        trial = study.ask()
+        trial.set_user_attr("test_error", value)
+        study.tell(trial, value)
+
+    for argv in (["create", str(path), "--trials", "1"], ["worker", str(path), "--trials", "1", "--threads", "1"]):
+        assert main([*argv, "--storage", url]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        # (Other tests' URLs teach mask_url passwords such as 0000: the study name is not checked whole.)
+        assert len(lines) == 1 and "below the 2 trials study 'lower-n" in lines[0] and "has already finished" in lines[0], lines
+        assert "budget stays 3" in lines[0] and "--allow-lower-budget" in lines[0]
+        assert load_experiment(path, url).budget(60) == 3  # nothing changed
+    assert main(["create", str(path), "--trials", "2", "--storage", url]) == 0  # as many as finished: fine
+    assert main(["create", str(path), "--trials", "1", "--allow-lower-budget", "--storage", url]) == 0
+    again = load_experiment(path, url)
+    assert again.budget(60) == 1 and [t.state for t in again.trials(60, tuple(TrialState))].count(TrialState.WAITING) == 0
+    assert len(rank_trials(again.trials(60))) == 2  # finished trials stay

@@ -24,6 +24,7 @@ from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import LOST
 from scaling_optuna.storages import StaleTrials
 from scaling_optuna.storages import check_url
+from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import fatal_reason
 from scaling_optuna.storages import is_transient
@@ -37,6 +38,7 @@ from scaling_optuna.storages._retry import ONCE_ONLY_WRITES
 from scaling_optuna.storages._retry import READS
 from scaling_optuna.storages._retry import REPEATABLE_WRITES
 from scaling_optuna.storages._retry import RetryingStorage
+from tests.conftest import store_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -289,10 +291,7 @@ def test_a_trial_without_any_beat_gets_two_grace_periods():
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql", "journal"])
 def test_racing_reapers_end_a_trial_once_and_queue_one_replacement(kind, tmp_path, request):
-    url = {
-        "sqlite": f"sqlite:///{tmp_path / 'store.db'}",
-        "journal": f"journal:///{tmp_path / 'store.log'}",
-    }.get(kind) or request.getfixturevalue("postgres_url")
+    url = store_url(kind, tmp_path, request)
     storage = open_storage(url, create=True)
     study = optuna.create_study(storage=storage, study_name="race")
     study.enqueue_trial({"x": 0.5})
@@ -304,11 +303,10 @@ def test_racing_reapers_end_a_trial_once_and_queue_one_replacement(kind, tmp_pat
 
     def reap(who: str) -> None:
         own = open_storage(url)
-        own_study = optuna.load_study(study_name="race", storage=own)
         barrier.wait()
         if end_trial(own, study_id, trial.number, LOST, who):
             winners.append(who)
-            queue_replacement(own_study, own.get_trial(own.get_trial_id_from_study_id_trial_number(study_id, trial.number)))
+            queue_replacement(own, study_id, own.get_trial(own.get_trial_id_from_study_id_trial_number(study_id, trial.number)), who=who)
 
     threads = [threading.Thread(target=reap, args=(f"reaper{i}",)) for i in range(4)]
     for t in threads:
@@ -323,7 +321,7 @@ def test_racing_reapers_end_a_trial_once_and_queue_one_replacement(kind, tmp_pat
     assert len(replacements) == 1 and replacements[0].state == TrialState.WAITING
     assert replacements[0].system_attrs["fixed_params"] == {"x": 0.5}
     # A repeated call (as after a lost reply) queues nothing more.
-    assert not queue_replacement(study, ended)
+    assert queue_replacement(storage, study_id, ended, who="reaper0") is None
 
 
 def test_a_finished_trial_is_not_ended(tmp_path):
@@ -333,3 +331,22 @@ def test_a_finished_trial_is_not_ended(tmp_path):
     study.tell(trial, 1.0)
     assert not end_trial(storage, storage.get_study_id_from_name("s"), trial.number, LOST, "me")
     assert study.trials[0].state == TrialState.COMPLETE
+
+
+def test_a_lost_grpc_proxy_is_described_by_its_status_and_details():
+    """gRPC's own text is a multi-line repr whose first line names nothing."""
+    import socket
+    import warnings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = optuna.storages.GrpcStorageProxy(host="127.0.0.1", port=port)
+    with pytest.raises(Exception) as caught:
+        proxy.get_all_studies()
+    text = describe_error(caught.value)
+    assert text.startswith("_InactiveRpcError: UNAVAILABLE: ") and "\n" not in text, text
+    assert "Connection refused" in text or "failed to connect" in text, text
+    assert is_transient(caught.value)

@@ -11,7 +11,9 @@ Every store comes back as a :class:`RetryingStorage` around Optuna's own
 storage for that URL: transient errors are retried, incurable ones named (see
 :mod:`scaling_optuna.storages._retry`). Heartbeats and the recovery of trials
 whose worker is gone work the same on every kind of store
-(:mod:`scaling_optuna.storages._recovery`).
+(:mod:`scaling_optuna.storages._recovery`), and so does the sweep that every
+worker and the gRPC proxy run over an experiment's studies
+(:mod:`scaling_optuna.storages._sweep`).
 
 Example::
 
@@ -28,7 +30,6 @@ import threading
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import optuna
 from optuna.storages import BaseStorage
@@ -38,26 +39,39 @@ from scaling_optuna.storages import _sqlite
 from scaling_optuna.storages._errors import describe_error
 from scaling_optuna.storages._errors import fatal_reason
 from scaling_optuna.storages._errors import is_transient
+from scaling_optuna.storages._recovery import BUDGET_ATTR
+from scaling_optuna.storages._recovery import BUDGET_STATES
 from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HANDED_BACK
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
 from scaling_optuna.storages._recovery import LOST
+from scaling_optuna.storages._recovery import QUEUED_BY_ATTR
 from scaling_optuna.storages._recovery import REPLACES_ATTR
 from scaling_optuna.storages._recovery import WITHDRAWN
 from scaling_optuna.storages._recovery import StaleTrials
 from scaling_optuna.storages._recovery import beat_value
 from scaling_optuna.storages._recovery import end_trial
+from scaling_optuna.storages._recovery import ended_outside
 from scaling_optuna.storages._recovery import ended_reason
 from scaling_optuna.storages._recovery import queue_replacement
+from scaling_optuna.storages._recovery import replacement_of
+from scaling_optuna.storages._recovery import superseded
+from scaling_optuna.storages._recovery import withdraw
 from scaling_optuna.storages._retry import RETRY_DEADLINE_S
 from scaling_optuna.storages._retry import RetryingStorage
 from scaling_optuna.storages._retry import backoff
 from scaling_optuna.storages._retry import call_with_retries
+from scaling_optuna.storages._sweep import OUTSIDE
+from scaling_optuna.storages._sweep import Sweep
+from scaling_optuna.storages._sweep import SweepResult
 from scaling_optuna.storages._url import check_url
+from scaling_optuna.storages._url import grpc_address
 from scaling_optuna.storages._url import mask_url
 from scaling_optuna.storages._url import scheme
 
 __all__ = [
+    "BUDGET_ATTR",
+    "BUDGET_STATES",
     "ENDED_ATTR",
     "EXPERIMENT_ATTR",
     "GRACE_FACTOR",
@@ -65,10 +79,14 @@ __all__ = [
     "HEARTBEAT_ATTR",
     "HEARTBEAT_INTERVAL_S",
     "LOST",
+    "OUTSIDE",
+    "QUEUED_BY_ATTR",
     "REPLACES_ATTR",
     "RETRY_DEADLINE_S",
     "RetryingStorage",
     "StaleTrials",
+    "Sweep",
+    "SweepResult",
     "WITHDRAWN",
     "backoff",
     "beat_value",
@@ -76,6 +94,7 @@ __all__ = [
     "check_url",
     "describe_error",
     "end_trial",
+    "ended_outside",
     "ended_reason",
     "fatal_reason",
     "checked_grace_period",
@@ -83,6 +102,9 @@ __all__ = [
     "mask_url",
     "open_storage",
     "queue_replacement",
+    "replacement_of",
+    "superseded",
+    "withdraw",
 ]
 
 HEARTBEAT_INTERVAL_S = 10
@@ -194,13 +216,7 @@ def _open_journal(url: str, *, create: bool) -> BaseStorage:
 
 
 def _open_grpc(url: str) -> BaseStorage:
-    parts = urlsplit(url)
-    try:
-        host, port = parts.hostname, parts.port
-    except ValueError:
-        host, port = None, None
-    if not host or not port:
-        raise StorageError(f"storage URL {mask_url(url)!r} needs a host and a port, e.g. grpc://127.0.0.1:13000")
+    host, port = grpc_address(url)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

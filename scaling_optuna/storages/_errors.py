@@ -111,11 +111,31 @@ def fatal_reason(error: BaseException) -> str | None:
 
 
 def describe_error(error: BaseException) -> str:
-    """One line naming ``error`` and, where Optuna wrapped a driver's error, the driver's own words."""
+    """One line naming ``error`` and, where Optuna wrapped a driver's error, the driver's own words.
+
+    A gRPC error's text is a multi-line repr whose first line says nothing;
+    its status code and details say what happened.
+    """
     chain = list(causes(error))
     telling = chain[-1] if isinstance(error, optuna.exceptions.StorageInternalError) and len(chain) > 1 else error
+    status = _grpc_status(telling)
+    if status:
+        return mask_url(f"{type(telling).__name__}: {status}")
     lines = str(telling).strip().splitlines()
     return mask_url(f"{type(telling).__name__}: {lines[0] if lines else ''}".strip())
+
+
+def _grpc_status(error: BaseException) -> str | None:
+    """``UNAVAILABLE: failed to connect to all addresses; …`` for a gRPC error; None for any other."""
+    code, details = getattr(error, "code", None), getattr(error, "details", None)
+    if not (_is_store_error(error) and callable(code) and callable(details)):
+        return None
+    try:
+        name = getattr(code(), "name", code())
+        text = " ".join(str(details() or "").split())
+    except Exception:  # an RpcError that carries no status
+        return None
+    return f"{name}: {text}" if text else str(name)
 
 
 def causes(error: BaseException) -> Iterator[BaseException]:

@@ -15,12 +15,21 @@ failing it; only the process whose name the failed trial carries queues the
 replacement (:func:`queue_replacement`), which looks for an earlier
 replacement first, so a repeated call after a lost reply adds nothing.
 
+A trial can also end without any of this: failed by hand in optuna-dashboard,
+through Optuna's storage API or by another tool. It carries no end mark
+(:func:`ended_outside`), has no owner, and every watching process may notice it
+at the same moment. So a replacement is only queued while the study is short
+of its budget, and when two processes queue one at once, the lower-numbered
+replacement stands and the other is withdrawn (:func:`superseded`), by the
+process that queued it or by the worker that claims it: every process applies
+the same rule, so exactly one runs.
+
 Example::
 
     stale = StaleTrials(grace_s=30)
     for trial in stale.check(study_id, running_trials):
         if end_trial(storage, study_id, trial.number, LOST, who="host:123"):
-            queue_replacement(study, trial)
+            queue_replacement(storage, study_id, trial, who="host:123")
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 from optuna.storages import BaseStorage
@@ -38,10 +47,16 @@ from optuna.trial import TrialState
 HEARTBEAT_ATTR = "scaling_optuna:heartbeat"
 ENDED_ATTR = "scaling_optuna:ended"
 REPLACES_ATTR = "scaling_optuna:replaces"
+# On a replacement: the process that queued it.
+QUEUED_BY_ATTR = "scaling_optuna:queued_by"
 # Why a trial ended FAIL other than by its own error; status() counts each apart.
 HANDED_BACK = "handed back"
 LOST = "worker lost"
 WITHDRAWN = "withdrawn"
+# The study user attribute holding its budget: trials queued, running or finished.
+BUDGET_ATTR = "trials_per_size"
+# Trials that hold a place in a study's budget.
+BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
 MAX_RETRY = 3
 # A worker writes its first beat right after it claims a trial; a RUNNING trial that never
 # got one lost its worker in between. It is given this many grace periods.
@@ -134,32 +149,104 @@ def ended_reason(trial: FrozenTrial) -> str | None:
     return ended.get("reason") if isinstance(ended, dict) else None
 
 
-def queue_replacement(study: optuna.Study, failed: FrozenTrial, *, same_params: bool = True) -> bool:
-    """Queue one WAITING trial in place of ``failed``; False when one was queued before.
+def ended_outside(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` failed without scaling-optuna's end mark: by hand, Optuna's API or another tool."""
+    return trial.state == TrialState.FAIL and not isinstance(trial.system_attrs.get(ENDED_ATTR), dict)
 
-    With ``same_params`` (a trial whose worker was lost or handed it back) the
-    replacement re-runs the same parameters, at most :data:`MAX_RETRY` times;
-    otherwise (and after that) it is a fresh trial the sampler fills in, so the
-    study's budget is kept. The parameters are carried as fixed parameters,
-    like ``study.enqueue_trial``: the untuned baseline's lie outside the search
-    space on purpose, which ``RetryFailedTrialCallback``'s copy would reject.
-    The copy keeps Optuna's ``failed_trial`` and ``retry_history`` system
-    attributes, so ``RetryFailedTrialCallback.retried_trial_number`` works on it.
+
+def reruns_params(trial: FrozenTrial) -> bool:
+    """Whether a replacement of the failed ``trial`` re-runs its parameters.
+
+    Yes when it was handed back, its worker was lost, or it was ended from
+    outside (as a stuck trial failed by hand), and it has parameters to re-run,
+    for at most :data:`MAX_RETRY` times; otherwise (after an error of its own,
+    say) a fresh trial from the sampler replaces it.
     """
-    for other in study.get_trials(deepcopy=False):
-        if other.system_attrs.get(REPLACES_ATTR) == failed.number:
-            return False
-    history = [*failed.system_attrs.get("retry_history", []), failed.number]
-    system_attrs: dict[str, Any] = {REPLACES_ATTR: failed.number}
+    params = trial.params or trial.system_attrs.get("fixed_params")
+    retries = len(trial.system_attrs.get("retry_history", [])) + 1
+    return ended_reason(trial) in (HANDED_BACK, LOST, None) and bool(params) and retries <= MAX_RETRY
+
+
+def replacement_of(trials: Sequence[FrozenTrial], number: int) -> FrozenTrial | None:
+    """The trial that replaces trial ``number``: the lowest-numbered one queued for it, if any."""
+    return min((t for t in trials if t.system_attrs.get(REPLACES_ATTR) == number), key=lambda t: t.number, default=None)
+
+
+def superseded(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> bool:
+    """Whether ``trial`` replaces a trial that an earlier-numbered trial already replaces.
+
+    Two processes that notice the same end at once may each queue a
+    replacement; the lower-numbered one stands, the other is withdrawn.
+    """
+    replaces = trial.system_attrs.get(REPLACES_ATTR)
+    if replaces is None:
+        return False
+    first = replacement_of(trials, replaces)
+    return first is not None and first.number < trial.number
+
+
+def short_of_budget(trials: Sequence[FrozenTrial], budget: Any) -> int:
+    """How many trials ``trials`` (one study's) lack for ``budget``; 0 when whole or without a budget."""
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        return 0
+    return max(0, budget - sum(t.state in BUDGET_STATES for t in trials))
+
+
+def queue_replacement(storage: BaseStorage, study_id: int, failed: FrozenTrial, *, who: str) -> int | None:
+    """Queue one WAITING trial in place of ``failed``; its number, or None when this call queued none.
+
+    None when a replacement was queued before (a repeated call after a lost
+    reply adds nothing), when the study already holds its budget (it was
+    lowered, say), or when another process queued one at the same moment
+    (this call's own is then withdrawn). Find the standing one with
+    :func:`replacement_of`.
+
+    A trial that was handed back, lost its worker or was ended from outside
+    re-runs the same parameters (:func:`reruns_params`), at most
+    :data:`MAX_RETRY` times; otherwise, and after that, it is a fresh trial the
+    sampler fills in, so the study's budget is kept. The parameters are carried
+    as fixed parameters, like ``study.enqueue_trial``: the untuned baseline's
+    lie outside the search space on purpose, which
+    ``RetryFailedTrialCallback``'s copy would reject. The copy keeps Optuna's
+    ``failed_trial`` and ``retry_history`` system attributes, so
+    ``RetryFailedTrialCallback.retried_trial_number`` works on it.
+    """
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    budget = storage.get_study_user_attrs(study_id).get(BUDGET_ATTR)
+    if replacement_of(trials, failed.number) is not None:
+        return None
+    if budget is not None and not short_of_budget(trials, budget):
+        return None
+    trial_id = storage.create_new_trial(study_id, template_trial=_replacement(failed, who))
+    number = storage.get_trial_number_from_id(trial_id)
+    trials = storage.get_all_trials(study_id, deepcopy=False)
+    mine = next(t for t in trials if t.number == number)
+    if superseded(mine, trials):
+        withdraw(storage, study_id, number, who)
+        return None
+    return number
+
+
+def withdraw(storage: BaseStorage, study_id: int, number: int, who: str) -> bool:
+    """End the queued trial ``number`` unstarted (claimed first, as a worker claims one); False if it had started."""
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    try:
+        claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False
+    return bool(claimed) and end_trial(storage, study_id, number, WITHDRAWN, who)
+
+
+def _replacement(failed: FrozenTrial, who: str) -> FrozenTrial:
+    system_attrs: dict[str, Any] = {REPLACES_ATTR: failed.number, QUEUED_BY_ATTR: who}
     user_attrs: dict[str, Any] = {}
-    if same_params and len(history) <= MAX_RETRY:
+    if reruns_params(failed):
         system_attrs["failed_trial"] = failed.system_attrs.get("failed_trial", failed.number)
-        system_attrs["retry_history"] = history
+        system_attrs["retry_history"] = [*failed.system_attrs.get("retry_history", []), failed.number]
         # Parameters the trial had not suggested yet when it ended stay fixed if they were queued so.
         system_attrs["fixed_params"] = {**failed.system_attrs.get("fixed_params", {}), **failed.params}
         user_attrs = {k: v for k, v in failed.user_attrs.items() if k == "baseline"}
-    else:
-        if same_params:
-            _log.warning("trial %d ended %d times; a fresh trial takes its place", history[0], len(history))
-    study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=user_attrs, system_attrs=system_attrs))
-    return True
+    elif ended_reason(failed) in (HANDED_BACK, LOST, None) and len(failed.system_attrs.get("retry_history", [])) >= MAX_RETRY:
+        first = failed.system_attrs.get("failed_trial", failed.number)
+        _log.warning("trial %d ended %d times; a fresh trial takes its place", first, MAX_RETRY + 1)
+    return optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=user_attrs, system_attrs=system_attrs)

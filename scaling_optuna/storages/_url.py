@@ -19,6 +19,7 @@ import re
 import threading
 from urllib.parse import quote
 from urllib.parse import unquote
+from urllib.parse import urlsplit
 
 from scaling_optuna.errors import StorageError
 
@@ -83,6 +84,31 @@ def check_url(url: object) -> None:
             f"storage URL {mask_url(url)!r} is an in-memory SQLite database, which lives and dies with one "
             "process; workers and reports need a file: use sqlite:///scaling-optuna.db"
         )
+    if kind == "grpc":
+        grpc_address(url)
+
+
+def grpc_address(url: str) -> tuple[str, int]:
+    """The host and port of a ``grpc://host:port`` URL (an IPv6 host in brackets: ``grpc://[::1]:13000``).
+
+    Raises:
+        StorageError: no host, no port, or a port or bracket that does not parse.
+
+    Example::
+
+        >>> grpc_address("grpc://[::1]:13000")
+        ('::1', 13000)
+    """
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError as e:
+        raise StorageError(
+            f"storage URL {mask_url(url)!r} is malformed ({e}); write grpc://HOST:PORT, an IPv6 host in brackets: grpc://[::1]:13000"
+        ) from None
+    if not host or not port:
+        raise StorageError(f"storage URL {mask_url(url)!r} needs a host and a port, e.g. grpc://127.0.0.1:13000")
+    return host, port
 
 
 def sqlite_path(url: str) -> str:

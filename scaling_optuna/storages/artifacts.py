@@ -2,9 +2,9 @@
 
 Each complete trial uploads its best epoch's ``state_dict`` (tensors only, never a
 pickled module) and records the artifact id in its ``model_artifact`` user
-attribute. After each upload, only the ``keep`` best trials of the study keep
-their weights, so disks do not fill. Weights are read back with
-``torch.load(..., weights_only=True)``.
+attribute. After each upload, and when a worker starts, only the ``keep`` best
+trials of the study keep their weights (:class:`WeightPruner`), so disks do not
+fill. Weights are read back with ``torch.load(..., weights_only=True)``.
 
 Where the weights go (see :func:`artifact_location`):
 
@@ -39,13 +39,14 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Sequence
 
 import optuna
 import torch
 from optuna.artifacts import ArtifactMeta
 from optuna.artifacts import Backoff
 from optuna.artifacts.exceptions import ArtifactNotFound
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import StorageError
@@ -64,6 +65,8 @@ DEFAULT_FOLDER = "scaling-optuna-artifacts"
 # so that no trial lists weights whose write failed.
 DASHBOARD_ATTR_PREFIX = "artifacts:"
 TABLE = "scaling_optuna_artifacts"
+# The system attribute naming the weights a trial is uploading, written before them.
+UPLOAD_ATTR = "scaling_optuna:upload"
 # Schemes that name a place for files rather than a SQLAlchemy database.
 _NOT_DATABASES = ("s3", "gs", "file", "grpc", "journal", "http", "https")
 _log = logging.getLogger(__name__)
@@ -174,7 +177,10 @@ class FolderArtifactStore:
 
     Like Optuna's ``FileSystemArtifactStore``, except that a file is written
     under a temporary name in the same folder and renamed when complete, so a
-    full disk or a killed process never leaves a truncated or empty artifact.
+    full disk or a killed process never leaves a truncated or empty artifact,
+    and that a file gets the folder's read and write bits (:func:`file_mode`):
+    whoever may read the folder (a report or dashboard run by another user of
+    the group) may read the weights, and nobody else may change them.
 
     Example::
 
@@ -203,6 +209,8 @@ class FolderArtifactStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
         try:
+            # mkstemp makes the file private (0600); weights are for whoever may read the folder.
+            os.fchmod(fd, file_mode(self._base.stat().st_mode))
             with os.fdopen(fd, "wb") as f:
                 shutil.copyfileobj(content_body, f)
                 f.flush()
@@ -218,6 +226,17 @@ class FolderArtifactStore:
             os.remove(self._path(artifact_id))
         except FileNotFoundError as e:
             raise ArtifactNotFound(f"artifact {artifact_id} is not in {self._base}") from e
+
+
+def file_mode(folder_mode: int) -> int:
+    """The mode of a weight file in a folder of mode ``folder_mode``: its read and write bits, never world-writable.
+
+    Example::
+
+        >>> oct(file_mode(0o40775)), oct(file_mode(0o40750)), oct(file_mode(0o40777))
+        ('0o664', '0o640', '0o664')
+    """
+    return folder_mode & 0o666 & ~0o002
 
 
 class PrefixedArtifactStore:
@@ -381,13 +400,19 @@ def save_state_dict(trial: optuna.Trial, state_dict: dict[str, torch.Tensor], st
 
     The weights are written first and only then recorded on the trial (the
     ``model_artifact`` user attribute and Optuna's artifact list), so a trial
-    never points at weights that are not there. A failed write is logged as a
-    warning: the trial keeps its result, without weights.
+    never points at weights that are not there; the id they will have is noted
+    on the trial before (:data:`UPLOAD_ATTR`), for pruning. A failed write is
+    logged as a warning: the trial keeps its result, without weights.
     """
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     buffer.seek(0)
     artifact_id = str(uuid.uuid4())
+    storage = trial.storage
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name), trial.number)
+    # The id goes on the trial before the weights go out: a worker that dies mid-upload leaves
+    # weights that pruning can still find and remove.
+    storage.set_trial_system_attr(trial_id, UPLOAD_ATTR, artifact_id)
     try:
         store.write(artifact_id, buffer)
     except Exception as e:
@@ -395,8 +420,6 @@ def save_state_dict(trial: optuna.Trial, state_dict: dict[str, torch.Tensor], st
         return None
     meta = ArtifactMeta(artifact_id=artifact_id, filename="model.pt", mimetype="application/x-pytorch", encoding=None)
     try:
-        storage = trial.storage
-        trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(trial.study.study_name), trial.number)
         storage.set_trial_system_attr(trial_id, DASHBOARD_ATTR_PREFIX + artifact_id, json.dumps(dataclasses.asdict(meta)))
         trial.set_user_attr(ATTR_ARTIFACT, artifact_id)
     except BaseException:
@@ -417,20 +440,76 @@ def load_state_dict(store: "ArtifactStore", artifact_id: str) -> dict[str, torch
     return torch.load(io.BytesIO(content), map_location="cpu", weights_only=True)
 
 
-def prune_models(study: optuna.Study, store: "ArtifactStore", keep: int = DEFAULT_KEEP) -> list[str]:
-    """Remove the weights of all but the ``keep`` best complete trials; returns removed ids."""
-    complete = [
-        t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if ATTR_ARTIFACT in t.user_attrs
-    ]
-    complete.sort(key=lambda t: t.value)
-    removed = []
-    for trial in complete[keep:]:
-        artifact_id = trial.user_attrs[ATTR_ARTIFACT]
-        try:
-            store.remove(artifact_id)
-            removed.append(artifact_id)
-        except (ArtifactNotFound, FileNotFoundError):
-            pass  # already removed by this or another worker
-    if removed:
-        _log.debug("removed %d model artifacts of %s", len(removed), study.study_name)
-    return removed
+class WeightPruner:
+    """Keeps the weights of a study's best ``keep`` trials and removes every other finished trial's.
+
+    ``rank`` orders complete trials best first; pass the one ranking the report
+    uses (``scaling_optuna.experiment.rank_trials``), so that the weights kept
+    are those of the trials the report and ``best_model`` pick. The store is
+    opened on the first removal (``open_store``): a worker with
+    ``keep_models = 0`` opens none unless earlier weights are left to remove.
+    Removed ids are remembered, so that each pass removes only what is new.
+
+    Pruning from several workers at once, each on its own view of the study,
+    removes no weights it should keep: a trial beyond the best ``keep`` among
+    some of the complete trials is beyond them among all of them.
+
+    Example::
+
+        pruner = WeightPruner(lambda: store, keep=3, rank=rank_trials)
+        pruner.prune(study.get_trials(deepcopy=False))
+    """
+
+    def __init__(
+        self, open_store: Callable[[], "ArtifactStore"], keep: int, rank: Callable[[Iterable[FrozenTrial]], list[FrozenTrial]]
+    ) -> None:
+        self.keep, self.rank = keep, rank
+        self._open_store = open_store
+        self._store: ArtifactStore | None = None
+        self._gone: set[str] = set()
+
+    def prune(self, trials: Sequence[FrozenTrial]) -> list[str]:
+        """Remove the weights of ``trials`` (one study's) beyond the best ``keep``; returns the ids removed."""
+        doomed = [a for a in weights_beyond(trials, self.keep, self.rank) if a not in self._gone]
+        if not doomed:
+            return []
+        if self._store is None:
+            self._store = self._open_store()
+        removed = []
+        for artifact_id in doomed:
+            try:
+                self._store.remove(artifact_id)
+                removed.append(artifact_id)
+            except (ArtifactNotFound, FileNotFoundError):
+                pass  # removed by another worker, or its write never finished
+            self._gone.add(artifact_id)
+        if removed:
+            _log.debug("removed the weights of %d trial(s) beyond the best %d", len(removed), self.keep)
+        return removed
+
+
+def weights_beyond(
+    trials: Sequence[FrozenTrial], keep: int, rank: Callable[[Iterable[FrozenTrial]], list[FrozenTrial]]
+) -> list[str]:
+    """The weights of finished ``trials`` that are not among the ``keep`` best complete trials with weights.
+
+    That is also the weights of trials that did not complete (taken over after
+    their upload) and of uploads whose trial never recorded them (the worker
+    died in between: the id it was about to write is on the trial). Weights of
+    running trials are left alone: their upload may be under way.
+
+    Example::
+
+        >>> weights_beyond([], keep=3, rank=sorted)
+        []
+    """
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and ATTR_ARTIFACT in t.user_attrs]
+    kept = {t.user_attrs[ATTR_ARTIFACT] for t in rank(complete)[: max(0, keep)]}
+    beyond: list[str] = []
+    for trial in trials:
+        if not trial.state.is_finished():
+            continue
+        for artifact_id in (trial.user_attrs.get(ATTR_ARTIFACT), trial.system_attrs.get(UPLOAD_ATTR)):
+            if isinstance(artifact_id, str) and artifact_id not in kept and artifact_id not in beyond:
+                beyond.append(artifact_id)
+    return beyond

@@ -2,10 +2,12 @@
 
 Every worker that talks to PostgreSQL directly holds its own connections; a
 proxy holds one pool (``threads`` connections) and the workers talk gRPC to
-it with ``--storage grpc://HOST:PORT``. The proxy also reaps: every heartbeat
-interval it fails the stale trials of dead workers in every study and
-re-queues them, so a vanished machine's trial is re-run even while every
-other worker is busy with a long trial.
+it with ``--storage grpc://HOST:PORT``. The proxy also sweeps every
+experiment's studies every heartbeat interval, as every worker does
+(:class:`~scaling_optuna.storages.Sweep`): it fails the stale trials of dead
+workers and re-queues them, and replaces trials failed from outside, so a
+vanished machine's trial is re-run even while every other worker is busy
+with a long trial.
 
 Example::
 
@@ -30,15 +32,13 @@ import optuna
 from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import EXPERIMENT_ATTR
 from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import StaleTrials
+from scaling_optuna.storages import OUTSIDE
+from scaling_optuna.storages import Sweep
 from scaling_optuna.storages import checked_grace_period
 from scaling_optuna.storages import describe_error
-from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import is_transient
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
-from scaling_optuna.storages import queue_replacement
 
 if TYPE_CHECKING:
     import grpc
@@ -137,26 +137,30 @@ def _add_service(server: "grpc.Server", storage: optuna.storages.BaseStorage) ->
 
 
 def _reap(storage: optuna.storages.BaseStorage, interval: int, grace: int, stop: threading.Event) -> None:
-    """Every interval, end and re-queue the stale trials of every experiment's study (per-study state)."""
-    stale = StaleTrials(grace, max_gap_s=2 * interval + grace / 2)
-    studies: dict[str, tuple[int, optuna.Study]] = {}
-    who = f"proxy:{os.getpid()}"
+    """Every interval, sweep every experiment's study as the workers do (:class:`Sweep`), and note deleted ones."""
+    sweep = Sweep(storage, grace_s=grace, interval_s=interval, who=f"proxy:{os.getpid()}", log=_log)
+    watched: set[str] = set()
     while not stop.wait(interval):
         try:
-            for frozen in storage.get_all_studies():
-                # Other studies behind the same proxy have no heartbeats: their trials are left alone.
-                if not frozen.user_attrs.get(EXPERIMENT_ATTR):
-                    continue
-                if frozen.study_name not in studies:
-                    study = optuna.load_study(study_name=frozen.study_name, storage=storage)
-                    studies[frozen.study_name] = (storage.get_study_id_from_name(frozen.study_name), study)
-                study_id, study = studies[frozen.study_name]
-                running = storage.get_all_trials(study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-                for trial in stale.check(study_id, running):
-                    if end_trial(storage, study_id, trial.number, LOST, who):
-                        queue_replacement(study, trial)
-                        _log.warning("trial %d of %s: its worker stopped beating; ended and queued to re-run", trial.number, frozen.study_name)
+            watched = _sweep_studies(storage, sweep, watched)
         except Exception as e:  # the reaper must outlive a database restart
-            stale.forget()  # what was seen before the outage says nothing about the beats missed during it
+            sweep.forget()  # what was seen before the outage says nothing about the beats missed during it
             level = logging.WARNING if is_transient(e) else logging.ERROR
             _log.log(level, "reaping stale trials failed: %s", describe_error(e))
+
+
+def _sweep_studies(storage: optuna.storages.BaseStorage, sweep: Sweep, watched: set[str]) -> set[str]:
+    """One sweep over the experiments' studies; returns their names, for the next sweep to notice deletions."""
+    # Other studies behind the same proxy have no heartbeats: their trials are left alone.
+    sizes = {s.study_name: s.user_attrs.get("size") for s in storage.get_all_studies() if s.user_attrs.get(EXPERIMENT_ATTR)}
+    for name in sorted(watched - sizes.keys()):
+        _log.warning(
+            "study %s was deleted from the store from outside scaling-optuna (%s); its queued trials will not run",
+            name, OUTSIDE, extra={"event": "study_deleted", "study": name},
+        )
+    for name, size in sorted(sizes.items()):
+        try:
+            sweep.study(storage.get_study_id_from_name(name), name, size=size)
+        except KeyError:
+            continue  # deleted since the list was read: the next sweep says so
+    return set(sizes)

@@ -27,8 +27,13 @@ from typing import Any, Callable
 
 import torch
 
+from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import PLUGINS_ATTR
+from scaling_optuna.experiment import check_budget
 from scaling_optuna.experiment import check_plugins
+from scaling_optuna.experiment import find_sizes
+from scaling_optuna.experiment import rank_trials
+from scaling_optuna.experiment import study_name
 from scaling_optuna.plugins import load_plugins
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import load_spec
@@ -37,6 +42,7 @@ from scaling_optuna.storages import check_url
 from scaling_optuna.storages import checked_grace_period
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages.artifacts import WeightPruner
 from scaling_optuna.worker._loop import OUTAGE_LIMIT_S
 from scaling_optuna.worker._loop import Worker
 from scaling_optuna.worker._loop import WorkerSummary
@@ -52,12 +58,15 @@ __all__ = [
     "PruneCheck",
     "Worker",
     "WorkerSummary",
+    "check_threads",
     "default_threads",
     "install_signal_handlers",
     "run_worker",
 ]
 
 _log = logging.getLogger("scaling_optuna.worker")
+# Torch threads per core beyond which a worker is refused: more only wait for each other.
+MAX_THREADS_PER_CORE = 4
 
 
 def run_worker(
@@ -74,6 +83,7 @@ def run_worker(
     outage_limit_s: float = OUTAGE_LIMIT_S,
     artifacts: str | None = None,
     seed_offset: int = 0,
+    allow_lower_budget: bool = False,
 ) -> WorkerSummary:
     """Run trials of ``spec``'s experiment in ``storage`` until no study has a queued or running trial.
 
@@ -81,6 +91,8 @@ def run_worker(
         threads: torch threads for this process (default: torch's own choice, all cores).
         device: ``cpu``, ``cuda``, ``cuda:1``, ``mps`` or ``auto`` (default: the spec's).
         trials: set every study's budget to this many trials first (like ``create --trials``).
+        allow_lower_budget: let ``trials`` fall below the trials a study has already
+            finished (refused otherwise, and the budget stays).
         max_trials: stop after this many trials even if budgets remain.
         stop: when set, the current trial stops at its next epoch boundary, is
             handed back to the queue, and the worker returns.
@@ -96,29 +108,25 @@ def run_worker(
     Raises:
         StorageError: the store is unreachable, holds no study of the experiment, or cannot be written.
         DataError: the local data differs from the data the studies were created with.
+        SpecError: ``trials`` is below what a study has finished (without ``allow_lower_budget``).
+        UserError: ``threads`` is more than this machine's cores can use.
         WorkerError: trials keep failing.
     """
-    from scaling_optuna.data import load_dataset
-    from scaling_optuna.preflight import check_runnable
-    from scaling_optuna.train import configure_process
-
     spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
     url = storage or spec.storage
     grace = checked_grace_period(heartbeat_interval, grace_period)
-    check_url(url)
+    data, target = _prepare(spec, url, threads, device)
     stop = stop or threading.Event()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    data = load_dataset(spec)
-    target = check_runnable(spec, data, device or spec.trainer.device)
-    configure_process(target)
     store = open_storage(url, stop=stop)
-    weights = _weights(spec, artifacts, url)
+    if trials is not None:
+        names = [study_name(spec.name, size) for size in find_sizes(spec, store)]
+        check_budget(store, names, trials, allow_lower=allow_lower_budget)
+    weights, pruner = _weights(spec, artifacts, url)
     who = f"{socket.gethostname()}:{os.getpid()}"
     runner = TrialRunner(spec, DeviceData.on(data, target), stop, who, weights)
     worker = Worker(
         spec, store, url, runner, stop=stop, heartbeat_interval=heartbeat_interval, grace_s=grace,
-        outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who,
+        outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who, pruner=pruner,
     )
     _check_same_data_and_code(worker, spec, data)
     if trials is not None:
@@ -130,8 +138,8 @@ def run_worker(
     )
     summary = worker.run(max_trials)
     _log.info(
-        "worker %s done: %d complete, %d pruned, %d failed, %d handed back", worker.who,
-        summary.complete, summary.pruned, summary.failed, summary.handed_back,
+        "worker %s done: %d complete, %d pruned, %d failed, %d handed back, %d taken over", worker.who,
+        summary.complete, summary.pruned, summary.failed, summary.handed_back, summary.taken_over,
         extra={"event": "worker_done", "worker": worker.who},
     )
     return summary
@@ -145,13 +153,55 @@ def _check_same_data_and_code(worker: Worker, spec: ExperimentSpec, data: Any) -
         check_plugins(entry.study.study_name, entry.study.user_attrs.get(PLUGINS_ATTR), plugins)
 
 
-def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> Any:
-    if spec.keep_models <= 0:
-        return None
+def _prepare(spec: ExperimentSpec, url: str, threads: int | None, device: str | None) -> tuple[Any, Any]:
+    """Everything checked before the store is touched: the URL, the threads, the data and the device.
+
+    Returns the dataset and the device it trains on, with this process set up for it.
+    """
+    from scaling_optuna.data import load_dataset
+    from scaling_optuna.preflight import check_runnable
+    from scaling_optuna.train import configure_process
+
+    check_url(url)
+    if threads is not None:
+        check_threads(threads)
+        torch.set_num_threads(threads)
+    data = load_dataset(spec)
+    target = check_runnable(spec, data, device or spec.trainer.device)
+    configure_process(target)
+    return data, target
+
+
+def _weights(spec: ExperimentSpec, artifacts: str | None, url: str) -> tuple[Any, WeightPruner]:
+    """The store complete trials upload their weights to (None with ``keep_models = 0``), and their pruner.
+
+    With ``keep_models = 0`` nothing is uploaded, and the store is opened only
+    to remove weights that an earlier run with a larger ``keep_models`` left.
+    """
     from scaling_optuna.storages.artifacts import artifact_location
     from scaling_optuna.storages.artifacts import open_artifact_store
 
-    return open_artifact_store(artifact_location(artifacts or spec.artifacts, url))
+    location = artifact_location(artifacts or spec.artifacts, url)
+    store = open_artifact_store(location) if spec.keep_models > 0 else None
+    opener = (lambda: store) if store is not None else (lambda: open_artifact_store(location))
+    return store, WeightPruner(opener, spec.keep_models, rank_trials)
+
+
+def check_threads(threads: int) -> None:
+    """Refuse more torch threads than :data:`MAX_THREADS_PER_CORE` per core of this machine.
+
+    Beyond that, threads only wait for each other: a trial of a second took
+    minutes, and a stop request as long to be heard.
+
+    Raises:
+        UserError: ``threads`` is above the limit (the message names the cores and what to pass).
+    """
+    cores = default_threads(1)
+    if threads > MAX_THREADS_PER_CORE * cores:
+        raise UserError(
+            f"--threads {threads} is more than {MAX_THREADS_PER_CORE} × the {cores} core(s) this process may use; "
+            f"pass --threads {cores} or fewer (one per core; several workers share the cores)"
+        )
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:

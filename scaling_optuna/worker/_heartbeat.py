@@ -1,10 +1,12 @@
-"""A worker's background threads: beat its own trial, and re-queue the trials of dead workers.
+"""A worker's background threads: beat its own trial, and sweep the experiment's studies.
 
 Every interval one thread rewrites the heartbeat of the trial this worker is
-running; another looks at the running trials of every study of the experiment
-(not only the one this worker is busy with): a trial whose heartbeat has not
+running; another sweeps every study of the experiment (not only the one this
+worker is busy with) with the sweep the gRPC proxy runs too
+(:class:`~scaling_optuna.storages.Sweep`): a trial whose heartbeat has not
 changed for the grace period lost its worker, and is ended and re-queued with
-the same parameters. Since every live worker does this, a dead worker's trial
+the same parameters; a trial failed from outside (optuna-dashboard, Optuna's
+API) is replaced. Since every live worker does this, a dead worker's trial
 is re-run within the grace period and one interval, whatever the others are
 doing. The two never wait for each other, so a slow sweep cannot delay a beat.
 Missed beats and failed sweeps are logged and tried again at the next
@@ -27,16 +29,13 @@ import threading
 from typing import Any, Callable, Mapping
 
 import optuna
-from optuna.trial import TrialState
 
 from scaling_optuna.storages import HEARTBEAT_ATTR
-from scaling_optuna.storages import LOST
 from scaling_optuna.storages import RetryingStorage
-from scaling_optuna.storages import StaleTrials
+from scaling_optuna.storages import Sweep
+from scaling_optuna.storages import SweepResult
 from scaling_optuna.storages import beat_value
 from scaling_optuna.storages import describe_error
-from scaling_optuna.storages import end_trial
-from scaling_optuna.storages import queue_replacement
 
 _log = logging.getLogger("scaling_optuna.worker")
 
@@ -51,8 +50,7 @@ class Heartbeat:
         self.storage = storage.without_retries()
         self.studies = dict(studies)
         self.interval_s, self.who = interval_s, who
-        # A sweep runs every interval; a longer gap (a slow store) restarts the watch.
-        self.stale = StaleTrials(grace_s, max_gap_s=2 * interval_s + grace_s / 2)
+        self.sweeper = Sweep(self.storage, grace_s=grace_s, interval_s=interval_s, who=who, log=_log)
         self._ids = {size: storage.get_study_id_from_name(study.study_name) for size, study in self.studies.items()}
         self._watched: tuple[int, int] | None = None  # (study id, trial number)
         self._lock = threading.Lock()
@@ -79,28 +77,22 @@ class Heartbeat:
         if self._watched is not None:
             self._beat()
 
-    def sweep(self) -> int:
-        """End and re-queue the stale trials of every study; how many were re-queued."""
-        requeued = 0
-        for size, study in self.studies.items():
+    def sweep(self) -> SweepResult:
+        """Sweep every study once (:class:`~scaling_optuna.storages.Sweep`): end stale trials, replace ended ones."""
+        result = SweepResult()
+        with self._lock:
+            mine = self._watched
+        for size, study in list(self.studies.items()):
             study_id = self._ids[size]
-            running = self.storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-            with self._lock:
-                mine = self._watched
-            for trial in self.stale.check(study_id, running):
-                if mine == (study_id, trial.number):
-                    continue  # our own trial, beating late because the store was slow
-                if end_trial(self.storage, study_id, trial.number, LOST, self.who):
-                    queue_replacement(study, trial)
-                    requeued += 1
-                    beat = trial.system_attrs.get(HEARTBEAT_ATTR)
-                    owner = beat[2] if isinstance(beat, list) and len(beat) > 2 else "a worker"
-                    _log.warning(
-                        "trial %d of size %d: %s stopped beating for %.0f s; ended and queued to re-run",
-                        trial.number, size, owner, self.stale.grace_s,
-                        extra={"event": "trial_lost", "size": size, "trial": trial.number, "lost_worker": owner},
-                    )
-        return requeued
+            try:
+                result.add(self.sweeper.study(study_id, study.study_name, size=size, mine=mine[1] if mine and mine[0] == study_id else None))
+            except KeyError:
+                continue  # the study was deleted: the worker's loop notices and drops it
+        return result
+
+    def drop(self, size: int) -> None:
+        """Stop watching ``size`` (its study was deleted)."""
+        self.studies.pop(size, None)
 
     def _id(self, study: optuna.Study) -> int:
         return next(self._ids[s] for s, st in self.studies.items() if st is study)
@@ -114,7 +106,7 @@ class Heartbeat:
             self.sweep()
         except Exception as e:  # a store outage: the next interval tries again
             # Nobody could beat while the store was away: what was seen before says nothing now.
-            self.stale.forget()
+            self.sweeper.forget()
             _log.debug("stale-trial sweep failed: %s", describe_error(e))
 
     def _beat(self) -> None:

@@ -10,14 +10,22 @@ outcome                   what the store gets
 complete / pruned         ``study.tell`` with the value or the pruned state
 failed (its own error)    ended FAIL with the error, a fresh trial queued
 handed back               ended FAIL "handed back", the same parameters queued
-taken over                nothing: another process ended it as lost while this
-                          one could not reach the store, and queued its re-run
+taken over                its replacement, unless one is queued already:
+                          another process ended it as lost while this one
+                          could not reach the store, or it was failed from
+                          outside (a trial completed from outside just counts)
 ========================  ==================================================
 
 A store that stops answering is retried with backoff for ``outage_limit_s``;
 a stop request (SIGTERM, Ctrl-C) ends the loop after the running trial is
 handed back. A worker with nothing left to claim waits while trials of other
-workers run, so that the last one alive re-runs the trial of a worker that died.
+workers run, so that the last one alive re-runs the trial of a worker that died,
+and says so every minute; it leaves once nothing runs anywhere and every ended
+trial has its replacement. A trial ended from outside (failed or completed in
+optuna-dashboard or through Optuna's API) while this worker trains it stops at
+the next epoch, and its log line says what re-runs it; a study deleted from
+the store is dropped. After each complete trial, the size's weights beyond the
+best ``keep_models`` are removed (:class:`~scaling_optuna.storages.artifacts.WeightPruner`).
 """
 
 from __future__ import annotations
@@ -37,25 +45,28 @@ from optuna.trial import TrialState
 from scaling_optuna.errors import DataError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import WorkerError
-from scaling_optuna.experiment import ATTR_BUDGET
 from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.experiment import study_name
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storages import ENDED_ATTR
 from scaling_optuna.storages import HANDED_BACK
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import REPLACES_ATTR
+from scaling_optuna.storages import OUTSIDE
+from scaling_optuna.storages import QUEUED_BY_ATTR
 from scaling_optuna.storages import WITHDRAWN
-from scaling_optuna.storages import ended_reason
+from scaling_optuna.storages import SweepResult
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import backoff
 from scaling_optuna.storages import call_with_retries
 from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import end_trial
+from scaling_optuna.storages import ended_outside
 from scaling_optuna.storages import is_transient
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import queue_replacement
+from scaling_optuna.storages import replacement_of
+from scaling_optuna.storages import superseded
+from scaling_optuna.storages.artifacts import WeightPruner
 from scaling_optuna.worker._heartbeat import Heartbeat
 from scaling_optuna.worker._objective import STOP_REQUESTED
 from scaling_optuna.worker._objective import TAKEN_OVER
@@ -70,6 +81,8 @@ OUTAGE_LIMIT_S = 600
 STOPPING_LIMIT_S = 5
 # How often a worker with nothing left to claim looks at the store again.
 WAIT_POLL_S = 1.0
+# How often a worker that waits for other workers' trials says so.
+WAITING_NOTE_S = 60.0
 
 _log = logging.getLogger("scaling_optuna.worker")
 
@@ -120,8 +133,10 @@ class Worker:
         outage_limit_s: float = OUTAGE_LIMIT_S,
         seed_offset: int = 0,
         who: str | None = None,
+        pruner: WeightPruner | None = None,
     ) -> None:
         self.spec, self.storage, self.url, self.runner, self.stop = spec, storage, url, runner, stop
+        self.pruner = pruner
         self.who = who or f"{socket.gethostname()}:{os.getpid()}"
         self.sizes = _open_sizes(spec, storage, seed_offset)
         self.heartbeat = Heartbeat(
@@ -138,6 +153,9 @@ class Worker:
             call_with_retries(lambda: set_budget(self.storage, entry.study, trials), what="setting the budget", stop=self.stop)
 
     def run(self, max_trials: int | None = None) -> WorkerSummary:
+        # Weights a worker uploaded but did not live to prune go first.
+        for entry in list(self.sizes.values()):
+            self.prune(entry)
         self.heartbeat.start()
         try:
             while not self.stop.is_set() and (max_trials is None or self.summary.trials < max_trials):
@@ -168,71 +186,57 @@ class Worker:
     # -- claiming ---------------------------------------------------------------
 
     def _claim_next(self) -> tuple[_Size, _Claimed] | None:
-        """Claim a queued trial, waiting while other workers' trials run; None when nothing is left."""
-        said_waiting = False
-        short_since: float | None = None
+        """Claim a queued trial, waiting while trials run anywhere; None when nothing is left to wait for.
+
+        With nothing queued and nothing running, a sweep replaces the trials
+        that ended without a replacement (at once when they ended outside
+        scaling-optuna, after the grace period when the process that ended
+        them may still queue it); the worker leaves once none is left.
+        """
+        note = _WaitingNote(self.who, self.grace_s)
         while not self.stop.is_set():
             try:
                 queued, running = self._counts()
                 claimed = self._claim_largest(queued)
-                short = {} if any(queued.values()) or any(running.values()) else self._short_of_budget()
+                idle = claimed is None and not any(queued.values()) and not any(running.values())
+                swept = self.heartbeat.sweep() if idle else SweepResult()
             except Exception as e:
                 self.outage.failed(e, "claim a trial")
                 continue
             self.outage.recovered()
             if claimed is not None:
                 return claimed
-            if any(queued.values()):
-                continue  # other workers claimed those first: look again
-            if not any(running.values()):
-                if not short:
-                    return None
-                # A trial just ended and its replacement is on its way from the process that ended it.
-                short_since = short_since if short_since is not None else time.monotonic()
-                if time.monotonic() - short_since > self.grace_s:
-                    self._replace_orphans(short)
-                    short_since = None
-            elif not said_waiting:
-                _log.info(
-                    "nothing queued; waiting for %d running trial(s) of other workers", sum(running.values()),
-                    extra={"event": "waiting", "worker": self.who},
-                )
-                said_waiting = True
+            if any(queued.values()) or swept.queued:
+                continue  # other workers claimed those first, or the sweep just queued some: look again
+            if idle and not swept.pending:
+                return None
+            note.say(running, swept.pending)
             self.stop.wait(WAIT_POLL_S)
         return None
 
     def _counts(self) -> tuple[dict[int, int], dict[int, int]]:
         queued, running = {}, {}
-        for size, entry in self.sizes.items():
-            trials = self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+        for size, entry in list(self.sizes.items()):
+            try:
+                trials = self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+            except KeyError:
+                self._drop_deleted(entry)
+                continue
             queued[size] = sum(t.state == TrialState.WAITING for t in trials)
             running[size] = len(trials) - queued[size]
         return queued, running
 
-    def _short_of_budget(self) -> dict[int, int]:
-        """Sizes with fewer finished trials than their budget (and nothing queued or running)."""
-        short = {}
-        for size, entry in self.sizes.items():
-            budget = entry.study.user_attrs.get(ATTR_BUDGET)
-            finished = len(self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
-            if isinstance(budget, int) and finished < budget:
-                short[size] = budget - finished
-        return short
-
-    def _replace_orphans(self, short: Mapping[int, int]) -> None:
-        """Queue the replacements that the process which ended a trial did not live to queue."""
-        for size in short:
-            study = self.sizes[size].study
-            trials = study.get_trials(deepcopy=False)
-            replaced = {t.system_attrs.get(REPLACES_ATTR) for t in trials}
-            for trial in trials:
-                reason = ended_reason(trial) if trial.state == TrialState.FAIL else None
-                if reason is not None and reason != WITHDRAWN and trial.number not in replaced:
-                    if queue_replacement(study, trial, same_params=reason in (HANDED_BACK, LOST)):
-                        _log.warning(
-                            "size %d: trial %d was ended without a replacement; queued one", size, trial.number,
-                            extra={"event": "replacement_queued", "size": size, "trial": trial.number},
-                        )
+    def _drop_deleted(self, entry: _Size, trial: int | None = None) -> None:
+        """Go on without ``entry``'s study, which was deleted from the store."""
+        self.sizes.pop(entry.size, None)
+        self.heartbeat.drop(entry.size)
+        during = f" while this worker trained its trial {trial}" if trial is not None else ""
+        _log.warning(
+            "study %s (size %d) was deleted from the store%s, from outside scaling-optuna (%s); its queued trials "
+            "will not run; this worker goes on with the other sizes (run 'scaling-optuna create' to bring the size back)",
+            entry.study.study_name, entry.size, during, OUTSIDE,
+            extra={"event": "study_deleted", "study": entry.study.study_name, "size": entry.size, "worker": self.who},
+        )
 
     def _claim_largest(self, queued: Mapping[int, int]) -> tuple[_Size, _Claimed] | None:
         for size in sorted(queued, key=lambda s: queued[s] * s, reverse=True):
@@ -245,12 +249,17 @@ class Worker:
 
     def _claim(self, entry: _Size) -> _Claimed | None:
         """Claim one queued trial of ``entry``'s study: WAITING → RUNNING is atomic in every store."""
-        for frozen in self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.WAITING,)):
+        trials = self.storage.get_all_trials(entry.study_id, deepcopy=False)
+        for frozen in (t for t in trials if t.state == TrialState.WAITING):
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(entry.study_id, frozen.number)
             try:
                 if not self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
+                continue
+            if superseded(frozen, trials):
+                # Queued twice for one ended trial by processes that noticed it at once: the earlier one runs.
+                end_trial(self.storage, entry.study_id, frozen.number, WITHDRAWN, self.who)
                 continue
             # The first beat goes out before anything else, so that no one takes the trial for orphaned.
             self.heartbeat.watch(entry.study, frozen.number)
@@ -260,12 +269,18 @@ class Worker:
     # -- settling ---------------------------------------------------------------
 
     def _settle(self, entry: _Size, trial: _Claimed, outcome: Outcome) -> None:
-        """Write ``outcome`` to the store (through outages), log it, and count it."""
+        """Write ``outcome`` to the store (through outages), log it, count it, and prune the size's weights."""
         if outcome.state in (TrialState.COMPLETE, TrialState.PRUNED):
             settle = lambda: self._tell(entry, trial, outcome)  # noqa: E731
         else:
             settle = lambda: self._end(entry, trial, outcome)  # noqa: E731
-        final = self._through_outage(settle, f"finish trial {trial.trial.number}")
+        try:
+            final = self._through_outage(settle, f"finish trial {trial.trial.number}")
+        except KeyError:
+            if not self._deleted(entry):
+                raise
+            self._drop_deleted(entry, trial.trial.number)
+            return
         if final is None:
             _log.warning(
                 "trial %d of size %d could not be finished in the store; it is re-run once its heartbeat goes stale",
@@ -276,6 +291,26 @@ class Worker:
         kind = self._kind(final, outcome)
         self._log_trial(entry, final, kind, outcome)
         self._count(kind, outcome)
+        if kind == "complete":
+            self.prune(entry)
+
+    def _deleted(self, entry: _Size) -> bool:
+        try:
+            return self.storage.get_study_id_from_name(entry.study.study_name) != entry.study_id
+        except KeyError:
+            return True
+
+    def prune(self, entry: _Size) -> None:
+        """Keep the weights of the size's best ``keep_models`` trials only; a failure waits for the next trial."""
+        if self.pruner is None:
+            return
+        try:
+            self.pruner.prune(self.storage.get_all_trials(entry.study_id, deepcopy=False))
+        except Exception as e:
+            _log.warning(
+                "weights of size %d beyond the best %d not removed yet (tried again after its next trial): %s",
+                entry.size, self.pruner.keep, describe_error(e), extra={"event": "prune_failed", "size": entry.size},
+            )
 
     def _tell(self, entry: _Size, trial: _Claimed, outcome: Outcome) -> FrozenTrial:
         values = outcome.value if outcome.state == TrialState.COMPLETE else None
@@ -290,13 +325,15 @@ class Worker:
         return self.storage.get_trial(trial.trial_id)
 
     def _end(self, entry: _Size, trial: _Claimed, outcome: Outcome) -> FrozenTrial:
-        if outcome.hand_back == TAKEN_OVER:
-            return self.storage.get_trial(trial.trial_id)
-        reason = HANDED_BACK if outcome.hand_back else f"error: {outcome.error}"
-        if end_trial(self.storage, entry.study_id, trial.trial.number, reason, self.who):
-            frozen = self.storage.get_trial(trial.trial_id)
-            queue_replacement(entry.study, frozen, same_params=outcome.hand_back is not None)
-        return self.storage.get_trial(trial.trial_id)
+        """End the trial FAIL and queue its replacement; one taken over, or failed from outside, gets one too."""
+        if outcome.hand_back != TAKEN_OVER:
+            # False when it was ended meanwhile, by another process or from outside: it is replaced all the same.
+            end_trial(self.storage, entry.study_id, trial.trial.number, HANDED_BACK if outcome.hand_back else f"error: {outcome.error}", self.who)
+        final = self.storage.get_trial(trial.trial_id)
+        if final.state == TrialState.FAIL:
+            # A repeat after a lost reply, or a trial another process replaces too, adds nothing.
+            queue_replacement(self.storage, entry.study_id, final, who=self.who)
+        return final
 
     def _through_outage(self, fn: Any, what: str) -> Any:
         """``fn()`` retried through a store outage; None when the store stayed away (or we must stop)."""
@@ -320,6 +357,8 @@ class Worker:
 
     def _kind(self, final: FrozenTrial, outcome: Outcome) -> str:
         """How the trial ended, as the store now has it: complete, pruned, failed, handed_back or taken_over."""
+        if outcome.hand_back == TAKEN_OVER:
+            return "taken_over"  # ended by another process, or from outside, while this one trained it
         if final.state == TrialState.COMPLETE:
             return "complete"
         if final.state == TrialState.PRUNED:
@@ -363,12 +402,69 @@ class Worker:
             text += f" epochs {fields['epochs']}"
         if fields["seconds"] is not None:
             text += f" in {fields['seconds']:.1f} s"
-        text += {
-            "handed_back": f" ({outcome.hand_back}; queued to re-run with the same parameters)",
-            "taken_over": " (ended as lost by another process while this one could not reach the store; its re-run is queued)",
-            "failed": f" ({outcome.error}; a fresh trial is queued)",
-        }.get(kind, "")
+        if kind in ("handed_back", "taken_over", "failed"):
+            text += f" ({self._why(entry, final, kind, outcome)})"
         _log.log(logging.WARNING if kind == "failed" else logging.INFO, "%s", text, extra=fields)
+
+    def _why(self, entry: _Size, final: FrozenTrial, kind: str, outcome: Outcome) -> str:
+        """Why a trial ended without a result, and what re-runs it, as the store has it."""
+        if final.state != TrialState.FAIL:
+            done = "completed" if final.state == TrialState.COMPLETE else "pruned"
+            return (
+                f"{done} outside scaling-optuna ({OUTSIDE}) while this worker trained it: it counts toward the budget "
+                "and nothing re-runs it; the report leaves it out (it has no test error)"
+            )
+        if kind == "handed_back":
+            why = str(outcome.hand_back)
+        elif kind == "failed":
+            why = str(outcome.error)
+        elif ended_outside(final):
+            why = f"failed outside scaling-optuna ({OUTSIDE}) while this worker trained it"
+        else:
+            by = (final.system_attrs.get(ENDED_ATTR) or {}).get("by", "?")
+            why = f"ended as lost by another process ({by}) while this worker could not reach the store"
+        return f"{why}; {self._rerun(entry, final)}"
+
+    def _rerun(self, entry: _Size, final: FrozenTrial) -> str:
+        """What replaces the failed trial ``final``, as the store now has it."""
+        try:
+            standing = replacement_of(self.storage.get_all_trials(entry.study_id, deepcopy=False), final.number)
+        except Exception as e:
+            return f"its replacement could not be looked up ({describe_error(e)})"
+        if standing is None:
+            return "its study holds its budget, so nothing re-runs it"
+        same = "retry_history" in standing.system_attrs
+        if standing.system_attrs.get(QUEUED_BY_ATTR) == self.who:
+            return f"queued to re-run as trial {standing.number} with the same parameters" if same else f"queued trial {standing.number}, a fresh trial, in its place"
+        by = standing.system_attrs.get(QUEUED_BY_ATTR, "another process")
+        return f"trial {standing.number}, queued by {by}, re-runs it" + (" with the same parameters" if same else " as a fresh trial")
+
+
+class _WaitingNote:
+    """Says, at once and then every :data:`WAITING_NOTE_S`, what a worker with nothing to claim waits for."""
+
+    def __init__(self, who: str, grace_s: float) -> None:
+        self.who, self.grace_s = who, grace_s
+        self._said_at: float | None = None
+
+    def say(self, running: Mapping[int, int], pending: int) -> None:
+        now = time.monotonic()
+        if self._said_at is not None and now - self._said_at < WAITING_NOTE_S:
+            return
+        self._said_at = now
+        if any(running.values()):
+            where = ", ".join(f"size {size}: {n}" for size, n in running.items() if n)
+            _log.info(
+                "nothing queued; waiting for %d running trial(s) of other workers (%s): this worker leaves when they "
+                "end, or re-runs one whose worker stops beating for %.0f s", sum(running.values()), where, self.grace_s,
+                extra={"event": "waiting", "worker": self.who, "running": sum(running.values())},
+            )
+        else:
+            _log.info(
+                "nothing queued or running; waiting up to %.0f s for the replacement of %d ended trial(s) that the "
+                "process which ended them has not queued yet, then queuing it", self.grace_s, pending,
+                extra={"event": "waiting", "worker": self.who, "pending": pending},
+            )
 
 
 class _Outage:
