@@ -153,7 +153,8 @@ def test_report_recovers_the_laws_the_trials_follow(synthetic_report):
     need = data["target"]["tuned"]
     assert need["reachable"] and need["size"] == pytest.approx((TUNED[0] / 0.03) ** 2, rel=0.15)
     assert need["lower"] <= need["size"] <= (math.inf if need["upper"] == "inf" else need["upper"])
-    assert data["target"]["baseline"]["size"] > need["size"]  # untuned needs more data
+    untuned_need = data["target"]["baseline"]["size"]
+    assert untuned_need == "inf" or untuned_need > need["size"]  # untuned needs more data, or never gets there
 
     # Backtest without the largest one and two sizes: exact-law data extrapolates well from four points; from
     # three (80, 160, 320) nothing tells a power law from a saturating one, and the fit, which leans then on the
