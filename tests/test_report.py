@@ -9,14 +9,11 @@ run` and `report`.
 from __future__ import annotations
 
 import ast
-import base64
-import fcntl
 import json
 import math
 import os
 import re
 import select
-import shutil
 import socket
 import sqlite3
 import subprocess
@@ -37,6 +34,7 @@ from scaling_optuna.dashboard import publish_report
 from scaling_optuna.report import build_report
 from scaling_optuna.report import write_report
 from scaling_optuna.spec import suggest_params as suggest
+from tests.browser import render
 from tests.conftest import TINY_DIGITS
 from tests.conftest import run_cli
 from tests.conftest import write_spec
@@ -477,31 +475,14 @@ def test_publish_reports_a_refused_write_instead_of_raising(synthetic, synthetic
 
 @pytest.mark.slow
 def test_report_html_renders_in_a_headless_browser(synthetic_report, tmp_path):
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing under CI; install it with: bash scripts/setup.sh --browser")
-        pytest.skip("chromium is not installed (bash scripts/setup.sh --browser)")
     _, report = synthetic_report
     _, html_path = write_report(report, tmp_path)
-    with _Browser(browser, tmp_path / "profile") as page:
-        page.open(html_path.as_uri())
-        found = page.evaluate(
-            """JSON.stringify({
-                svgs: document.querySelectorAll('.main-svg').length,
-                plots: document.querySelectorAll('.js-plotly-plot').length,
-                traces: Array.from(document.querySelectorAll('.js-plotly-plot')).map(
-                    p => p.querySelectorAll('.scatterlayer .trace').length),
-                points: document.querySelectorAll('.scatterlayer .point').length,
-                text: document.body.innerText.length,
-            })"""
-        )
-        shot = tmp_path / "report.png"
-        shot.write_bytes(page.screenshot())
-    found = json.loads(found)
-    assert found["plots"] == 3 and found["svgs"] >= 3 * 3
-    assert all(n >= 4 for n in found["traces"]), found  # trials, fit, band, best points at least
-    assert found["points"] > 40 and found["text"] > 500
+    shot = tmp_path / "report.png"
+    page = render(html_path, screenshot=shot)
+    plots = page.dom.split('class="plot-container plotly"')[1:]
+    assert page.count("js-plotly-plot") == 3 and page.count("main-svg") >= 3 * 3
+    assert all(len(re.findall(r'class="trace scatter', plot)) >= 4 for plot in plots), "trials, fit, band, best points at least"
+    assert page.count("point") > 40 and len(page.text) > 500
     assert page.errors == [], page.errors
     assert page.remote_requests == [], "the page must work offline"
     assert shot.stat().st_size > 50_000  # a real picture, not a blank page
@@ -542,7 +523,7 @@ def _under_type_checking(tree: ast.Module, node: ast.ImportFrom) -> bool:
 
 
 # ---------------------------------------------------------------------------
-# Helpers: optuna-dashboard as a subprocess, and Chromium over the DevTools pipe
+# Helpers: optuna-dashboard as a subprocess
 # ---------------------------------------------------------------------------
 
 
@@ -594,125 +575,3 @@ class _dashboard:
         self.proc.stderr.close()
 
 
-class _Browser:
-    """Headless Chromium driven over the DevTools protocol (``--remote-debugging-pipe``).
-
-    Records console errors, uncaught exceptions and requests that leave the machine.
-    """
-
-    def __init__(self, binary: str, profile: Path) -> None:
-        self.binary, self.profile = binary, profile
-        self.errors: list[str] = []
-        self.remote_requests: list[str] = []
-        self._events: list[dict] = []
-        self._buffer = b""
-        self._next_id = 0
-
-    def __enter__(self) -> "_Browser":
-        to_browser_r, self._to_browser = os.pipe()
-        self._from_browser, from_browser_w = os.pipe()
-        # The pipe protocol reads commands on fd 3 and writes replies on fd 4.
-        def wire() -> None:
-            high_r = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)  # clear of 3 and 4 before dup2
-            high_w = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
-            os.dup2(high_r, 3)
-            os.dup2(high_w, 4)
-
-        self.proc = subprocess.Popen(
-            [self.binary, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
-             f"--user-data-dir={self.profile}", "--remote-debugging-pipe", "--window-size=1280,1000", "about:blank"],
-            preexec_fn=wire,
-            close_fds=False,  # keep the inheritable 3 and 4; Python's own descriptors close on exec
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        os.close(to_browser_r)
-        os.close(from_browser_w)
-        target = self._call("Target.createTarget", {"url": "about:blank"})["targetId"]
-        self._session = self._call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page", "Network"):
-            self._call(f"{domain}.enable", session=True)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            self._call("Browser.close", timeout=10)
-        except Exception:
-            self.proc.kill()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._to_browser)
-        os.close(self._from_browser)
-
-    def open(self, url: str) -> None:
-        self._call("Page.navigate", {"url": url}, session=True)
-        self._wait_for("Page.loadEventFired")
-        time.sleep(0.5)  # plotly draws synchronously on load; leave a margin for late errors
-        self._drain()
-
-    def evaluate(self, expression: str):
-        result = self._call("Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=True)
-        if "exceptionDetails" in result:
-            raise AssertionError(result["exceptionDetails"])
-        return result["result"]["value"]
-
-    def screenshot(self) -> bytes:
-        data = self._call("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}, session=True)
-        return base64.b64decode(data["data"])
-
-    def _call(self, method: str, params: dict | None = None, *, session: bool = False, timeout: float = 60) -> dict:
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = self._session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
-        while True:
-            reply = self._receive(timeout)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise AssertionError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self._record(reply)
-
-    def _wait_for(self, event: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(e.get("method") == event for e in self._events):
-            self._record(self._receive(max(0.1, deadline - time.monotonic())))
-
-    def _drain(self) -> None:
-        while True:
-            try:
-                self._record(self._receive(0.2))
-            except TimeoutError:
-                return
-
-    def _receive(self, timeout: float) -> dict:
-        deadline = time.monotonic() + timeout
-        while b"\0" not in self._buffer:
-            ready, _, _ = select.select([self._from_browser], [], [], max(0.0, deadline - time.monotonic()))
-            if not ready:
-                raise TimeoutError("no message from chromium")
-            chunk = os.read(self._from_browser, 1 << 20)
-            if not chunk:
-                raise EOFError("chromium closed the DevTools pipe")
-            self._buffer += chunk
-        raw, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(raw)
-
-    def _record(self, event: dict) -> None:
-        self._events.append(event)
-        method, params = event.get("method"), event.get("params", {})
-        if method == "Runtime.exceptionThrown":
-            self.errors.append(json.dumps(params["exceptionDetails"])[:500])
-        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            self.errors.append(json.dumps(params.get("args"))[:500])
-        elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
-            self.errors.append(params["entry"].get("text", "")[:500])
-        elif method == "Network.requestWillBeSent":
-            url = params["request"]["url"]
-            if url.startswith(("http:", "https:", "ws:", "wss:")):
-                self.remote_requests.append(url)
