@@ -24,6 +24,7 @@ LAYERS = {
     "fit": 1,
     "data": 2,
     "model": 2,
+    "remeasure": 2,
     "train": 3,
     "preflight": 4,
     "experiment": 5,

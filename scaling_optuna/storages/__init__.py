@@ -42,6 +42,7 @@ from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HANDED_BACK
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
 from scaling_optuna.storages._recovery import LOST
+from scaling_optuna.storages._recovery import REMEASURE_ATTR
 from scaling_optuna.storages._recovery import REPLACES_ATTR
 from scaling_optuna.storages._recovery import WITHDRAWN
 from scaling_optuna.storages._recovery import StaleTrials
@@ -65,6 +66,7 @@ __all__ = [
     "HEARTBEAT_ATTR",
     "HEARTBEAT_INTERVAL_S",
     "LOST",
+    "REMEASURE_ATTR",
     "REPLACES_ATTR",
     "RETRY_DEADLINE_S",
     "RetryingStorage",

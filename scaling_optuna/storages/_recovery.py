@@ -38,6 +38,8 @@ from optuna.trial import TrialState
 HEARTBEAT_ATTR = "scaling_optuna:heartbeat"
 ENDED_ATTR = "scaling_optuna:ended"
 REPLACES_ATTR = "scaling_optuna:replaces"
+# The user attribute of a re-measure trial: {"rank": k, "repeat": j}, the slot it fills.
+REMEASURE_ATTR = "remeasure"
 # Why a trial ended FAIL other than by its own error; status() counts each apart.
 HANDED_BACK = "handed back"
 LOST = "worker lost"
@@ -145,10 +147,18 @@ def queue_replacement(study: optuna.Study, failed: FrozenTrial, *, same_params: 
     space on purpose, which ``RetryFailedTrialCallback``'s copy would reject.
     The copy keeps Optuna's ``failed_trial`` and ``retry_history`` system
     attributes, so ``RetryFailedTrialCallback.retried_trial_number`` works on it.
+    A re-measure trial (:data:`REMEASURE_ATTR`) is always replaced by a
+    placeholder of its slot, whichever way it ended: the worker that claims it
+    resolves its configuration again, and a fresh search trial would not belong
+    in a search that has finished.
     """
     for other in study.get_trials(deepcopy=False):
         if other.system_attrs.get(REPLACES_ATTR) == failed.number:
             return False
+    if REMEASURE_ATTR in failed.user_attrs:
+        slot = {REMEASURE_ATTR: failed.user_attrs[REMEASURE_ATTR]}
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=slot, system_attrs={REPLACES_ATTR: failed.number}))
+        return True
     history = [*failed.system_attrs.get("retry_history", []), failed.number]
     system_attrs: dict[str, Any] = {REPLACES_ATTR: failed.number}
     user_attrs: dict[str, Any] = {}

@@ -87,10 +87,14 @@ class TrialRunner:
     def __init__(self, spec: ExperimentSpec, tensors: DeviceData, stop: threading.Event, who: str, weights: Any = None) -> None:
         self.spec, self.tensors, self.stop, self.who, self.weights = spec, tensors, stop, who, weights
 
-    def run(self, trial: optuna.Trial, size: int, prune_check: PruneCheck) -> Outcome:
-        """Train ``trial`` on the first ``size`` examples, reporting the validation loss every epoch."""
+    def run(self, trial: optuna.Trial, size: int, prune_check: PruneCheck, *, prune: bool = True) -> Outcome:
+        """Train ``trial`` on the first ``size`` examples, reporting the validation loss every epoch.
+
+        ``prune=False`` (a re-measured configuration) never asks the pruner: a
+        re-run trains as its original did, early stopping included.
+        """
         try:
-            return Outcome(TrialState.COMPLETE, value=self._train(trial, size, prune_check))
+            return Outcome(TrialState.COMPLETE, value=self._train(trial, size, prune_check, prune))
         except StopRequested:
             return Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED)
         except optuna.TrialPruned as e:
@@ -109,7 +113,7 @@ class TrialRunner:
             _note(trial, "error", describe_error(e))
             return Outcome(TrialState.FAIL, error=describe_error(e))
 
-    def _train(self, trial: optuna.Trial, size: int, prune_check: PruneCheck) -> float:
+    def _train(self, trial: optuna.Trial, size: int, prune_check: PruneCheck, prune: bool = True) -> float:
         params = suggest_params(trial, self.spec.search_space)
         data, device = self.tensors.data, self.tensors.x_pool.device
         # The initial weights depend on the trial alone, not on what this process ran before.
@@ -126,7 +130,7 @@ class TrialRunner:
         def on_epoch(epoch: int, val_loss: float, val_error: float) -> None:
             epochs_seen[0] = epoch
             prune_check.report(trial, val_loss, epoch)
-            if prune_check.should_prune(trial):
+            if prune and prune_check.should_prune(trial):
                 raise optuna.TrialPruned(f"pruned after epoch {epoch} at validation loss {val_loss:.4f}")
 
         try:
