@@ -208,21 +208,18 @@ def _slot(trial: FrozenTrial) -> Slot | None:
 def configuration_groups(trials: Iterable[FrozenTrial]) -> list[tuple[FrozenTrial, list[FrozenTrial]]]:
     """The complete trials grouped by configuration: (its original run, every run of it by number).
 
-    Configurations are the distinct parameter sets of the complete search
-    trials, best (lowest validation loss) first; the original run is the best
-    search run of each. A re-run joins the configuration it names in
-    ``remeasure_of``.
+    Every complete search trial is the original run of a configuration, best
+    (lowest validation loss) first; a re-run joins the one it names in
+    ``remeasure_of``. Until a re-run finishes, each configuration is one
+    trial, as without re-measuring.
     """
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     search = sorted((t for t in complete if not is_remeasure(t)), key=lambda t: (t.value, t.number))
-    groups: dict[str, list[FrozenTrial]] = {}
-    key_of: dict[int, str] = {}
-    for trial in search:
-        key_of[trial.number] = _params_key(trial)
-        groups.setdefault(key_of[trial.number], []).append(trial)
+    groups: dict[int, list[FrozenTrial]] = {t.number: [t] for t in search}
     for trial in complete:
         if is_remeasure(trial):
-            groups.setdefault(key_of.get(trial.user_attrs.get(REMEASURE_OF_ATTR), _params_key(trial)), []).append(trial)
+            of = trial.user_attrs.get(REMEASURE_OF_ATTR)
+            groups.setdefault(of if of in groups else trial.number, []).append(trial)
     return [(runs[0], sorted(runs, key=lambda t: t.number)) for runs in groups.values()]
 
 
@@ -236,7 +233,7 @@ def fix_configuration(storage: BaseStorage, trial_id: int, placeholder: FrozenTr
     and ``remeasure_of``; returns the configuration's original run, or None
     when no search trial completed.
     """
-    originals = [original for original, runs in configuration_groups(t for t in complete if not is_remeasure(t))]
+    originals = _distinct_configurations(complete)
     if not originals:
         return None
     originals = [t for t in originals if t.value <= originals[0].value + NEAR_BEST * abs(originals[0].value)]
@@ -247,8 +244,17 @@ def fix_configuration(storage: BaseStorage, trial_id: int, placeholder: FrozenTr
     return original
 
 
-def _params_key(trial: FrozenTrial) -> str:
-    return json.dumps(trial.params, sort_keys=True, default=str)
+def _distinct_configurations(complete: Iterable[FrozenTrial]) -> list[FrozenTrial]:
+    """The best complete search run of each distinct parameter set, best first."""
+    seen: set[str] = set()
+    originals = []
+    search = (t for t in complete if t.state == TrialState.COMPLETE and t.value is not None and not is_remeasure(t))
+    for trial in sorted(search, key=lambda t: (t.value, t.number)):
+        key = json.dumps(trial.params, sort_keys=True, default=str)
+        if key not in seen:
+            seen.add(key)
+            originals.append(trial)
+    return originals
 
 
 def _is_count(value: Any) -> bool:

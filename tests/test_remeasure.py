@@ -142,6 +142,10 @@ def test_two_workers_rerun_the_top_configurations_after_the_search(store, tiny_d
     exp = load_experiment(spec, url)
     for size in exp.sizes:
         _check_best_is_the_mean_of_its_runs(exp, size)
+    # The report reads the chosen configurations: their means, and how many runs each is over.
+    sizes = scaling_optuna.build_report(exp).to_dict()["sizes"]
+    assert [s["best"]["runs"] for s in sizes] == [exp.best_trial(size).runs for size in exp.sizes]
+    assert [s["best"]["test_error"] for s in sizes] == pytest.approx([exp.best_trial(size).test_error for size in exp.sizes])
     status = run_cli("status", str(spec), "--storage", url)
     assert [line.split()[3] for line in status.stdout.splitlines()[1:]] == ["4/4", "4/4"], status.stdout
     best = run_cli("best", str(spec), "--storage", url)
