@@ -2,7 +2,8 @@
 
 Every fenced ``bash`` block runs, in order, as one bash script each, and then
 every ``python`` block, in a scratch folder laid out like a checkout whose
-``studies/digits.toml`` is the shipped spec with a budget of 2 trials per size.
+``studies/digits.toml`` is the shipped spec with a budget of 2 trials per size
+and one re-run of its best configuration.
 Three things are not run as written, each for a reason:
 
 - ``bash scripts/setup.sh`` is skipped: it creates ``.venv`` and installs the
@@ -79,7 +80,7 @@ def test_the_spec_example_is_the_shipped_digits_spec(tmp_path):
     path.write_text(example.text)
     spec, shipped = load_spec(path), load_spec(ROOT / "studies" / "digits.toml")
     assert spec.compatibility_hash() == shipped.compatibility_hash(), "the README's spec drifted from studies/digits.toml"
-    assert (spec.trials_per_size, spec.sampler, spec.pruner) == (shipped.trials_per_size, shipped.sampler, shipped.pruner)
+    assert (spec.trials_per_size, spec.sampler, spec.pruner, spec.remeasure) == (shipped.trials_per_size, shipped.sampler, shipped.pruner, shipped.remeasure)
 
 
 def _synopsis() -> dict[str, str]:
@@ -197,6 +198,9 @@ def _scratch(tmp_path: Path) -> Path:
         if spec.name == "digits.toml":
             text, n = re.subn(r"(?m)^trials_per_size = \d+", f"trials_per_size = {TINY_BUDGET}", text)
             assert n == 1, "studies/digits.toml has no trials_per_size line to shrink"
+            # One re-run of the best configuration per size: the run shows re-measuring at little cost.
+            text, n = re.subn(r"(?m)^top = \d+\nrepeats = \d+$", "top = 1\nrepeats = 1", text)
+            assert n == 1, "studies/digits.toml has no [remeasure] top and repeats lines to shrink"
         (work / "studies" / spec.name).write_text(text)
     (tmp_path / "serve_briefly.py").write_text(SERVE_BRIEFLY)
     return work
