@@ -26,6 +26,7 @@ from scaling_optuna.errors import UserError
 from scaling_optuna.errors import WorkerError
 
 if TYPE_CHECKING:
+    from scaling_optuna.experiment import Configuration
     from scaling_optuna.experiment import Experiment
     from scaling_optuna.experiment import SizeStatus
     from scaling_optuna.experiment import TrialRecord
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from scaling_optuna.fit import fit_log_log_line
     from scaling_optuna.fit import fit_scaling_law
     from scaling_optuna.spec import ExperimentSpec
+    from scaling_optuna.spec import RemeasureSpec
     from scaling_optuna.spec import load_spec
     from scaling_optuna.spec import parse_spec
     from scaling_optuna.worker import WorkerSummary
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 # Imported on first use: the report pulls in SciPy and the worker torch, which every
 # command would otherwise load at start.
 _LAZY = {
+    "Configuration": "experiment",
     "Experiment": "experiment",
     "SizeStatus": "experiment",
     "TrialRecord": "experiment",
@@ -64,6 +67,7 @@ _LAZY = {
     "fit_log_log_line": "fit",
     "fit_scaling_law": "fit",
     "ExperimentSpec": "spec",
+    "RemeasureSpec": "spec",
     "load_spec": "spec",
     "parse_spec": "spec",
     "WorkerSummary": "worker",

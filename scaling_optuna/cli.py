@@ -332,7 +332,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device, allow_lower_budget=args.allow_lower_budget)
     print(
         f"experiment {spec.name!r}: {len(exp.sizes)} sizes {exp.sizes[0]}..{exp.sizes[-1]}, "
-        f"{spec.trials_per_size} trials each, {args.workers} worker(s) × {threads} thread(s), "
+        f"{_trials_each(spec)}, {args.workers} worker(s) × {threads} thread(s), "
         f"store {mask_url(exp.storage_url)}",
         flush=True,
     )
@@ -370,6 +370,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return 1
     print(f"\nnext: {_next_command('report', args)}")
     return 0
+
+
+def _trials_each(spec) -> str:
+    """``12 trials each``, or with re-measuring ``12 trials + 4 re-run(s) each``."""
+    reruns = spec.remeasure.trials(spec.trials_per_size)
+    return f"{spec.trials_per_size} trials + {reruns} re-run(s) each" if reruns else f"{spec.trials_per_size} trials each"
 
 
 def _next_command(command: str, args: argparse.Namespace) -> str:
@@ -567,6 +573,16 @@ def _print_best(exp) -> None:
         print("no finished trial yet")
         return
     print(best_table(rows, hyperparameters=True))
+    _print_reruns(exp)
+
+
+def _print_reruns(exp) -> None:
+    from scaling_optuna.report.reruns import rerun_table
+
+    table = rerun_table(exp)
+    if table is not None:
+        print()
+        print(table)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ pruned. Workers only ever claim a queued trial — an atomic step in every
 Optuna store — and never create one, so however many workers race, no study
 ends over its budget. A trial that fails is replaced by exactly one queued
 trial (see :mod:`scaling_optuna.storages._recovery`), and the first queued
-trial of every study is the untuned baseline.
+trial of every study is the untuned baseline. Besides its search budget, a
+study queues the placeholders of its re-measured configurations
+(:mod:`scaling_optuna.remeasure`), which workers claim once the search is done.
 
 Example::
 
@@ -27,7 +29,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import re
+import statistics
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -39,7 +43,14 @@ from optuna.trial import TrialState
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
+from scaling_optuna.remeasure import REMEASURE_OF_ATTR
+from scaling_optuna.remeasure import configuration_groups
+from scaling_optuna.remeasure import is_remeasure
+from scaling_optuna.remeasure import set_placeholders
+from scaling_optuna.remeasure import slots
+from scaling_optuna.remeasure import stored_setting
 from scaling_optuna.spec import ExperimentSpec
+from scaling_optuna.spec import RemeasureSpec
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import BUDGET_ATTR
 from scaling_optuna.storages import BUDGET_STATES
@@ -68,10 +79,14 @@ _log = logging.getLogger("scaling_optuna.experiment")
 
 @dataclasses.dataclass(frozen=True)
 class TrialRecord:
-    """One complete trial of one size: what it scored and how it ran.
+    """One complete trial of one size, or one configuration over its runs: what it scored and how it ran.
 
-    ``exp.best_trials()`` gives the best record of every size (by validation
-    loss); ``exp.records(size)`` every complete trial of a size.
+    ``exp.records(size)`` gives every complete trial of a size (``runs`` 1; a
+    re-run names the trial it repeats in ``remeasure_of``).
+    ``exp.best_trials()`` gives the chosen configuration of every size, its
+    ``val_loss``, ``val_error``, ``test_loss`` and ``test_error`` the means over
+    its ``runs`` with the standard deviations beside them (None for one run),
+    ``trial_number`` its original run.
     """
 
     size: int
@@ -87,6 +102,11 @@ class TrialRecord:
     epochs_run: int | None = None
     stopped_reason: str | None = None
     best_epoch: int | None = None
+    remeasure_of: int | None = None
+    runs: int = 1
+    val_loss_sd: float | None = None
+    test_error_sd: float | None = None
+    test_loss_sd: float | None = None
 
     def metric(self, name: str) -> float | None:
         """``test_error``, ``test_loss``, ``n_params`` (or any numeric field) by name."""
@@ -100,6 +120,9 @@ class SizeStatus:
     ``failed`` counts trials that ended with an error of their own;
     ``handed_back`` those a stopped worker returned to the queue and ``lost``
     those whose worker vanished (both re-run with the same parameters).
+    ``budget`` is the search's; ``repeats`` the re-runs of its best
+    configurations planned besides (``repeats_finished`` of them finished);
+    the other counts hold search trials and re-runs alike.
     """
 
     size: int
@@ -112,14 +135,85 @@ class SizeStatus:
     lost: int = 0
     running: int = 0
     waiting: int = 0
+    repeats: int = 0
+    repeats_finished: int = 0
 
     @property
     def finished(self) -> int:
         return self.complete + self.pruned
 
     @property
+    def total(self) -> int:
+        """The study's trials: its search budget and its planned re-runs."""
+        return self.budget + self.repeats
+
+    @property
     def remaining(self) -> int:
-        return max(0, self.budget - self.finished)
+        """Search trials and re-runs that must still finish."""
+        return max(0, self.total - self.finished)
+
+
+@dataclasses.dataclass(frozen=True)
+class Configuration:
+    """One parameter set of a size's search with all its complete runs: the original and its re-runs.
+
+    ``val_loss``, ``test_error`` and ``test_loss`` are means over ``runs``,
+    each ``_sd`` the sample standard deviation (None for one run).
+    ``remeasured`` says whether a re-run has finished.
+
+    Example::
+
+        for config in exp.configurations(exp.sizes[-1]):
+            print(config.trial_number, config.n_runs, config.test_error, config.test_error_sd)
+    """
+
+    size: int
+    trial_number: int
+    params: dict[str, Any]
+    baseline: bool
+    runs: tuple[TrialRecord, ...]
+    val_loss: float
+    val_loss_sd: float | None
+    test_error: float | None
+    test_error_sd: float | None
+    test_loss: float | None
+    test_loss_sd: float | None
+
+    @classmethod
+    def of(cls, original: TrialRecord, runs: Iterable[TrialRecord]) -> "Configuration":
+        runs = tuple(runs)
+        val = _mean_sd([r.val_loss for r in runs])
+        error, loss = _mean_sd([r.test_error for r in runs]), _mean_sd([r.test_loss for r in runs])
+        return cls(
+            size=original.size, trial_number=original.trial_number, params=original.params, baseline=original.baseline,
+            runs=runs, val_loss=val[0] if val[0] is not None else original.val_loss, val_loss_sd=val[1],
+            test_error=error[0], test_error_sd=error[1], test_loss=loss[0], test_loss_sd=loss[1],
+        )
+
+    @property
+    def n_runs(self) -> int:
+        return len(self.runs)
+
+    @property
+    def remeasured(self) -> bool:
+        return any(r.remeasure_of is not None for r in self.runs)
+
+    def record(self) -> TrialRecord:
+        """The configuration as one record: its original run with the means and spreads over its runs."""
+        original = next(r for r in self.runs if r.trial_number == self.trial_number)
+        return dataclasses.replace(
+            original, val_loss=self.val_loss, val_error=_mean_sd([r.val_error for r in self.runs])[0],
+            test_error=self.test_error, test_loss=self.test_loss, runs=self.n_runs,
+            val_loss_sd=self.val_loss_sd, test_error_sd=self.test_error_sd, test_loss_sd=self.test_loss_sd,
+        )
+
+
+def _mean_sd(values: Iterable[Any]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation of the finite numbers among ``values`` (sd None below two)."""
+    xs = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    if not xs:
+        return None, None
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
 
 
 def study_name(experiment: str, size: int) -> str:
@@ -161,24 +255,53 @@ class Experiment:
 
     def _status(self, size: int) -> SizeStatus:
         counts = dict.fromkeys(("complete", "pruned", "failed", "handed_back", "lost", "running", "waiting"), 0)
-        for trial in self.studies[size].get_trials(deepcopy=False):
+        trials = self.studies[size].get_trials(deepcopy=False)
+        for trial in trials:
             kind = trial_kind(trial)
             if kind is not None:
                 counts[kind] += 1
-        return SizeStatus(size=size, study_name=study_name(self.spec.name, size), budget=self.budget(size), **counts)
+        budget, setting = self.budget(size), self.remeasure_setting(size)
+        return SizeStatus(
+            size=size, study_name=study_name(self.spec.name, size), budget=budget, **counts,
+            repeats=len(slots(setting, budget, trials)),
+            repeats_finished=sum(is_remeasure(t) and t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
+        )
+
+    def remeasure_setting(self, size: int) -> RemeasureSpec:
+        """How the size's best configurations are re-measured, as the store has it (``repeats`` 0: not at all)."""
+        return stored_setting(self.studies[size].user_attrs)
 
     def records(self, size: int) -> list[TrialRecord]:
-        """Every complete trial of ``size``, best (lowest validation loss) first."""
+        """Every complete trial of ``size`` (re-runs included), best (lowest validation loss) first."""
         study = self.studies[size]
         return [_record(size, study.study_name, t) for t in rank_trials(study.get_trials(deepcopy=False))]
 
+    def configurations(self, size: int) -> list[Configuration]:
+        """The size's configurations with their runs, the chosen one first.
+
+        The chosen configuration is, among those re-measured, the one with the
+        lowest mean validation loss over its runs; before any re-run finished,
+        the best single run. The re-measured follow by mean validation loss,
+        then the others by theirs.
+        """
+        study = self.studies[size]
+        groups = configuration_groups(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        configs = [
+            Configuration.of(_record(size, study.study_name, original), [_record(size, study.study_name, t) for t in runs])
+            for original, runs in groups
+        ]
+        return sorted(configs, key=lambda c: (not c.remeasured, c.val_loss, c.trial_number))
+
     def best_trial(self, size: int) -> TrialRecord | None:
-        """The size's best complete trial by validation loss, or ``None`` if none finished."""
-        records = self.records(size)
-        return records[0] if records else None
+        """The size's chosen configuration as one record (means over its runs), or ``None`` if no trial finished.
+
+        See :meth:`configurations` for how it is chosen.
+        """
+        configs = self.configurations(size)
+        return configs[0].record() if configs else None
 
     def best_trials(self) -> list[TrialRecord]:
-        """The best trial of every size that has one, smallest size first."""
+        """The chosen configuration of every size that has one, smallest size first."""
         return [b for b in (self.best_trial(size) for size in self.sizes) if b is not None]
 
     def trials(self, size: int, states: tuple[TrialState, ...] = (TrialState.COMPLETE,)) -> list[FrozenTrial]:
@@ -186,12 +309,14 @@ class Experiment:
         return self.studies[size].get_trials(deepcopy=False, states=states)
 
     def best_model(self, size: int, artifacts: str | None = None) -> "torch.nn.Module":
-        """The best trial's trained model for ``size``, in eval mode on the CPU.
+        """The chosen configuration's trained model for ``size``, in eval mode on the CPU.
 
-        Weights come from the artifact store (default: the spec's ``artifacts``,
-        else the store's default location) and are loaded with ``weights_only=True``.
-        A ``[model] builder`` model is rebuilt through the builder (imported as
-        the workers import it), the user's network being its ``net``.
+        Of the configuration's runs that kept weights, the one with the lowest
+        validation loss. Weights come from the artifact store (default: the
+        spec's ``artifacts``, else the store's default location) and are loaded
+        with ``weights_only=True``. A ``[model] builder`` model is rebuilt
+        through the builder (imported as the workers import it), the user's
+        network being its ``net``.
 
         Raises:
             StorageError: no complete trial yet, or its weights are not in the store.
@@ -207,11 +332,11 @@ class Experiment:
 
         if size not in self.studies:
             raise StorageError(f"size {size} is not one of this experiment's sizes {self.sizes}")
-        best = self.best_trial(size)
-        if best is None:
+        configs = self.configurations(size)
+        if not configs:
             raise StorageError(f"size {size} has no complete trial yet; run a worker first")
         study = self.studies[size]
-        trial = next(t for t in study.get_trials(deepcopy=False) if t.number == best.trial_number)
+        best, trial = _run_with_weights(study, configs[0], ATTR_ARTIFACT)
         artifact_id = trial.user_attrs.get(ATTR_ARTIFACT)
         if artifact_id is None:
             raise StorageError(
@@ -254,6 +379,14 @@ def rank_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
     """
     measured = (t for t in trials if t.state == TrialState.COMPLETE and "test_error" in t.user_attrs)
     return sorted(measured, key=lambda t: (t.value, t.number))
+
+
+def _run_with_weights(study: optuna.Study, config: Configuration, attr: str) -> tuple[TrialRecord, FrozenTrial]:
+    """The configuration's run with the lowest validation loss that kept weights (else its best run) and its trial."""
+    by_number = {t.number: t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))}
+    runs = sorted(config.runs, key=lambda r: (r.val_loss, r.trial_number))
+    best = next((r for r in runs if attr in by_number[r.trial_number].user_attrs), runs[0])
+    return best, by_number[best.trial_number]
 
 
 def trial_kind(trial: FrozenTrial) -> str | None:
@@ -424,7 +557,8 @@ def check_budget(storage: RetryingStorage, names: Iterable[str], budget: int, *,
         study_id = storage.get_study_id_from_name(name)
         stored = storage.get_study_user_attrs(study_id).get(BUDGET_ATTR)
         if stored != budget:
-            finished = len(storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+            done = storage.get_all_trials(study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+            finished = sum(not is_remeasure(t) for t in done)  # re-runs hold places beside the search budget
             if finished > budget:
                 over.append((finished, name, stored))
     if over:
@@ -436,16 +570,24 @@ def check_budget(storage: RetryingStorage, names: Iterable[str], budget: int, *,
         )
 
 
-def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, default_params: dict[str, Any] | None = None) -> None:
-    """Queue or withdraw trials so that ``budget`` trials are queued, running or finished.
+def set_budget(
+    storage: RetryingStorage,
+    study: optuna.Study,
+    budget: int,
+    default_params: dict[str, Any] | None = None,
+    remeasure: RemeasureSpec | None = None,
+) -> None:
+    """Queue or withdraw trials so that ``budget`` search trials are queued, running or finished.
 
     The untuned baseline (``default_params``) is queued first in a new study.
     Only unstarted fresh trials are withdrawn (never the baseline, nor a trial
-    queued to re-run one that was handed back or lost).
+    queued to re-run one that was handed back or lost). Then the re-measure
+    placeholders are queued or withdrawn to match ``remeasure`` (default: the
+    setting the study has stored) and the new budget.
     """
     if study.user_attrs.get(ATTR_BUDGET) != budget:
         study.set_user_attr(ATTR_BUDGET, budget)
-    trials = study.get_trials(deepcopy=False)
+    trials = [t for t in study.get_trials(deepcopy=False) if not is_remeasure(t)]
     held = sum(t.state in BUDGET_STATES for t in trials)
     if default_params and held < budget and not any(t.user_attrs.get("baseline") for t in trials):
         with warnings.catch_warnings():
@@ -460,6 +602,7 @@ def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, defau
     # Counted again, not from ``held``: workers started together with a new --trials each
     # queue what they found missing, and the surplus of that race must go back.
     _withdraw_beyond(storage, study, budget)
+    set_placeholders(storage, study, budget, remeasure)
 
 
 def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int) -> None:
@@ -476,7 +619,8 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
     def plain(t: FrozenTrial) -> bool:
         return not t.system_attrs.get("fixed_params") and not t.user_attrs.get("baseline")
 
-    held = sorted((t for t in study.get_trials(deepcopy=False) if t.state in BUDGET_STATES), key=lambda t: (plain(t), t.number))
+    trials = study.get_trials(deepcopy=False)
+    held = sorted((t for t in trials if t.state in BUDGET_STATES and not is_remeasure(t)), key=lambda t: (plain(t), t.number))
     beyond = [t for t in held[budget:] if t.state == TrialState.WAITING and plain(t)]
     if not beyond:
         return
@@ -529,7 +673,7 @@ def _create_study(spec: ExperimentSpec, store: RetryingStorage, size: int, attrs
     for key, value in attrs.items():
         if study.user_attrs.get(key) != value:
             study.set_user_attr(key, value)
-    set_budget(store, study, spec.trials_per_size, dict(spec.default_params))
+    set_budget(store, study, spec.trials_per_size, dict(spec.default_params), spec.remeasure)
     return study
 
 
@@ -553,4 +697,5 @@ def _record(size: int, name: str, trial: FrozenTrial) -> TrialRecord:
         epochs_run=attrs.get("epochs_run"),
         stopped_reason=attrs.get("stopped_reason"),
         best_epoch=attrs.get("best_epoch"),
+        remeasure_of=attrs.get(REMEASURE_OF_ATTR),
     )

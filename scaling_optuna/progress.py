@@ -53,14 +53,17 @@ class Tally:
 
 
 def tally(rows: Iterable[SizeStatus]) -> Tally:
-    """Sum ``rows`` (one per size); a size finished beyond its budget counts as its budget."""
+    """Sum ``rows`` (one per size); a size finished beyond its budget counts as its budget.
+
+    A size's budget here is its search budget and its planned re-runs of the best configurations.
+    """
     out: dict[str, int] = dict.fromkeys((f.name for f in dataclasses.fields(Tally)), 0)
     for r in rows:
-        within = min(r.finished, r.budget)
+        within = min(r.finished, r.total)
         out["finished"] += within
-        out["total"] += r.budget
+        out["total"] += r.total
         out["work_done"] += within * r.size
-        out["work_left"] += max(0, r.budget - r.finished) * r.size
+        out["work_left"] += r.remaining * r.size
         for name in ("complete", "pruned", "failed", "handed_back", "lost", "running", "waiting"):
             out[name] += getattr(r, name)
     return Tally(**out)
@@ -121,14 +124,19 @@ def progress_line(now: Tally, start: Tally, elapsed_s: float, *, starting: bool 
 
 
 def status_table(rows: Sequence[SizeStatus]) -> str:
-    """The ``status`` table: one line per size, handed-back and lost trials apart from failures."""
+    """The ``status`` table: one line per size, handed-back and lost trials apart from failures.
+
+    ``budget`` is the search's; ``re-runs`` the re-runs of the best
+    configurations finished out of those planned (the other counts include them).
+    """
     lines = [
-        f"{'size':>8} {'study':<28} {'budget':>6} {'complete':>8} {'pruned':>6} {'failed':>6} "
+        f"{'size':>8} {'study':<28} {'budget':>6} {'re-runs':>7} {'complete':>8} {'pruned':>6} {'failed':>6} "
         f"{'handed back':>11} {'lost':>5} {'running':>7} {'waiting':>7}"
     ]
     for r in rows:
+        reruns = f"{r.repeats_finished}/{r.repeats}"
         lines.append(
-            f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {r.complete:>8} {r.pruned:>6} {r.failed:>6} "
+            f"{r.size:>8} {r.study_name:<28} {r.budget:>6} {reruns:>7} {r.complete:>8} {r.pruned:>6} {r.failed:>6} "
             f"{r.handed_back:>11} {r.lost:>5} {r.running:>7} {r.waiting:>7}"
         )
     return "\n".join(lines)

@@ -67,6 +67,7 @@ TOP_LEVEL_KEYS = {
     "artifacts",
     "keep_models",
     "python_path",
+    "remeasure",
 }
 
 # The seed notebook's random search: lr 10^U(-6,-1), weight decay 10^U(-6,-3),
@@ -213,6 +214,30 @@ class TrainerSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class RemeasureSpec:
+    """After a size's search, its ``top`` configurations re-trained ``repeats`` times with fresh seeds.
+
+    ``repeats = 0`` turns re-measuring off. Which configurations the re-runs
+    go to is :mod:`scaling_optuna.remeasure`'s. A ``top`` above the search
+    budget is clipped to it, not refused: ``--trials`` may lower the budget
+    below a ``top`` the spec was right to ask for.
+    """
+
+    top: int = 2
+    repeats: int = 2
+
+    def trials(self, search_budget: int) -> int:
+        """How many re-measure trials a study with ``search_budget`` search trials queues.
+
+        Example::
+
+            >>> RemeasureSpec(top=2, repeats=3).trials(12), RemeasureSpec(top=5, repeats=2).trials(3)
+            (6, 6)
+        """
+        return min(self.top, search_budget) * self.repeats
+
+
+@dataclasses.dataclass(frozen=True)
 class ComponentSpec:
     """An Optuna sampler or pruner: its class name and keyword arguments."""
 
@@ -238,6 +263,7 @@ class ExperimentSpec:
     pruner: ComponentSpec
     artifacts: str | None = None
     keep_models: int = 3
+    remeasure: RemeasureSpec = RemeasureSpec()
     path: str | None = None
     # [model] builder = "package.module:function" (then ``model`` is BUILDER).
     builder: str | None = None
@@ -264,7 +290,7 @@ class ExperimentSpec:
     def compatibility_hash(self) -> str:
         """Hash of everything that decides what one trial computes.
 
-        Trials per size, the size ladder, the sampler, the pruner and the storage
+        Trials per size, re-measuring, the size ladder, the sampler, the pruner and the storage
         may change between runs of one experiment; the data, model, search space
         and trainer may not, or trials of two different experiments would mix.
         """
@@ -381,6 +407,7 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path | None = None) -> Expe
         keep_models=_parse_keep_models(raw),
         builder=builder,
         python_path=_parse_python_path(raw, Path(folder) if folder is not None else Path.cwd()),
+        remeasure=_parse_remeasure(_get(raw, "remeasure", dict, default={})),
     )
     # Instantiating now turns a bad option into a SpecError before anything runs.
     spec.create_sampler()
@@ -407,6 +434,18 @@ def _parse_keep_models(raw: Mapping[str, Any]) -> int:
     if keep_models < 0:
         raise SpecError(f"keep_models: {keep_models} must be 0 (keep no weights) or more")
     return keep_models
+
+
+def _parse_remeasure(table: Mapping[str, Any]) -> RemeasureSpec:
+    _check_keys(table, "remeasure", {"top", "repeats"})
+    default = RemeasureSpec()
+    top = _get(table, "top", int, default=default.top, where="remeasure")
+    if top < 1:
+        raise SpecError(f"remeasure.top: {top} must be a positive integer (the best configurations to re-train); turn re-measuring off with repeats = 0")
+    repeats = _get(table, "repeats", int, default=default.repeats, where="remeasure")
+    if repeats < 0:
+        raise SpecError(f"remeasure.repeats: {repeats} must be 0 (off) or a positive integer (fresh-seed re-runs of each configuration)")
+    return RemeasureSpec(top=top, repeats=repeats)
 
 
 def _parse_python_path(raw: Mapping[str, Any], folder: Path) -> tuple[str, ...]:

@@ -54,7 +54,12 @@ seed = 1
 [pruner]
 name = "MedianPruner"
 n_startup_trials = 2
+
+[remeasure]
+repeats = 0
 """
+# Re-measuring is off above, so that a test that formats TINY_DIGITS itself pays for its search only.
+NO_REMEASURE = "[remeasure]\nrepeats = 0\n"
 
 
 def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
@@ -65,10 +70,15 @@ def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
 
 @pytest.fixture
 def tiny_digits(tmp_path: Path):
-    """Write a small digits spec; returns a factory taking the spec's knobs."""
+    """Write a small digits spec; returns a factory taking the spec's knobs.
 
-    def make(name: str = "tiny", trials: int = 2, counts=(60, 240), epochs: int = 4) -> Path:
-        return write_spec(tmp_path, TINY_DIGITS.format(name=name, trials=trials, counts=list(counts), epochs=epochs), f"{name}.toml")
+    Re-measuring is off (``repeats=0``) unless a test turns it on, so that a test's cost is its search.
+    """
+
+    def make(name: str = "tiny", trials: int = 2, counts=(60, 240), epochs: int = 4, top: int = 2, repeats: int = 0) -> Path:
+        text = TINY_DIGITS.format(name=name, trials=trials, counts=list(counts), epochs=epochs)
+        text = text.replace(NO_REMEASURE, f"[remeasure]\ntop = {top}\nrepeats = {repeats}\n")
+        return write_spec(tmp_path, text, f"{name}.toml")
 
     return make
 

@@ -27,6 +27,7 @@ LAYERS = {
     "imagefolder": 1,
     "data": 2,
     "model": 2,
+    "remeasure": 2,
     "train": 3,
     # The user's training loop: it reports to train's early stopping, and preflight tries it.
     "objective": 3.5,

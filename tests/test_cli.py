@@ -158,6 +158,8 @@ def test_a_diverging_trial_is_pruned_with_its_reason_and_the_worker_goes_on(tmp_
         [sampler]
         name = "GridSampler"
         search_space = { lr = [1e10, 0.05] }
+        [remeasure]
+        repeats = 0
     """)
     url = f"sqlite:///{tmp_path / 'store.db'}"
     result = run_cli("run", str(spec), "--storage", url, "--trials", "3")

@@ -69,6 +69,9 @@ seed = 1
 
 [pruner]
 name = "NopPruner"
+
+[remeasure]
+repeats = 0
 """
 
 

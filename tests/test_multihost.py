@@ -96,6 +96,9 @@ seed = 1
 
 [pruner]
 name = "NopPruner"
+
+[remeasure]
+repeats = 0
 """
 
 # The best model of every size, loaded on the host this runs on.

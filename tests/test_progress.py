@@ -83,8 +83,15 @@ def test_hand_backs_and_lost_trials_are_shown_apart_from_failures_only_when_ther
 
 def test_status_table_has_a_column_per_ending():
     table = status_table([_row(60, 3, complete=1, failed=1, handed_back=2, lost=1, running=1, waiting=2)]).splitlines()
-    assert table[0].split() == ["size", "study", "budget", "complete", "pruned", "failed", "handed", "back", "lost", "running", "waiting"]
-    assert table[1].split() == ["60", "x-n0000060", "3", "1", "0", "1", "2", "1", "1", "2"]
+    assert table[0].split() == ["size", "study", "budget", "re-runs", "complete", "pruned", "failed", "handed", "back", "lost", "running", "waiting"]
+    assert table[1].split() == ["60", "x-n0000060", "3", "0/0", "1", "0", "1", "2", "1", "1", "2"]
+
+
+def test_re_runs_count_in_the_total_and_the_work_left():
+    row = SizeStatus(100, "x-n0000100", budget=4, repeats=2, complete=5, repeats_finished=1)
+    now = tally([row])
+    assert (now.finished, now.total, now.work_left) == (5, 6, 100)
+    assert status_table([row]).splitlines()[1].split()[3] == "1/2"
 
 
 @pytest.mark.parametrize(

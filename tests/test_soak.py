@@ -52,6 +52,8 @@ name = "RandomSampler"
 [pruner]
 name = "MedianPruner"
 n_startup_trials = 3
+[remeasure]
+repeats = 0
 """
 
 

@@ -22,6 +22,7 @@ Modules, each depending only on those above it:
 ``budget``                warnings when the trial budget was spent where it could not help
 ``curves``                the fits, predictions, backtests and the target answer
 ``text``                  the terminal text, the Markdown note, the best-per-size table
+``reruns``                the re-measured configurations of every size, mean ± sd over their runs
 ``figures``               the plotly figures
 ``page``                  the self-contained HTML page
 ``report``                :class:`Report` and :func:`build_report`

@@ -87,6 +87,8 @@ class SizeRow:
             "study": s.study_name,
             "trials": {
                 "budget": s.budget,
+                "repeats": s.repeats,
+                "repeats_finished": s.repeats_finished,
                 "complete": s.complete,
                 "pruned": s.pruned,
                 "failed": s.failed,
@@ -329,6 +331,10 @@ def _trial_dict(record: TrialRecord | None) -> dict[str, Any] | None:
         "test_loss": json_number(usable(record.test_loss)),
         "test_error": json_number(finite(record.test_error)),
         "n_params": json_number(record.n_params),
+        "runs": record.runs,
+        "val_loss_sd": json_number(record.val_loss_sd),
+        "test_loss_sd": json_number(record.test_loss_sd),
+        "test_error_sd": json_number(record.test_error_sd),
     }
 
 
@@ -342,5 +348,9 @@ def _best_dict(best: TrialRecord | None) -> dict[str, Any] | None:
         "test_loss": json_number(best.test_loss),
         "test_error": json_number(best.test_error),
         "n_params": json_number(best.n_params),
+        "runs": best.runs,
+        "val_loss_sd": json_number(best.val_loss_sd),
+        "test_loss_sd": json_number(best.test_loss_sd),
+        "test_error_sd": json_number(best.test_error_sd),
         "params": {k: json_number(v) if isinstance(v, (int, float)) else v for k, v in best.params.items()},
     }

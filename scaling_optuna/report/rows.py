@@ -41,13 +41,15 @@ def size_rows(experiment: Experiment, top_k: int = DEFAULT_TOP_K) -> list[SizeRo
 
 
 def _size_row(experiment: Experiment, status: SizeStatus, top_k: int) -> SizeRow:
-    records = experiment.records(status.size)  # best first
-    best = records[0] if records else None
+    # One record per configuration (the means over its re-runs), the chosen one first: a
+    # configuration's re-runs are not near-best trials of their own.
+    chosen = [c.record() for c in experiment.configurations(status.size)]
+    best = chosen[0] if chosen else None
     near_best = tuple(
-        r for r in records[:top_k] if r.val_loss <= records[0].val_loss * (1.0 + GOOD_TRIAL_TOLERANCE)
+        r for r in chosen[:top_k] if r.val_loss <= chosen[0].val_loss * (1.0 + GOOD_TRIAL_TOLERANCE)
     )
-    baseline = next((r for r in records if r.baseline), None)
-    return SizeRow(status=status, best=best, baseline=baseline, near_best=near_best, trials=tuple(records))
+    baseline = next((r for r in chosen if r.baseline), None)
+    return SizeRow(status=status, best=best, baseline=baseline, near_best=near_best, trials=tuple(experiment.records(status.size)))
 
 
 def skipped_sizes(rows: list[SizeRow]) -> list[str]:

@@ -46,6 +46,7 @@ from scaling_optuna.storages._recovery import HANDED_BACK
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
 from scaling_optuna.storages._recovery import LOST
 from scaling_optuna.storages._recovery import QUEUED_BY_ATTR
+from scaling_optuna.storages._recovery import REMEASURE_ATTR
 from scaling_optuna.storages._recovery import REPLACES_ATTR
 from scaling_optuna.storages._recovery import WITHDRAWN
 from scaling_optuna.storages._recovery import StaleTrials
@@ -81,6 +82,7 @@ __all__ = [
     "LOST",
     "OUTSIDE",
     "QUEUED_BY_ATTR",
+    "REMEASURE_ATTR",
     "REPLACES_ATTR",
     "RETRY_DEADLINE_S",
     "RetryingStorage",

@@ -49,6 +49,8 @@ ENDED_ATTR = "scaling_optuna:ended"
 REPLACES_ATTR = "scaling_optuna:replaces"
 # On a replacement: the process that queued it.
 QUEUED_BY_ATTR = "scaling_optuna:queued_by"
+# The user attribute of a re-measure trial: {"rank": k, "repeat": j}, the slot it fills.
+REMEASURE_ATTR = "remeasure"
 # Why a trial ended FAIL other than by its own error; status() counts each apart.
 HANDED_BACK = "handed back"
 LOST = "worker lost"
@@ -186,10 +188,13 @@ def superseded(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> bool:
 
 
 def short_of_budget(trials: Sequence[FrozenTrial], budget: Any) -> int:
-    """How many trials ``trials`` (one study's) lack for ``budget``; 0 when whole or without a budget."""
+    """How many search trials ``trials`` (one study's) lack for ``budget``; 0 when whole or without a budget.
+
+    Re-measure trials (:data:`REMEASURE_ATTR`) hold places of their own beside the search budget.
+    """
     if not isinstance(budget, int) or isinstance(budget, bool):
         return 0
-    return max(0, budget - sum(t.state in BUDGET_STATES for t in trials))
+    return max(0, budget - sum(t.state in BUDGET_STATES and REMEASURE_ATTR not in t.user_attrs for t in trials))
 
 
 def queue_replacement(storage: BaseStorage, study_id: int, failed: FrozenTrial, *, who: str) -> int | None:
@@ -209,13 +214,16 @@ def queue_replacement(storage: BaseStorage, study_id: int, failed: FrozenTrial, 
     lie outside the search space on purpose, which
     ``RetryFailedTrialCallback``'s copy would reject. The copy keeps Optuna's
     ``failed_trial`` and ``retry_history`` system attributes, so
-    ``RetryFailedTrialCallback.retried_trial_number`` works on it.
+    ``RetryFailedTrialCallback.retried_trial_number`` works on it. A
+    re-measure trial is replaced by a placeholder of its slot whichever way it
+    ended: the worker that claims it resolves its configuration again.
     """
     trials = storage.get_all_trials(study_id, deepcopy=False)
     budget = storage.get_study_user_attrs(study_id).get(BUDGET_ATTR)
     if replacement_of(trials, failed.number) is not None:
         return None
-    if budget is not None and not short_of_budget(trials, budget):
+    # a re-measure trial's slot is kept beside the search budget, whichever way it ended
+    if budget is not None and REMEASURE_ATTR not in failed.user_attrs and not short_of_budget(trials, budget):
         return None
     trial_id = storage.create_new_trial(study_id, template_trial=_replacement(failed, who))
     number = storage.get_trial_number_from_id(trial_id)
@@ -240,6 +248,11 @@ def withdraw(storage: BaseStorage, study_id: int, number: int, who: str) -> bool
 def _replacement(failed: FrozenTrial, who: str) -> FrozenTrial:
     system_attrs: dict[str, Any] = {REPLACES_ATTR: failed.number, QUEUED_BY_ATTR: who}
     user_attrs: dict[str, Any] = {}
+    if REMEASURE_ATTR in failed.user_attrs:
+        # a placeholder of its slot: the worker that claims it resolves the configuration again
+        return optuna.trial.create_trial(
+            state=TrialState.WAITING, user_attrs={REMEASURE_ATTR: failed.user_attrs[REMEASURE_ATTR]}, system_attrs=system_attrs
+        )
     if reruns_params(failed):
         system_attrs["failed_trial"] = failed.system_attrs.get("failed_trial", failed.number)
         system_attrs["retry_history"] = [*failed.system_attrs.get("retry_history", []), failed.number]

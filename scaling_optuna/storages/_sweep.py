@@ -43,6 +43,7 @@ from scaling_optuna.storages._recovery import BUDGET_ATTR
 from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
 from scaling_optuna.storages._recovery import LOST
+from scaling_optuna.storages._recovery import REMEASURE_ATTR
 from scaling_optuna.storages._recovery import REPLACES_ATTR
 from scaling_optuna.storages._recovery import WITHDRAWN
 from scaling_optuna.storages._recovery import StaleTrials
@@ -126,9 +127,12 @@ class Sweep:
         unreplaced = _unreplaced(trials)
         # The budget is read only when there is something to replace: most passes find nothing.
         short = short_of_budget(trials, self.storage.get_study_user_attrs(study_id).get(BUDGET_ATTR)) if unreplaced else 0
+        search = [t for t in unreplaced if REMEASURE_ATTR not in t.user_attrs][:short]
+        # a re-measure trial's slot stands beside the search budget: it is always filled again
+        eligible = sorted(search + [t for t in unreplaced if REMEASURE_ATTR in t.user_attrs], key=lambda t: t.number)
         now, result = self._clock(), SweepResult()
         waiting = {}
-        for trial in unreplaced[:short]:
+        for trial in eligible:
             key = (study_id, trial.number)
             waiting[key] = self._unreplaced_since.get(key, now)
             # The process that ended a trial replaces it, and the worker of a running trial failed from

@@ -16,6 +16,10 @@ taken over                its replacement, unless one is queued already:
                           outside (a trial completed from outside just counts)
 ========================  ==================================================
 
+A study's re-measure placeholders (:mod:`scaling_optuna.remeasure`) are claimed
+only once its search has finished; a worker then fixes the configuration the
+placeholder re-measures on the claimed trial, and trains it without pruning.
+
 A store that stops answering is retried with backoff for ``outage_limit_s``;
 a stop request (SIGTERM, Ctrl-C) ends the loop after the running trial is
 handed back. A worker with nothing left to claim waits while trials of other
@@ -48,7 +52,12 @@ from scaling_optuna.errors import WorkerError
 from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.experiment import study_name
+from scaling_optuna.remeasure import REMEASURE_OF_ATTR
+from scaling_optuna.remeasure import fix_configuration
+from scaling_optuna.remeasure import is_remeasure
+from scaling_optuna.remeasure import placeholders_open
 from scaling_optuna.spec import ExperimentSpec
+from scaling_optuna.storages import BUDGET_ATTR
 from scaling_optuna.storages import ENDED_ATTR
 from scaling_optuna.storages import HANDED_BACK
 from scaling_optuna.storages import OUTSIDE
@@ -115,6 +124,8 @@ class _Size:
 class _Claimed:
     trial: optuna.Trial
     trial_id: int
+    # The original run's trial number when this trial re-measures a configuration (never pruned).
+    remeasure_of: int | None = None
 
 
 class Worker:
@@ -164,7 +175,7 @@ class Worker:
                     break
                 entry, trial = claimed
                 try:
-                    outcome = self.runner.run(trial.trial, entry.size, entry.prune_check)
+                    outcome = self.runner.run(trial.trial, entry.size, entry.prune_check, prune=trial.remeasure_of is None)
                 except KeyboardInterrupt:
                     # A second Ctrl-C: leave at once, but still hand the trial back if the store answers.
                     self.stop.set()
@@ -215,6 +226,7 @@ class Worker:
         return None
 
     def _counts(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Claimable queued trials and running trials per size (placeholders count once their search is done)."""
         queued, running = {}, {}
         for size, entry in list(self.sizes.items()):
             try:
@@ -222,8 +234,8 @@ class Worker:
             except KeyError:
                 self._drop_deleted(entry)
                 continue
-            queued[size] = sum(t.state == TrialState.WAITING for t in trials)
-            running[size] = len(trials) - queued[size]
+            queued[size] = len(self._claimable(entry, trials))
+            running[size] = sum(t.state == TrialState.RUNNING for t in trials)
         return queued, running
 
     def _drop_deleted(self, entry: _Size, trial: int | None = None) -> None:
@@ -238,6 +250,19 @@ class Worker:
             extra={"event": "study_deleted", "study": entry.study.study_name, "size": entry.size, "worker": self.who},
         )
 
+    def _claimable(self, entry: _Size, active: list[FrozenTrial]) -> list[FrozenTrial]:
+        """The queued trials among ``active`` (the study's WAITING and RUNNING trials) a worker may start now."""
+        waiting = [t for t in active if t.state == TrialState.WAITING]
+        if placeholders_open(active, lambda: self._search_progress(entry)):
+            return waiting
+        return [t for t in waiting if not is_remeasure(t)]
+
+    def _search_progress(self, entry: _Size) -> tuple[int, int]:
+        """Finished search trials of ``entry``'s study, and its search budget."""
+        finished = self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+        budget = entry.study.user_attrs.get(BUDGET_ATTR)
+        return sum(not is_remeasure(t) for t in finished), budget if isinstance(budget, int) else 0
+
     def _claim_largest(self, queued: Mapping[int, int]) -> tuple[_Size, _Claimed] | None:
         for size in sorted(queued, key=lambda s: queued[s] * s, reverse=True):
             if queued[size] == 0:
@@ -250,7 +275,7 @@ class Worker:
     def _claim(self, entry: _Size) -> _Claimed | None:
         """Claim one queued trial of ``entry``'s study: WAITING → RUNNING is atomic in every store."""
         trials = self.storage.get_all_trials(entry.study_id, deepcopy=False)
-        for frozen in (t for t in trials if t.state == TrialState.WAITING):
+        for frozen in self._claimable(entry, [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]):
             trial_id = self.storage.get_trial_id_from_study_id_trial_number(entry.study_id, frozen.number)
             try:
                 if not self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
@@ -263,7 +288,33 @@ class Worker:
                 continue
             # The first beat goes out before anything else, so that no one takes the trial for orphaned.
             self.heartbeat.watch(entry.study, frozen.number)
-            return _Claimed(optuna.Trial(entry.study, trial_id), trial_id)
+            try:
+                original = None
+                if is_remeasure(frozen):
+                    original = self._fix_remeasure(entry, frozen, trial_id)
+                    if original is None:
+                        continue  # withdrawn: nothing to re-measure
+                return _Claimed(optuna.Trial(entry.study, trial_id), trial_id, remeasure_of=original)
+            except BaseException:
+                self.heartbeat.watch(None)  # a trial we could not start must not look alive
+                raise
+        return None
+
+    def _fix_remeasure(self, entry: _Size, placeholder: FrozenTrial, trial_id: int) -> int | None:
+        """Make the claimed ``placeholder`` a re-run of its configuration; its original run's number.
+
+        None, the placeholder withdrawn, when no search trial completed: there is nothing to re-measure.
+        """
+        complete = self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+        original = fix_configuration(self.storage, trial_id, placeholder, complete)
+        if original is not None:
+            return original.number
+        self.heartbeat.watch(None)
+        end_trial(self.storage, entry.study_id, placeholder.number, WITHDRAWN, self.who)
+        _log.warning(
+            "size %d: no search trial completed, so trial %d has no configuration to re-measure; withdrawn",
+            entry.size, placeholder.number, extra={"event": "remeasure_withdrawn", "size": entry.size, "trial": placeholder.number},
+        )
         return None
 
     # -- settling ---------------------------------------------------------------
@@ -392,8 +443,11 @@ class Worker:
             # Training time where the trial recorded it (complete ones), else start to end in the store.
             "seconds": attrs.get("wall_time_s") or (round(final.duration.total_seconds(), 3) if final.duration else None),
             "worker": self.who,
+            "remeasure_of": attrs.get(REMEASURE_OF_ATTR),
         }
         text = f"size {entry.size} trial {final.number} {kind.replace('_', ' ')}"
+        if fields["remeasure_of"] is not None:
+            text += f" (re-measure of trial {fields['remeasure_of']})"
         if final.value is not None:
             text += f" val_loss {final.value:.4f}"
         if fields["test_error"] is not None:

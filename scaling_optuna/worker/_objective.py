@@ -100,10 +100,14 @@ class TrialRunner:
         plugins = load_plugins(spec.plugin_paths, spec.python_path)
         self.builder, self.objective = plugins.get("model.builder"), plugins.get("trainer.objective")
 
-    def run(self, trial: optuna.Trial, size: int, prune_check: PruneCheck) -> Outcome:
-        """Train ``trial`` on the first ``size`` examples, reporting the validation loss every epoch."""
+    def run(self, trial: optuna.Trial, size: int, prune_check: PruneCheck, *, prune: bool = True) -> Outcome:
+        """Train ``trial`` on the first ``size`` examples, reporting the validation loss every epoch.
+
+        ``prune=False`` (a re-measured configuration) never asks the pruner: a
+        re-run trains as its original did, early stopping included.
+        """
         try:
-            return Outcome(TrialState.COMPLETE, value=self._train(trial, size, prune_check))
+            return Outcome(TrialState.COMPLETE, value=self._train(trial, size, prune_check, prune))
         except StopRequested:
             return Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED)
         except optuna.TrialPruned as e:
@@ -122,14 +126,14 @@ class TrialRunner:
             _note(trial, "error", describe_error(e))
             return Outcome(TrialState.FAIL, error=describe_error(e))
 
-    def _train(self, trial: optuna.Trial, size: int, prune_check: PruneCheck) -> float:
+    def _train(self, trial: optuna.Trial, size: int, prune_check: PruneCheck, prune: bool = True) -> float:
         params = suggest_params(trial, self.spec.search_space)
         # The initial weights depend on the trial alone, not on what this process ran before.
         seed = self.spec.seed * 1_000_003 + trial.number
         torch.manual_seed(seed)
         trial.set_user_attr("worker", self.who)
         if self.objective is not None:
-            return self._train_objective(trial, size, prune_check, params)
+            return self._train_objective(trial, size, prune_check, params, prune)
         model = self._build(trial, size, params)
         batch_size = self.spec.batch_size_for(size, params)
         trial.set_user_attr("batch_size_used", batch_size)
@@ -138,7 +142,7 @@ class TrialRunner:
 
         def on_epoch(epoch: int, val_loss: float, val_error: float) -> None:
             epochs_seen[0] = epoch
-            _prune(trial, prune_check, epoch, val_loss)
+            _prune(trial, prune_check, epoch, val_loss, prune)
 
         with _pruned_as_such(trial, lambda: epochs_seen[0]):
             result = train_model(
@@ -162,13 +166,13 @@ class TrialRunner:
             self._keep_weights(trial, result.state_dict)
         return result.val_loss
 
-    def _train_objective(self, trial: optuna.Trial, size: int, prune_check: PruneCheck, params: dict[str, Any]) -> float:
+    def _train_objective(self, trial: optuna.Trial, size: int, prune_check: PruneCheck, params: dict[str, Any], prune: bool) -> float:
         """The user's training loop, reporting every epoch to the pruner and early stopping."""
         assert self.objective is not None
         model = self._build(trial, size, params) if "model" in objective_arguments(self.objective) else None
         report = EpochReport(
             max_epochs=self.spec.trainer.max_epochs, patience=self.spec.trainer.patience,
-            on_epoch=lambda epoch, val_loss: _prune(trial, prune_check, epoch, val_loss), should_stop=self.stop.is_set,
+            on_epoch=lambda epoch, val_loss: _prune(trial, prune_check, epoch, val_loss, prune), should_stop=self.stop.is_set,
         )
         available = {
             "trial": trial, "params": dict(params), "report": report, "model": model, "size": size,
@@ -216,10 +220,10 @@ class TrialRunner:
             _log.warning("trial %d: weights not kept (%s); the trial still counts", trial.number, describe_error(e))
 
 
-def _prune(trial: optuna.Trial, prune_check: PruneCheck, epoch: int, val_loss: float) -> None:
-    """Report the epoch's validation loss; raise ``optuna.TrialPruned`` when the pruner says so."""
+def _prune(trial: optuna.Trial, prune_check: PruneCheck, epoch: int, val_loss: float, prune: bool = True) -> None:
+    """Report the epoch's validation loss; raise ``optuna.TrialPruned`` when the pruner says so (and ``prune``)."""
     prune_check.report(trial, val_loss, epoch)
-    if prune_check.should_prune(trial):
+    if prune and prune_check.should_prune(trial):
         raise optuna.TrialPruned(f"pruned after epoch {epoch} at validation loss {val_loss:.4f}")
 
 
