@@ -19,7 +19,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from scaling_optuna._json import json_number
+from scaling_optuna._json import jsonable
 from scaling_optuna.experiment import SizeStatus
 from scaling_optuna.experiment import TrialRecord
 from scaling_optuna.report._format import edge_ratio
@@ -81,23 +81,11 @@ class SizeRow:
         return self.status.size
 
     def to_dict(self) -> dict[str, Any]:
-        s = self.status
         return {
-            "size": s.size,
-            "study": s.study_name,
-            "trials": {
-                "budget": s.budget,
-                "repeats": s.repeats,
-                "repeats_finished": s.repeats_finished,
-                "complete": s.complete,
-                "pruned": s.pruned,
-                "failed": s.failed,
-                "handed_back": s.handed_back,
-                "lost": s.lost,
-                "running": s.running,
-                "waiting": s.waiting,
-            },
-            "best": _best_dict(self.best),
+            "size": self.status.size,
+            "study": self.status.study_name,
+            "trials": jsonable(self.status, skip=("size", "study_name")),
+            "best": _trial_dict(self.best, best=True),
             "baseline": _trial_dict(self.baseline),
             "near_best": [_trial_dict(r) for r in self.near_best],
         }
@@ -120,10 +108,7 @@ class Extrapolation:
         return edge_ratio(self.lower, self.upper)
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {name: json_number(getattr(self, name)) for name in ("multiple", "size", "mean", "lower", "upper")}
-        d["edge_ratio"] = json_number(self.edge_ratio)
-        d["why"] = self.why
-        return d
+        return jsonable({**jsonable(self), "edge_ratio": self.edge_ratio})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,21 +154,11 @@ class BacktestPoint:
         return bool(self.lower <= self.actual <= self.upper)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "actual": json_number(self.actual),
-            "predicted": json_number(self.predicted),
-            "lower": json_number(self.lower),
-            "upper": json_number(self.upper),
-            "curve_lower": json_number(self.curve_lower),
-            "curve_upper": json_number(self.curve_upper),
-            "relative_error": json_number(self.error),
-            "inside_band": self.inside,
-            "naive_predicted": json_number(self.naive),
-            "naive_relative_error": json_number(self.naive_error),
-            "least_squares_predicted": json_number(self.least_squares),
-            "least_squares_relative_error": json_number(self.least_squares_error),
-        }
+        return jsonable({
+            **jsonable(self, skip=("naive", "least_squares")), "relative_error": self.error, "inside_band": self.inside,
+            "naive_predicted": self.naive, "naive_relative_error": self.naive_error,
+            "least_squares_predicted": self.least_squares, "least_squares_relative_error": self.least_squares_error,
+        })
 
 
 @dataclasses.dataclass(frozen=True)
@@ -241,8 +216,8 @@ class Curve:
         return {
             "metric": self.metric,
             "sizes": list(self.sizes),
-            "values": [json_number(v) for v in self.values],
-            "value_sd": [json_number(v) for v in self.value_sd],
+            "values": jsonable(self.values),
+            "value_sd": jsonable(self.value_sd),
             "tuned": None if self.fit is None else self.fit.to_dict(),
             "message": self.message,
             "intervals": self.intervals_from,
@@ -257,8 +232,8 @@ class Curve:
     def _baseline_dict(self) -> dict[str, Any]:
         return {
             "sizes": list(self.baseline_sizes),
-            "values": [json_number(v) for v in self.baseline_values],
-            "value_sd": [json_number(v) for v in self.baseline_value_sd],
+            "values": jsonable(self.baseline_values),
+            "value_sd": jsonable(self.baseline_value_sd),
             "fit": None if self.baseline_fit is None else self.baseline_fit.to_dict(),
             "message": self.baseline_message,
         }
@@ -309,7 +284,7 @@ class ReportData:
             "generated_at": self.generated_at,
             "dataset": self.dataset,
             "model": self.model,
-            "majority_error": json_number(self.majority_error),
+            "majority_error": jsonable(self.majority_error),
             "selection": SELECTION,
             "sizes": [r.to_dict() for r in self.rows],
             "fits": {name: c.to_dict() for name, c in self.curves.items()},
@@ -322,35 +297,15 @@ class ReportData:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
 
-def _trial_dict(record: TrialRecord | None) -> dict[str, Any] | None:
+_TRIAL_FIELDS = ("val_loss", "test_loss", "test_error", "n_params", "runs", "val_loss_sd", "test_loss_sd", "test_error_sd")
+
+
+def _trial_dict(record: TrialRecord | None, *, best: bool = False) -> dict[str, Any] | None:
+    """A trial (or configuration) as report.json has it; the best one also with its validation error and parameters."""
     if record is None:
         return None
-    return {
-        "trial": record.trial_number,
-        "val_loss": json_number(record.val_loss),
-        "test_loss": json_number(usable(record.test_loss)),
-        "test_error": json_number(finite(record.test_error)),
-        "n_params": json_number(record.n_params),
-        "runs": record.runs,
-        "val_loss_sd": json_number(record.val_loss_sd),
-        "test_loss_sd": json_number(record.test_loss_sd),
-        "test_error_sd": json_number(record.test_error_sd),
-    }
-
-
-def _best_dict(best: TrialRecord | None) -> dict[str, Any] | None:
-    if best is None:
-        return None
-    return {
-        "trial": best.trial_number,
-        "val_loss": json_number(best.val_loss),
-        "val_error": json_number(best.val_error),
-        "test_loss": json_number(best.test_loss),
-        "test_error": json_number(best.test_error),
-        "n_params": json_number(best.n_params),
-        "runs": best.runs,
-        "val_loss_sd": json_number(best.val_loss_sd),
-        "test_loss_sd": json_number(best.test_loss_sd),
-        "test_error_sd": json_number(best.test_error_sd),
-        "params": {k: json_number(v) if isinstance(v, (int, float)) else v for k, v in best.params.items()},
-    }
+    values = {name: getattr(record, name) for name in _TRIAL_FIELDS}
+    if best:
+        return jsonable({"trial": record.trial_number, **values, "val_error": record.val_error, "params": record.params})
+    # a log-scale plot cannot show a zero loss; an error of 0 is kept
+    return jsonable({"trial": record.trial_number, **values, "test_loss": usable(record.test_loss), "test_error": finite(record.test_error)})
