@@ -113,21 +113,20 @@ class TrialRecord:
         return getattr(self, name)
 
 
-@dataclasses.dataclass(frozen=True)
-class SizeStatus:
-    """Trial counts of one size's study.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrialCounts:
+    """How many trials are in each state (:func:`trial_kind`): one size's, or summed over several.
 
     ``failed`` counts trials that ended with an error of their own;
     ``handed_back`` those a stopped worker returned to the queue and ``lost``
     those whose worker vanished (both re-run with the same parameters).
-    ``budget`` is the search's; ``repeats`` the re-runs of its best
-    configurations planned besides (``repeats_finished`` of them finished);
-    the other counts hold search trials and re-runs alike.
+
+    Example::
+
+        >>> TrialCounts(complete=3, pruned=1) + TrialCounts(complete=2, running=1)
+        TrialCounts(complete=5, pruned=1, failed=0, handed_back=0, lost=0, running=1, waiting=0)
     """
 
-    size: int
-    study_name: str
-    budget: int
     complete: int = 0
     pruned: int = 0
     failed: int = 0
@@ -135,12 +134,45 @@ class SizeStatus:
     lost: int = 0
     running: int = 0
     waiting: int = 0
-    repeats: int = 0
-    repeats_finished: int = 0
+
+    @classmethod
+    def kinds(cls) -> tuple[str, ...]:
+        """The counted kinds, as :func:`trial_kind` names them."""
+        return tuple(f.name for f in dataclasses.fields(TrialCounts))
+
+    @classmethod
+    def of(cls, trials: Iterable[FrozenTrial]) -> "TrialCounts":
+        counts = dict.fromkeys(cls.kinds(), 0)
+        for kind in filter(None, map(trial_kind, trials)):
+            counts[kind] += 1
+        return TrialCounts(**counts)
+
+    def counts(self) -> "TrialCounts":
+        """Just the counts (of a :class:`SizeStatus`, say)."""
+        return TrialCounts(**{k: getattr(self, k) for k in self.kinds()})
+
+    def __add__(self, other: "TrialCounts") -> "TrialCounts":
+        return TrialCounts(**{k: getattr(self, k) + getattr(other, k) for k in self.kinds()})
 
     @property
     def finished(self) -> int:
         return self.complete + self.pruned
+
+
+@dataclasses.dataclass(frozen=True)
+class SizeStatus(TrialCounts):
+    """Trial counts of one size's study (:class:`TrialCounts`), with its budget.
+
+    ``budget`` is the search's; ``repeats`` the re-runs of its best
+    configurations planned besides (``repeats_finished`` of them finished);
+    the counts hold search trials and re-runs alike.
+    """
+
+    size: int
+    study_name: str
+    budget: int
+    repeats: int = 0
+    repeats_finished: int = 0
 
     @property
     def total(self) -> int:
@@ -254,15 +286,10 @@ class Experiment:
         return rows
 
     def _status(self, size: int) -> SizeStatus:
-        counts = dict.fromkeys(("complete", "pruned", "failed", "handed_back", "lost", "running", "waiting"), 0)
         trials = self.studies[size].get_trials(deepcopy=False)
-        for trial in trials:
-            kind = trial_kind(trial)
-            if kind is not None:
-                counts[kind] += 1
         budget, setting = self.budget(size), self.remeasure_setting(size)
         return SizeStatus(
-            size=size, study_name=study_name(self.spec.name, size), budget=budget, **counts,
+            size=size, study_name=study_name(self.spec.name, size), budget=budget, **vars(TrialCounts.of(trials)),
             repeats=len(slots(setting, budget, trials)),
             repeats_finished=sum(is_remeasure(t) and t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials),
         )

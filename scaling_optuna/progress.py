@@ -22,27 +22,24 @@ import dataclasses
 import shlex
 from typing import TYPE_CHECKING, Iterable, Sequence
 
+from scaling_optuna.experiment import TrialCounts
+
 if TYPE_CHECKING:
     from scaling_optuna.experiment import SizeStatus
 
 
-@dataclasses.dataclass(frozen=True)
-class Tally:
-    """The trial counts of an experiment at one moment, summed over its sizes.
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Tally(TrialCounts):
+    """The trial counts of an experiment at one moment, summed over its sizes (:class:`TrialCounts`).
 
-    ``work_done`` and ``work_left`` count finished and missing trials of the
-    budget, each weighted by its training-set size (in examples).
+    ``finished`` and ``total`` are the finished trials and the budget (search
+    and re-runs), a size finished beyond its budget counted as its budget;
+    ``work_done`` and ``work_left`` count finished and missing trials, each
+    weighted by its training-set size (in examples).
     """
 
     finished: int = 0
     total: int = 0
-    complete: int = 0
-    pruned: int = 0
-    failed: int = 0
-    handed_back: int = 0
-    lost: int = 0
-    running: int = 0
-    waiting: int = 0
     work_done: int = 0
     work_left: int = 0
 
@@ -57,16 +54,12 @@ def tally(rows: Iterable[SizeStatus]) -> Tally:
 
     A size's budget here is its search budget and its planned re-runs of the best configurations.
     """
-    out: dict[str, int] = dict.fromkeys((f.name for f in dataclasses.fields(Tally)), 0)
+    counts, finished, total, done, left = TrialCounts(), 0, 0, 0, 0
     for r in rows:
         within = min(r.finished, r.total)
-        out["finished"] += within
-        out["total"] += r.total
-        out["work_done"] += within * r.size
-        out["work_left"] += r.remaining * r.size
-        for name in ("complete", "pruned", "failed", "handed_back", "lost", "running", "waiting"):
-            out[name] += getattr(r, name)
-    return Tally(**out)
+        counts, finished, total = counts + r.counts(), finished + within, total + r.total
+        done, left = done + within * r.size, left + r.remaining * r.size
+    return Tally(**vars(counts), finished=finished, total=total, work_done=done, work_left=left)
 
 
 def trials_per_minute(now: Tally, start: Tally, elapsed_s: float) -> float | None:
