@@ -36,11 +36,11 @@ from scaling_optuna.fit._predictors import LawPredictor
 from scaling_optuna.fit._predictors import Predictor
 from scaling_optuna.fit._predictors import bootstrap_band_text
 from scaling_optuna.fit._result import ScalingLawFit
-from scaling_optuna.fit._validate import make_rng
-from scaling_optuna.fit._validate import validate_groups
-from scaling_optuna.fit._validate import validate_plateau
-from scaling_optuna.fit._validate import validate_value_sd
-from scaling_optuna.fit._validate import validate_xy
+from scaling_optuna._checks import make_rng
+from scaling_optuna._checks import validate_groups
+from scaling_optuna._checks import validate_plateau
+from scaling_optuna._checks import validate_value_sd
+from scaling_optuna._checks import validate_xy
 
 __all__ = ["FORMS", "fit_least_squares", "fit_log_log_line", "fit_scaling_law"]
 

@@ -34,7 +34,7 @@ from scaling_optuna.fit import _noise
 from scaling_optuna.fit._law import PowerLaw
 from scaling_optuna.fit._predictors import LawPredictor
 from scaling_optuna.fit._predictors import Predictor
-from scaling_optuna.fit._validate import as_positive_array
+from scaling_optuna._checks import as_positive_array
 
 __all__ = ["DataNeeded", "Prediction", "ScalingLawFit"]
 
