@@ -312,7 +312,8 @@ class Experiment:
         then the others by theirs.
         """
         study = self.studies[size]
-        groups = configuration_groups(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+        # the measured trials only (rank_trials): one completed by hand has no test error to show
+        groups = configuration_groups(rank_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
         configs = [
             Configuration.of(_record(size, study.study_name, original), [_record(size, study.study_name, t) for t in runs])
             for original, runs in groups

@@ -50,6 +50,7 @@ from scaling_optuna.errors import DataError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import WorkerError
 from scaling_optuna.experiment import find_sizes
+from scaling_optuna.experiment import rank_trials
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.experiment import study_name
 from scaling_optuna.remeasure import REMEASURE_OF_ATTR
@@ -305,7 +306,7 @@ class Worker:
 
         None, the placeholder withdrawn, when no search trial completed: there is nothing to re-measure.
         """
-        complete = self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.COMPLETE,))
+        complete = rank_trials(self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.COMPLETE,)))
         original = fix_configuration(self.storage, trial_id, placeholder, complete)
         if original is not None:
             return original.number
