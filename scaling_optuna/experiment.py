@@ -36,6 +36,7 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.spec import ExperimentSpec
@@ -377,7 +378,7 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
     """
 
     def plain(t: FrozenTrial) -> bool:
-        return not t.system_attrs.get("fixed_params") and not t.user_attrs.get("baseline")
+        return not t.system_attrs.get(FIXED_PARAMS_ATTR) and not t.user_attrs.get("baseline")
 
     held = sorted((t for t in study.get_trials(deepcopy=False) if t.state in BUDGET_STATES), key=lambda t: (plain(t), t.number))
     beyond = [t for t in held[budget:] if t.state == TrialState.WAITING and plain(t)]

@@ -35,6 +35,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import FAILED_TRIAL_ATTR
+from scaling_optuna._optuna import FIXED_PARAMS_ATTR
+from scaling_optuna._optuna import RETRY_HISTORY_ATTR
+
 HEARTBEAT_ATTR = "scaling_optuna:heartbeat"
 ENDED_ATTR = "scaling_optuna:ended"
 REPLACES_ATTR = "scaling_optuna:replaces"
@@ -149,14 +153,14 @@ def queue_replacement(study: optuna.Study, failed: FrozenTrial, *, same_params: 
     for other in study.get_trials(deepcopy=False):
         if other.system_attrs.get(REPLACES_ATTR) == failed.number:
             return False
-    history = [*failed.system_attrs.get("retry_history", []), failed.number]
+    history = [*failed.system_attrs.get(RETRY_HISTORY_ATTR, []), failed.number]
     system_attrs: dict[str, Any] = {REPLACES_ATTR: failed.number}
     user_attrs: dict[str, Any] = {}
     if same_params and len(history) <= MAX_RETRY:
-        system_attrs["failed_trial"] = failed.system_attrs.get("failed_trial", failed.number)
-        system_attrs["retry_history"] = history
+        system_attrs[FAILED_TRIAL_ATTR] = failed.system_attrs.get(FAILED_TRIAL_ATTR, failed.number)
+        system_attrs[RETRY_HISTORY_ATTR] = history
         # Parameters the trial had not suggested yet when it ended stay fixed if they were queued so.
-        system_attrs["fixed_params"] = {**failed.system_attrs.get("fixed_params", {}), **failed.params}
+        system_attrs[FIXED_PARAMS_ATTR] = {**failed.system_attrs.get(FIXED_PARAMS_ATTR, {}), **failed.params}
         user_attrs = {k: v for k, v in failed.user_attrs.items() if k == "baseline"}
     else:
         if same_params:
