@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny specs, a CLI runner, and a throwaway PostgreSQL database."""
+"""Shared fixtures: tiny specs, a CLI runner, a throwaway PostgreSQL database, a small file system."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -120,3 +121,20 @@ def postgres_url():
             )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         admin.close()
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):
+    """A tmpfs of ``size`` (``mount``'s form: ``1m``) mounted on the folder ``path`` while the block runs.
+
+    Skips without root, except under CI (CI=true), where it fails.
+    """
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("this test mounts a tmpfs and needs root under CI")
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

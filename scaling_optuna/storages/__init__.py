@@ -33,11 +33,14 @@ from urllib.parse import urlsplit
 import optuna
 from optuna.storages import BaseStorage
 
+from scaling_optuna._optuna import cached
 from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import _sqlite
 from scaling_optuna.storages._errors import describe_error
 from scaling_optuna.storages._errors import fatal_reason
 from scaling_optuna.storages._errors import is_transient
+from scaling_optuna.storages._first_open import one_opener_at_a_time
+from scaling_optuna.storages._journal import WholeRecordsBackend
 from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HANDED_BACK
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
@@ -146,8 +149,11 @@ def _open_database(url: str, *, create: bool, read_only: bool, pool_size: int | 
     engine_url, kwargs = url, _engine_kwargs(kind, pool_size)
     if kind.startswith("sqlite"):
         engine_url, kwargs = _sqlite.engine_options(url, create=create, read_only=read_only)
+    # Only one process at a time builds a store's tables: workers may open a fresh database together.
+    opening = contextlib.nullcontext() if read_only else one_opener_at_a_time(url, kwargs.get("connect_args"))
     try:
-        rdb = optuna.storages.RDBStorage(engine_url, engine_kwargs=kwargs, skip_table_creation=read_only)
+        with opening:
+            rdb = optuna.storages.RDBStorage(engine_url, engine_kwargs=kwargs, skip_table_creation=read_only)
     except ImportError as e:
         raise StorageError(f"storage {mask_url(url)}: driver missing ({e}); install it with pip") from None
     except Exception as e:  # SQLAlchemy raises many types for bad URLs and unreachable servers
@@ -156,7 +162,7 @@ def _open_database(url: str, *, create: bool, read_only: bool, pool_size: int | 
     if kind.startswith("sqlite"):
         _sqlite.serialise_writes(rdb.engine)
     # Optuna's cache keeps finished trials in memory, so repeated reads fetch only what changed.
-    return optuna.storages.get_storage(rdb)
+    return cached(rdb)
 
 
 def _engine_kwargs(kind: str, pool_size: int | None) -> dict[str, Any]:
@@ -179,9 +185,6 @@ def _engine_kwargs(kind: str, pool_size: int | None) -> dict[str, Any]:
 
 
 def _open_journal(url: str, *, create: bool) -> BaseStorage:
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal import JournalFileOpenLock
-
     path = Path(url.split("://", 1)[1])
     if not str(path) or str(path) == ".":
         raise StorageError(f"storage URL {mask_url(url)!r} names no file; use journal:///path/to/file.log")
@@ -189,8 +192,16 @@ def _open_journal(url: str, *, create: bool) -> BaseStorage:
         raise StorageError(f"no journal store at {path}; run 'scaling-optuna create' first, or check the path")
     if not path.parent.is_dir():
         raise StorageError(f"folder {path.parent} for the journal {path} does not exist; create it first")
-    # The open-based lock works on NFS, where symlink locks may not.
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    try:
+        return optuna.storages.JournalStorage(WholeRecordsBackend(str(path)))
+    except ValueError as e:  # json.JSONDecodeError among them: a damaged record before the end
+        raise StorageError(
+            f"journal {path} holds a damaged record ({e}), written by a version that did not set torn "
+            "records aside; keep a copy, delete the damaged line and what follows it on that line, and retry"
+        ) from None
+    except OSError as e:
+        reason = fatal_reason(e) or "check the path and its permissions"
+        raise StorageError(f"cannot open the journal {path}: {e.strerror or e}; {reason}") from None
 
 
 def _open_grpc(url: str) -> BaseStorage:
