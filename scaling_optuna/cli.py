@@ -476,19 +476,27 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from scaling_optuna.dashboard import planned_publication
     from scaling_optuna.dashboard import publish_report
     from scaling_optuna.experiment import load_experiment
     from scaling_optuna.report import build_report
     from scaling_optuna.report import check_output_dir
-    from scaling_optuna.report import write_report
+    from scaling_optuna.report import stage_report
 
     exp = load_experiment(_spec(args), args.storage)
-    # A folder that cannot be written must fail the command before the store is written to.
+    # A folder that cannot be written must fail the command before the fits, and before the store is written to.
     out = check_output_dir(args.out or f"report-{exp.spec.name}")
     report = build_report(exp, target=args.target, bootstrap=args.bootstrap)
     if not args.no_publish:
-        report.dashboard = publish_report(exp, report)
-    json_path, html_path = write_report(report, out)
+        report.dashboard = planned_publication(exp)
+    # Every file is written (under a temporary name) before anything is published.
+    with stage_report(report, out) as staged:
+        if not args.no_publish:
+            published = publish_report(exp, report)
+            if published != report.dashboard:  # it failed: the files say so
+                report.dashboard = published
+                staged.write(report)
+        json_path, html_path = staged.commit()
     print(report.to_text())
     print(f"\nwrote {json_path} and {html_path}")
     return 0
