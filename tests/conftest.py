@@ -58,6 +58,19 @@ n_startup_trials = 2
 """
 
 
+@pytest.fixture(autouse=True)
+def _forget_passwords():
+    """Each test starts with the passwords remembered before it: one that tried a password such as
+    "name" (hypothesis tries common words) would otherwise mask that word in the tests after it."""
+    from scaling_optuna.storages import _url
+
+    before = dict(_url._secrets)
+    yield
+    with _url._lock:
+        _url._secrets.clear()
+        _url._secrets.update(before)
+
+
 def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))

@@ -1,11 +1,15 @@
 """Faults a store meets on a cluster, on real files and servers: a journal torn by a full disk or a killed
-writer, and a fleet of workers opening a fresh store at the same moment."""
+writer, a fleet of workers opening a fresh store at the same moment, a disk that fills under a run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -137,3 +141,89 @@ def test_ten_fresh_postgresql_databases_opened_by_two_processes_at_once():
             for name in names:
                 cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+# --- a full disk under a run -----------------------------------------------------------------------
+
+
+def test_a_worker_on_a_full_sqlite_disk_says_the_disk_is_full_and_status_still_reads(tiny_digits, tmp_path):
+    spec = str(tiny_digits("full"))
+    mount = tmp_path / "small"
+    mount.mkdir()
+    with tmpfs(mount, "2m"):
+        url = f"sqlite:///{mount / 'store.db'}"
+        assert run_cli("create", spec, "--storage", url, cwd=tmp_path, timeout=120).returncode == 0
+        subprocess.run(["dd", "if=/dev/zero", f"of={mount / 'fill'}", "bs=4k", "count=1000"], capture_output=True)
+        worker = run_cli("worker", spec, "--storage", url, cwd=tmp_path, timeout=120)
+        assert worker.returncode == 2 and worker.stderr.count("\n") == 1, worker.stderr
+        assert f"the disk holding {mount / 'store.db'} is full; free space on it" in worker.stderr
+        status = run_cli("status", spec, "--storage", url, cwd=tmp_path, timeout=120)
+        assert status.returncode == 0 and "Traceback" not in status.stderr, status.stderr
+
+
+@pytest.mark.slow
+def test_the_write_ahead_log_stays_small_during_a_run(tiny_digits, tmp_path):
+    """SQLite's default let the log grow to 4 MB beside a store of 140 KB in a run like this one."""
+    from scaling_optuna.storages._sqlite import WAL_SIZE_LIMIT
+
+    spec = str(tiny_digits("wal", trials=4, counts=(60, 120, 240), epochs=8))
+    store = tmp_path / "store.db"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "scaling_optuna", "run", spec, "--storage", f"sqlite:///{store}", "--workers", "2"],
+        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    largest = 0
+    wal = tmp_path / "store.db-wal"
+    while run.poll() is None:
+        with contextlib.suppress(OSError):
+            largest = max(largest, wal.stat().st_size)
+        time.sleep(0.05)
+    assert run.returncode == 0, run.stderr.read()
+    assert 0 < largest <= WAL_SIZE_LIMIT + 64 * 1024, largest
+
+
+@pytest.mark.slow
+def test_sigterm_right_after_a_full_disk_says_what_stays_running_and_the_next_run_recovers_it(tiny_digits, tmp_path):
+    spec = str(tiny_digits("term", trials=2, counts=(240,), epochs=30))
+    mount = tmp_path / "small"
+    mount.mkdir()
+    with tmpfs(mount, "3m"):
+        # A journal grows with every write, so a full disk stops the hand-back for sure.
+        url = f"journal:///{mount / 'store.log'}"
+        heartbeat = ("--heartbeat", "1", "--grace", "4")
+        run = subprocess.Popen(
+            [sys.executable, "-m", "scaling_optuna", "run", spec, "--storage", url, "--workers", "2", *heartbeat],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            for line in run.stdout:
+                if "· 2 running" in line:
+                    break
+            subprocess.run(["dd", "if=/dev/zero", f"of={mount / 'fill'}", "bs=4k", "count=1000"], capture_output=True)
+            run.send_signal(signal.SIGTERM)
+            _, err = run.communicate(timeout=120)
+        finally:
+            if run.poll() is None:
+                run.kill()
+        assert run.returncode == 128 + signal.SIGTERM
+        assert "were handed back" not in err
+        running = _running(url)
+        assert running and f"{len(running)} running trial(s) could not be handed back" in err and "stay RUNNING" in err, err
+        (mount / "fill").unlink()
+        again = run_cli("run", spec, "--storage", url, "--workers", "1", *heartbeat, cwd=tmp_path, timeout=300)
+        assert again.returncode == 0, again.stderr
+        study = optuna.load_study(study_name="term-n0000240", storage=open_storage(url))
+        finished = [t for t in study.get_trials() if t.state.is_finished() and t.state != optuna.trial.TrialState.FAIL]
+        assert len(finished) == 2 and not _running(url)
+        rerun = {t.system_attrs.get("scaling_optuna:replaces") for t in finished}
+        assert {t.number for t in running} <= rerun | {t.number for t in finished}  # each one re-run (or finished)
+
+
+def _running(url: str) -> list[optuna.trial.FrozenTrial]:
+    storage = open_storage(url, read_only=True)
+    studies = [s.study_name for s in storage.get_all_studies()]
+    return [
+        t
+        for name in studies
+        for t in optuna.load_study(study_name=name, storage=storage).get_trials(states=(optuna.trial.TrialState.RUNNING,))
+    ]

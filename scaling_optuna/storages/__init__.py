@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import warnings
 from pathlib import Path
@@ -59,6 +60,7 @@ from scaling_optuna.storages._retry import call_with_retries
 from scaling_optuna.storages._url import check_url
 from scaling_optuna.storages._url import mask_url
 from scaling_optuna.storages._url import scheme
+from scaling_optuna.storages._url import sqlite_path
 
 __all__ = [
     "ENDED_ATTR",
@@ -123,8 +125,10 @@ def open_storage(
         backend = _open_grpc(url)
     else:
         backend = _open_database(url, create=create, read_only=read_only, pool_size=pool_size)
-    local = kind.startswith("sqlite")
-    return RetryingStorage(backend, local=local, stop=stop, write_scope=_sqlite.writing if local else contextlib.nullcontext)
+    if not kind.startswith("sqlite"):
+        return RetryingStorage(backend, stop=stop)
+    tidy = None if read_only else functools.partial(_sqlite.checkpoint, Path(sqlite_path(url)))
+    return RetryingStorage(backend, local=True, stop=stop, write_scope=_sqlite.writing, tidy=tidy)
 
 
 def checked_grace_period(heartbeat_s: int, grace_s: int | None) -> int:
@@ -153,11 +157,16 @@ def _open_database(url: str, *, create: bool, read_only: bool, pool_size: int | 
     opening = contextlib.nullcontext() if read_only else one_opener_at_a_time(url, kwargs.get("connect_args"))
     try:
         with opening:
+            if kind.startswith("sqlite") and not read_only:
+                _sqlite.use_wal(Path(sqlite_path(url)))
             rdb = optuna.storages.RDBStorage(engine_url, engine_kwargs=kwargs, skip_table_creation=read_only)
+    except StorageError:
+        raise
     except ImportError as e:
         raise StorageError(f"storage {mask_url(url)}: driver missing ({e}); install it with pip") from None
     except Exception as e:  # SQLAlchemy raises many types for bad URLs and unreachable servers
-        reason = fatal_reason(e) or "check the URL, that the server is running, and the credentials"
+        disk = _sqlite.failure_reason(url) if kind.startswith("sqlite") else None
+        reason = disk or fatal_reason(e) or "check the URL, that the server is running, and the credentials"
         raise StorageError(f"cannot open storage {mask_url(url)}: {describe_error(e)}; {reason}") from None
     if kind.startswith("sqlite"):
         _sqlite.serialise_writes(rdb.engine)

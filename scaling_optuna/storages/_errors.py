@@ -33,6 +33,8 @@ _FATAL = (
     ("no space left on device", "the store's disk is full; free space on it"),
     ("could not extend file", "the database server's disk is full; free space on it"),
     ("disk full", "the store's disk is full; free space on it"),
+    # SQLite's words when it cannot grow its write-ahead log or map its index: a full disk, mostly.
+    ("disk i/o error", "the store's disk refused a write (full, or failing); free space on it or check the disk"),
     ("attempt to write a readonly database", "the store is read-only; give the workers a writable store"),
     ("read-only file system", "the store is on a read-only file system; give the workers a writable store"),
     ("read_only_sql_transaction", "the database is read-only (a standby?); point the workers at the primary"),
