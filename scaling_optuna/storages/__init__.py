@@ -8,10 +8,13 @@ Supported URLs:
 - ``grpc://host:port``: an Optuna gRPC storage proxy (``scaling-optuna proxy``) in front of a database.
 
 Every store comes back as a :class:`RetryingStorage` around Optuna's own
-storage for that URL: transient errors are retried, incurable ones named (see
+storage for that URL: transient errors are retried, incurable ones named, and
+Optuna's own errors (``KeyError`` for a missing record, …) passed through (see
 :mod:`scaling_optuna.storages._retry`). Heartbeats and the recovery of trials
 whose worker is gone work the same on every kind of store
-(:mod:`scaling_optuna.storages._recovery`).
+(:mod:`scaling_optuna.storages._recovery`). Processes that open a fresh
+database together build its tables once (:mod:`scaling_optuna.storages._first_open`);
+a journal file takes whole records only (:mod:`scaling_optuna.storages._journal`).
 
 Example::
 
