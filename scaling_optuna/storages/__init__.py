@@ -27,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import functools
 import threading
 import warnings
 from pathlib import Path
@@ -128,10 +127,8 @@ def open_storage(
         backend = _open_grpc(url)
     else:
         backend = _open_database(url, create=create, read_only=read_only, pool_size=pool_size)
-    if not kind.startswith("sqlite"):
-        return RetryingStorage(backend, stop=stop)
-    tidy = None if read_only else functools.partial(_sqlite.checkpoint, Path(sqlite_path(url)))
-    return RetryingStorage(backend, local=True, stop=stop, write_scope=_sqlite.writing, tidy=tidy)
+    local = kind.startswith("sqlite")
+    return RetryingStorage(backend, local=local, stop=stop, write_scope=_sqlite.writing if local else contextlib.nullcontext)
 
 
 def checked_grace_period(heartbeat_s: int, grace_s: int | None) -> int:

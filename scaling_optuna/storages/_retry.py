@@ -151,7 +151,6 @@ class RetryingStorage(BaseStorage, ForwardedHeartbeat):
         deadline_s: how long one call keeps retrying; 0 turns retries off.
         stop: when set, a call waiting to retry gives up at once.
         write_scope: entered around every write (SQLite uses it to take the write lock first).
-        tidy: housekeeping that :meth:`tidy` runs between trials (SQLite empties its write-ahead log).
     """
 
     def __init__(
@@ -162,26 +161,17 @@ class RetryingStorage(BaseStorage, ForwardedHeartbeat):
         deadline_s: float = RETRY_DEADLINE_S,
         stop: threading.Event | None = None,
         write_scope: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
-        tidy: Callable[[], None] | None = None,
     ) -> None:
         self.backend = backend
         self.local, self.deadline_s, self.stop = local, deadline_s, stop
         self._write_scope = write_scope
-        self._tidy = tidy
 
     def __repr__(self) -> str:
         return f"RetryingStorage({type(self.backend).__name__})"
 
     def without_retries(self) -> RetryingStorage:
         """The same store with retries off, for calls that are repeated anyway (heartbeats, sweeps)."""
-        return RetryingStorage(
-            self.backend, local=self.local, deadline_s=0, stop=self.stop, write_scope=self._write_scope, tidy=self._tidy
-        )
-
-    def tidy(self) -> None:
-        """Housekeeping for a quiet moment, such as between trials; never raises."""
-        if self._tidy is not None:
-            self._tidy()
+        return RetryingStorage(self.backend, local=self.local, deadline_s=0, stop=self.stop, write_scope=self._write_scope)
 
     # -- the three kinds of call ------------------------------------------------
 

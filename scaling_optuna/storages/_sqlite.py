@@ -16,9 +16,8 @@ whose write-ahead log holds nothing, so that ``status`` still answers.
 The write-ahead log is kept small: SQLite checkpoints it into the database
 every :data:`WAL_CHECKPOINT_PAGES` pages (its default, 1000 pages, let it grow
 to 4 MB beside a store of 140 KB) and trims it to :data:`WAL_SIZE_LIMIT`
-bytes after each; :func:`checkpoint` empties it (workers call it after every
-trial). When SQLite cannot grow the log or map its index it says "disk I/O
-error": :func:`failure_reason` says whether the disk is full.
+bytes after each. When SQLite cannot grow the log or map its index it says
+"disk I/O error": :func:`failure_reason` says whether the disk is full.
 
 Example::
 
@@ -28,7 +27,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import threading
@@ -42,12 +40,9 @@ from scaling_optuna.storages._url import sqlite_path
 BUSY_TIMEOUT_S = 60
 WAL_CHECKPOINT_PAGES = 128
 WAL_SIZE_LIMIT = 512 * 1024
-# How long a checkpoint waits for readers to move on before it leaves the log for the next one.
-CHECKPOINT_WAIT_S = 0.5
 # Below this much free space, a write SQLite cannot make is a full disk.
 FULL_BELOW_BYTES = 1 << 20
 _state = threading.local()
-_log = logging.getLogger("scaling_optuna.storage")
 
 
 @contextlib.contextmanager
@@ -97,19 +92,6 @@ def serialise_writes(engine: Any) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if getattr(_state, "writing", False) else "BEGIN")
 
     engine.dispose()  # connections made before the listeners would keep the old behaviour
-
-
-def checkpoint(file: Path) -> None:
-    """Copy the write-ahead log into the database and truncate it, unless readers hold it for long.
-
-    Cheap, and safe at any time: a checkpoint that cannot finish now leaves
-    the log to the next one.
-    """
-    try:
-        with contextlib.closing(sqlite3.connect(file, timeout=CHECKPOINT_WAIT_S)) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    except sqlite3.Error as e:
-        _log.debug("checkpoint of %s skipped: %s", file, e)
 
 
 def disk_full(file: Path) -> bool:

@@ -156,7 +156,6 @@ class Worker:
                     self._settle(entry, trial, outcome)
                 finally:
                     self.heartbeat.watch(None)
-                self.storage.tidy()
                 if outcome.hand_back == STOP_REQUESTED:
                     self.summary.stopped_by_signal = True
                     break
