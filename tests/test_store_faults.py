@@ -87,7 +87,7 @@ def test_a_journal_damaged_before_its_end_is_one_clear_error(tmp_path):
     lines = log.read_bytes().splitlines(keepends=True)
     # What an earlier version left: a record cut short with the next one glued on, and more after it.
     log.write_bytes(b"".join(lines[:-2]) + lines[-2][:10] + lines[-2] + lines[-1])
-    with pytest.raises(StorageError, match="damaged record") as raised:
+    with pytest.raises(StorageError, match=f"damaged record on line {len(lines) - 1} ") as raised:
         open_storage(f"journal:///{log}")
     assert "\n" not in str(raised.value)
 

@@ -44,6 +44,7 @@ from scaling_optuna.storages._errors import fatal_reason
 from scaling_optuna.storages._errors import is_transient
 from scaling_optuna.storages._first_open import one_opener_at_a_time
 from scaling_optuna.storages._journal import WholeRecordsBackend
+from scaling_optuna.storages._journal import damaged_line
 from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HANDED_BACK
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
@@ -203,10 +204,10 @@ def _open_journal(url: str, *, create: bool) -> BaseStorage:
         raise StorageError(f"folder {path.parent} for the journal {path} does not exist; create it first")
     try:
         return optuna.storages.JournalStorage(WholeRecordsBackend(str(path)))
-    except ValueError as e:  # json.JSONDecodeError among them: a damaged record before the end
+    except ValueError:  # json.JSONDecodeError among them: a damaged record before the end
         raise StorageError(
-            f"journal {path} holds a damaged record ({e}), written by a version that did not set torn "
-            "records aside; keep a copy, delete the damaged line and what follows it on that line, and retry"
+            f"journal {path} has a damaged record on line {damaged_line(path)} (one cut short, left by an earlier "
+            "version); restore the file from a copy, or delete that line (what it recorded is lost)"
         ) from None
     except OSError as e:
         reason = fatal_reason(e) or "check the path and its permissions"

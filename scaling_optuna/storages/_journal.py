@@ -112,6 +112,17 @@ def set_aside_torn_tail(path: str) -> Path | None:
     return aside
 
 
+def damaged_line(path: Path) -> int | None:
+    """The number (from 1) of the first line of the journal that is not a whole JSON record, if any."""
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                json.loads(line)
+            except ValueError:
+                return number
+    return None
+
+
 def _last_line_end(f: Any, size: int) -> int:
     """The offset just past the file's last newline (0 when it has none)."""
     end = size
