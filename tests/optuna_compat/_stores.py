@@ -41,7 +41,8 @@ WRAPPED_MODES = ["wrapped_inmemory", "wrapped_rdb"]
 STORAGE_MODES = OPEN_STORAGE_MODES + WRAPPED_MODES
 # Optuna's own heartbeat lives in RDBStorage alone (its STORAGE_MODES_HEARTBEAT: sqlite, cached_sqlite).
 HEARTBEAT_MODES = ["wrapped_rdb", "wrapped_cached_rdb"]
-# The quick set, run without the slow ones: one store of each way in (a file, a server, the wrapper).
+# The quick set, run without the slow ones: the wrapper alone, in memory (test_contract.py checks
+# every kind of store quickly).
 FAST_MODES = ["wrapped_inmemory"]
 
 
