@@ -331,3 +331,21 @@ def test_a_raw_password_with_a_space_is_masked_in_the_url_and_alone():
     for text in ("postgresql://u:x y@db/exp", "cannot open postgresql://u:x%20y@db/exp", "u:x+y@db"):
         assert "x y" not in mask_url(text) and "x%20y" not in mask_url(text) and ":x+y@" not in mask_url(text)
     assert mask_url("a box y is no password") == "a box y is no password"  # a short one alone stays: it may be any word
+
+
+def test_a_grpc_error_is_described_by_its_details():
+    import grpc
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scaling_optuna.storages import describe_error
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as raised:
+            channel.unary_unary("/no.Such/Method")(b"", timeout=10)
+    finally:
+        server.stop(grace=None)
+    assert str(raised.value).startswith("<_InactiveRpcError of RPC that terminated with:")  # says nothing in its first line
+    assert describe_error(raised.value) == "_InactiveRpcError: Method not found!"

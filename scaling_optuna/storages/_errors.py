@@ -128,7 +128,10 @@ def describe_error(error: BaseException) -> str:
     """One line naming ``error`` and, where Optuna wrapped a driver's error, the driver's own words."""
     chain = list(causes(error))
     telling = chain[-1] if isinstance(error, optuna.exceptions.StorageInternalError) and len(chain) > 1 else error
-    lines = str(telling).strip().splitlines()
+    details = getattr(telling, "details", None)
+    # A gRPC error's first line says only that the call ended; its details carry the proxy's words.
+    text = str(details() or "") if callable(details) else str(telling)
+    lines = text.strip().splitlines()
     return mask_url(f"{type(telling).__name__}: {lines[0] if lines else ''}".strip())
 
 
