@@ -37,8 +37,10 @@ from scaling_optuna.storages import mask_url
 EXIT_USAGE = 2
 STORAGE_ENV = "SCALING_OPTUNA_STORAGE"
 DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
-# How often `status --watch` and `run` look at the store.
+# How often `status --watch` and `run` look at the store; a watch reads every study each time,
+# so it is not allowed to read more often than once a second.
 WATCH_INTERVAL_S = 5.0
+MIN_WATCH_INTERVAL_S = 1.0
 RUN_POLL_S = 1.0
 
 
@@ -132,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     status = command("status", _cmd_status, "trials complete/pruned/failed/handed back/lost/running per size")
     status.add_argument(
         "--watch", nargs="?", const=WATCH_INTERVAL_S, type=_watch_seconds, metavar="SECONDS",
-        help=f"refresh every SECONDS (default {WATCH_INTERVAL_S:g}) until every budget is finished; Ctrl-C stops watching",
+        help=f"refresh every SECONDS (default {WATCH_INTERVAL_S:g}, at least {MIN_WATCH_INTERVAL_S:g}) until every budget is finished; Ctrl-C stops watching",
     )
     command("best", _cmd_best, "the best trial of every size")
     proxy = command(
@@ -234,6 +236,10 @@ def _watch_seconds(text: str) -> float:
         ) from None
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds; pass e.g. --watch 5")
+    if value < MIN_WATCH_INTERVAL_S:
+        raise argparse.ArgumentTypeError(
+            f"{text} s is too often: a watch reads every study each time; pass at least --watch {MIN_WATCH_INTERVAL_S:g}"
+        )
     return value
 
 
@@ -355,8 +361,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with WorkerGroup(commands, env) as group:
         _watch(exp, group.processes)
     if group.stop_signal is not None:
-        name = signal.Signals(group.stop_signal).name
-        print(f"\nstopped by {name}: running trials were handed back; run the same command to continue", file=sys.stderr)
+        print(f"\n{_stopped(exp, group, args)}", file=sys.stderr)
         return 128 + group.stop_signal
     codes = group.returncodes()
     print()
@@ -376,6 +381,45 @@ def _trials_each(spec) -> str:
     """``12 trials each``, or with re-measuring ``12 trials + 4 re-run(s) each``."""
     reruns = spec.remeasure.trials(spec.trials_per_size)
     return f"{spec.trials_per_size} trials + {reruns} re-run(s) each" if reruns else f"{spec.trials_per_size} trials each"
+
+
+def _stopped(exp, group, args: argparse.Namespace) -> str:
+    """What ``run`` says when a signal stopped it: whether its workers' trials really went back to the queue.
+
+    A worker that cannot write (a full disk, a lost store) leaves its trial
+    RUNNING; its heartbeat then stops, and the next run re-runs it after the
+    grace period. The store is asked, not the workers' intentions.
+    """
+    from optuna.trial import TrialState
+
+    from scaling_optuna.storages import HEARTBEAT_ATTR
+    from scaling_optuna.storages import checked_grace_period
+    from scaling_optuna.storages import describe_error
+
+    def owner(trial) -> str | None:
+        beat = trial.system_attrs.get(HEARTBEAT_ATTR)
+        return beat[2] if isinstance(beat, list) and len(beat) > 2 else None
+
+    name = signal.Signals(group.stop_signal).name
+    ours = {f"{socket.gethostname()}:{p.pid}" for p in group.processes}
+    grace = checked_grace_period(args.heartbeat, args.grace)
+    later = f"the next run re-runs them once their heartbeat is {grace} s old: run the same command to continue"
+    try:
+        left = sum(
+            1
+            for study in exp.studies.values()
+            for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if owner(trial) in ours | {None}  # not another machine's: ours, or claimed and never beaten
+        )
+    except Exception as e:  # the fault that stopped the workers may stop this read too
+        return f"stopped by {name}; the store could not be asked whether running trials were handed back ({describe_error(e)}); {later}"
+    if left == 0:
+        return f"stopped by {name}: running trials were handed back; run the same command to continue"
+    failed = sum(1 for code in group.returncodes() if code not in (0, None, -group.stop_signal, 128 + group.stop_signal))
+    return (
+        f"stopped by {name}: {left} running trial(s) could not be handed back ({failed} worker(s) failed: see their "
+        f"errors above) and stay RUNNING; {later}"
+    )
 
 
 def _next_command(command: str, args: argparse.Namespace) -> str:
@@ -495,19 +539,27 @@ def _cmd_best(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from scaling_optuna.dashboard import planned_publication
     from scaling_optuna.dashboard import publish_report
     from scaling_optuna.experiment import load_experiment
     from scaling_optuna.report import build_report
     from scaling_optuna.report import check_output_dir
-    from scaling_optuna.report import write_report
+    from scaling_optuna.report import stage_report
 
     exp = load_experiment(_spec(args), args.storage)
-    # A folder that cannot be written must fail the command before the store is written to.
+    # A folder that cannot be written must fail the command before the fits, and before the store is written to.
     out = check_output_dir(args.out or f"report-{exp.spec.name}")
     report = build_report(exp, target=args.target, bootstrap=args.bootstrap)
     if not args.no_publish:
-        report.dashboard = publish_report(exp, report)
-    json_path, html_path = write_report(report, out)
+        report.dashboard = planned_publication(exp)
+    # Every file is written (under a temporary name) before anything is published.
+    with stage_report(report, out) as staged:
+        if not args.no_publish:
+            published = publish_report(exp, report)
+            if published != report.dashboard:  # it failed: the files say so
+                report.dashboard = published
+                staged.write(report)
+        json_path, html_path = staged.commit()
     print(report.to_text())
     print(f"\nwrote {json_path} and {html_path}")
     return 0

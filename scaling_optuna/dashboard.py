@@ -33,7 +33,7 @@ from scaling_optuna.storages import open_storage
 if TYPE_CHECKING:
     from scaling_optuna.report import Report
 
-__all__ = ["GRAPH_OBJECT_IDS", "NOTE_BEGIN", "NOTE_END", "publish_report", "serve"]
+__all__ = ["GRAPH_OBJECT_IDS", "NOTE_BEGIN", "NOTE_END", "planned_publication", "publish_report", "serve"]
 
 _log = logging.getLogger(__name__)
 
@@ -62,12 +62,7 @@ def publish_report(experiment: Experiment, report: Report) -> dict[str, Any]:
     from optuna_dashboard import save_plotly_graph_object
 
     study = experiment.studies[experiment.sizes[-1]]
-    info: dict[str, Any] = {
-        "study": study.study_name,
-        "storage": mask_url(experiment.storage_url),
-        "graph_object_ids": [],
-        "published": False,
-    }
+    info = {**planned_publication(experiment), "graph_object_ids": [], "published": False}
     try:
         for metric, graph_id in GRAPH_OBJECT_IDS.items():
             figure = report.figure(metric)
@@ -83,6 +78,16 @@ def publish_report(experiment: Experiment, report: Report) -> dict[str, Any]:
         return info
     info["published"] = True
     return info
+
+
+def planned_publication(experiment: Experiment) -> dict[str, Any]:
+    """What :func:`publish_report` returns when it succeeds (for files written before it runs)."""
+    return {
+        "study": experiment.studies[experiment.sizes[-1]].study_name,
+        "storage": mask_url(experiment.storage_url),
+        "graph_object_ids": list(GRAPH_OBJECT_IDS.values()),
+        "published": True,
+    }
 
 
 def merge_note(existing: str, section: str) -> str:

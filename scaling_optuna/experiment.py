@@ -40,6 +40,7 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
@@ -645,7 +646,7 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
     """
 
     def plain(t: FrozenTrial) -> bool:
-        return not t.system_attrs.get("fixed_params") and not t.user_attrs.get("baseline")
+        return not t.system_attrs.get(FIXED_PARAMS_ATTR) and not t.user_attrs.get("baseline")
 
     trials = study.get_trials(deepcopy=False)
     held = sorted((t for t in trials if t.state in BUDGET_STATES and not is_remeasure(t)), key=lambda t: (plain(t), t.number))

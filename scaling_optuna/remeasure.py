@@ -40,6 +40,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.spec import RemeasureSpec
 from scaling_optuna.storages import REMEASURE_ATTR
 from scaling_optuna.storages import withdraw
@@ -224,7 +225,7 @@ def fix_configuration(storage: BaseStorage, trial_id: int, placeholder: FrozenTr
     originals = [t for t in originals if t.value <= originals[0].value + NEAR_BEST * abs(originals[0].value)]
     rank = (_slot(placeholder) or (0, 0))[0]
     original = originals[rank] if rank < len(originals) else originals[0]
-    storage.set_trial_system_attr(trial_id, "fixed_params", dict(original.params))
+    storage.set_trial_system_attr(trial_id, FIXED_PARAMS_ATTR, dict(original.params))
     storage.set_trial_user_attr(trial_id, REMEASURE_OF_ATTR, original.number)
     return original
 

@@ -1,7 +1,8 @@
-"""Shared fixtures: tiny specs, a CLI runner, and a throwaway PostgreSQL database."""
+"""Shared fixtures: tiny specs, a CLI runner, a throwaway PostgreSQL database, a small file system."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -60,6 +61,19 @@ repeats = 0
 """
 # Re-measuring is off above, so that a test that formats TINY_DIGITS itself pays for its search only.
 NO_REMEASURE = "[remeasure]\nrepeats = 0\n"
+
+
+@pytest.fixture(autouse=True)
+def _forget_passwords():
+    """Each test starts with the passwords remembered before it: one that tried a password such as
+    "name" (hypothesis tries common words) would otherwise mask that word in the tests after it."""
+    from scaling_optuna.storages import _url
+
+    before = dict(_url._secrets)
+    yield
+    with _url._lock:
+        _url._secrets.clear()
+        _url._secrets.update(before)
 
 
 def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
@@ -137,3 +151,20 @@ def store_url(kind: str, folder: Path, request) -> str:
     if kind == "postgresql":
         return request.getfixturevalue("postgres_url")
     return {"sqlite": f"sqlite:///{folder / 'store.db'}", "journal": f"journal:///{folder / 'store.log'}"}[kind]
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, size: str):
+    """A tmpfs of ``size`` (``mount``'s form: ``1m``) mounted on the folder ``path`` while the block runs.
+
+    Skips without root, except under CI (CI=true), where it fails.
+    """
+    if os.geteuid() != 0:
+        if os.environ.get("CI") == "true":
+            pytest.fail("this test mounts a tmpfs and needs root under CI")
+        pytest.skip("mounting a tmpfs needs root")
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)

@@ -319,6 +319,7 @@ class Network:
         self.hosts: list[Host] = []
         self.postgres: list[Postgres] = []
         self._scratch: list[Path] = []
+        self._mounts: list[Path] = []
         self._namespaces: list[str] = []
 
     def __enter__(self) -> Network:
@@ -351,16 +352,26 @@ class Network:
         self.hosts.append(host)
         return host
 
-    def start_postgres(self, host: Host, port: int = 15432) -> Postgres:
-        """initdb and start a private PostgreSQL server on ``host``."""
+    def start_postgres(self, host: Host, port: int = 15432, disk: str | None = None) -> Postgres:
+        """initdb and start a private PostgreSQL server on ``host``; ``disk`` (``mount``'s size, ``96m``)
+        puts its data on a tmpfs of that size, which a test can fill."""
         folder = Path(tempfile.mkdtemp(prefix=f"{self.tag}-pg-"))
         self._scratch.append(folder)
+        if disk is not None:
+            self.mount_tmpfs(folder, disk)
         folder.chmod(0o755)
         server = Postgres(host, folder, port)
         self.postgres.append(server)
         server.init()
         server.start()
         return server
+
+    def mount_tmpfs(self, folder: Path, size: str) -> Path:
+        """A tmpfs of ``size`` on ``folder`` (created if missing), unmounted when the network closes."""
+        folder.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], check=True)
+        self._mounts.append(folder)
+        return folder
 
     def cut(self, host: Host) -> None:
         """Pull the host's cable at the bridge: its packets are dropped, its connections hang."""
@@ -388,6 +399,9 @@ class Network:
             with contextlib.suppress(Exception):
                 _ip("netns", "del", name, check=False)
         self._namespaces.clear()
+        for folder in reversed(self._mounts):
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+        self._mounts.clear()
         for folder in self._scratch:
             shutil.rmtree(folder, ignore_errors=True)
         self._scratch.clear()

@@ -192,6 +192,7 @@ def _good_spec(folder: Path, text: str = GOOD) -> Path:
         (["status", "{spec}", "--watch", "0"], "not a positive number of seconds"),
         (["status", "{spec}", "--watch", "soon"], "is not a number of seconds"),
         (["status", "{spec}", "--watch", "nan"], "not a positive number of seconds"),
+        (["status", "{spec}", "--watch", "0.001"], "pass at least --watch 1"),
         (["status", "{spec}", "--log-format", "xml"], "invalid choice: 'xml'"),
         (["--log-format", "xml", "status", "{spec}"], "invalid choice: 'xml'"),
         (["worker", "{spec}", "--log-level", "loud"], "invalid choice: 'loud'"),

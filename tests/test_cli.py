@@ -269,7 +269,7 @@ def test_shared_flags_go_before_or_after_the_command_and_after_wins(monkeypatch)
     parse = _parser().parse_args  # the environment is read when the parser is built
     assert parse(["best", "s.toml"]).storage == "sqlite:///env.db"
     assert parse(["dashboard"]).storage == "sqlite:///env.db"
-    assert parse(["status", "s.toml", "--watch"]).watch == 5.0 and parse(["status", "s.toml", "--watch", "0.5"]).watch == 0.5
+    assert parse(["status", "s.toml", "--watch"]).watch == 5.0 and parse(["status", "s.toml", "--watch", "1.5"]).watch == 1.5
 
 
 def test_renamed_flags_keep_their_old_spelling_out_of_help(capsys):
@@ -325,13 +325,13 @@ def test_fit_takes_any_positive_target_for_a_curve_that_is_not_an_error_rate(cap
 
 
 def _created_and_watched(spec, url: str):
-    """Create the experiment in ``url``, then start ``status --watch 0.2`` on it."""
+    """Create the experiment in ``url``, then start ``status --watch 1`` on it."""
     import subprocess
     import sys
 
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
     return subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "status", str(spec), "--storage", url, "--watch", "0.2"],
+        [sys.executable, "-m", "scaling_optuna", "status", str(spec), "--storage", url, "--watch", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 

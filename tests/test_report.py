@@ -37,6 +37,7 @@ from scaling_optuna.spec import suggest_params as suggest
 from tests.browser import render
 from tests.conftest import TINY_DIGITS
 from tests.conftest import run_cli
+from tests.conftest import tmpfs
 from tests.conftest import write_spec
 
 # The known laws the synthetic store follows (the first size sits on the plateau).
@@ -305,6 +306,43 @@ def test_a_report_that_cannot_write_its_folder_fails_before_writing_to_the_store
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "--out" in lines[0], result.stderr
     assert _study_attrs(url) == before  # no graph object, no note
+
+
+def test_a_report_on_a_full_disk_writes_and_publishes_nothing(synthetic, tmp_path):
+    """The folder takes the write test and report.json but not report.html: nothing is published, the old report stays."""
+    spec_path, url = synthetic
+    store = tmp_path / "store.db"
+    with sqlite3.connect(url.split(":///", 1)[1]) as source, sqlite3.connect(store) as copy:
+        source.backup(copy)
+    url = f"sqlite:///{store}"
+    before = _study_attrs(url)
+    out = tmp_path / "small"
+    out.mkdir()
+    with tmpfs(out, "256k"):
+        (out / "report.json").write_text("the previous report")
+        result = run_cli("report", str(spec_path), "--storage", url, "--out", str(out), timeout=120)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and "No space left on device" in errors[0] and "--out" in errors[0], result.stderr
+        assert _study_attrs(url) == before  # no graph object, no note
+        assert [p.name for p in out.iterdir()] == ["report.json"]  # no temporary file left behind
+        assert (out / "report.json").read_text() == "the previous report"
+
+
+def test_a_report_file_that_is_a_symlink_is_replaced_not_followed(synthetic_report, tmp_path):
+    _, report = synthetic_report
+    out = tmp_path / "out"
+    out.mkdir()
+    victims = {name: tmp_path / f"someone-else-{name}" for name in ("report.json", "report.html")}
+    for name, victim in victims.items():
+        victim.write_text("someone else's file")
+        (out / name).symlink_to(victim)
+    json_path, html_path = write_report(report, out)
+    for name, victim in victims.items():
+        assert victim.read_text() == "someone else's file"
+        assert not (out / name).is_symlink()
+    assert "fits" in json.loads(json_path.read_text()) and "<html" in html_path.read_text()[:1000]
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json"]
 
 
 def _study_attrs(url: str) -> dict[str, tuple[dict, dict]]:

@@ -7,8 +7,11 @@ as SQLAlchemy reads it.
 
 from __future__ import annotations
 
+import os
 import random
 import string
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -90,3 +93,69 @@ def test_a_password_never_shows_in_errors_and_status(tiny_digits, postgres_url, 
     status = run_cli("status", spec, "--storage", query, cwd=tmp_path, timeout=60)
     assert created.returncode == 0 and status.returncode == 0, created.stderr + status.stderr
     _assert_hidden(password, gone.stdout, gone.stderr, created.stdout, created.stderr, status.stdout, status.stderr)
+
+
+# Written raw into the URL, as people do: a space, "/", "#" and "?" in a query password (which
+# connects), and a userinfo password shorter than the 4 characters a bare secret is masked from.
+RAW_PASSWORDS = {"query": "Zq/7 x#Pw?k", "userinfo": "x y"}
+
+
+def _raw_url(postgres_url: str, how: str) -> str:
+    password = RAW_PASSWORDS[how]
+    if how == "query":
+        return f"{postgres_url}?password={password}"
+    return postgres_url.replace("postgresql://postgres@", f"postgresql://postgres:{password}@")
+
+
+def _raw_forms(how: str) -> set[str]:
+    """What would show a raw password: every form of it (a short one framed as in a URL), and what follows its space."""
+    password = RAW_PASSWORDS[how]
+    if how == "userinfo":
+        return {f":{form}@" for form in _forms(password)}
+    return _forms(password) | {password.split(" ", 1)[1]}
+
+
+def _dashboard_banner(spec: str, url: str, cwd: Path) -> str:
+    """The line ``dashboard`` prints when it listens, and what it wrote besides."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    dashboard = subprocess.Popen(
+        [sys.executable, "-m", "scaling_optuna", "dashboard", "--storage", url, "--port", "0"],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    try:
+        banner = dashboard.stdout.readline()
+    finally:
+        dashboard.terminate()
+        rest, errors = dashboard.communicate(timeout=60)
+    return banner + rest + errors
+
+
+@pytest.mark.parametrize("how", ["query", "userinfo"])
+def test_a_raw_password_with_a_space_never_shows(tiny_digits, postgres_url, tmp_path, how):
+    url = _raw_url(postgres_url, how)
+    spec = str(tiny_digits("secret", trials=1, counts=(60, 120), epochs=2))
+    out = tmp_path / "report"
+    outputs = []
+    for args in (
+        ("run", spec, "--storage", url, "--workers", "1", "--log-format", "json"),
+        ("status", spec, "--storage", url),
+        ("report", spec, "--storage", url, "--out", str(out)),
+    ):
+        done = run_cli(*args, cwd=tmp_path, timeout=300)
+        assert done.returncode == 0, (args[0], done.stderr[-2000:])
+        outputs += [done.stdout, done.stderr]
+    assert "postgres:***@" in outputs[0] or "password=***" in outputs[0]  # the run header shows the URL, masked
+    assert "next: scaling-optuna report" in outputs[0]
+    banner = _dashboard_banner(spec, url, tmp_path)
+    assert "optuna-dashboard for postgresql://" in banner
+    # A server that refuses: the one-line error names the store, masked.
+    database = postgres_url.rsplit("/", 1)[1]
+    refused = run_cli("status", spec, "--storage", url.replace(database, "no_such_database"), cwd=tmp_path, timeout=60)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1, refused.stderr
+    assert "no_such_database" in refused.stderr
+    files = [p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()]
+    assert {p.name for p in out.iterdir()} >= {"report.json", "report.html"}
+    texts = [*outputs, banner, refused.stderr, *files, _store_text(database)]
+    for text in texts:
+        for form in _raw_forms(how):
+            assert form not in text, f"the password shows as {form!r}"

@@ -39,6 +39,7 @@ from scaling_optuna.storages._retry import READS
 from scaling_optuna.storages._retry import REPEATABLE_WRITES
 from scaling_optuna.storages._retry import RetryingStorage
 from tests.conftest import store_url
+from tests.conftest import tmpfs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -162,7 +163,7 @@ def test_in_memory_and_postgres_scheme_are_refused_with_the_fix():
 def test_a_full_disk_fails_at_once_with_one_line(tmp_path):
     mount = tmp_path / "small"
     mount.mkdir()
-    with _tmpfs(mount, "2m"):
+    with tmpfs(mount, "2m"):
         url = f"sqlite:///{mount / 'store.db'}"
         storage = open_storage(url, create=True)
         study = optuna.create_study(storage=storage, study_name="s")
@@ -176,7 +177,7 @@ def test_a_full_disk_fails_at_once_with_one_line(tmp_path):
 def test_a_store_on_a_read_only_file_system_can_be_read(tmp_path):
     mount = tmp_path / "archive"
     mount.mkdir()
-    with _tmpfs(mount, "4m"):
+    with tmpfs(mount, "4m"):
         url = f"sqlite:///{mount / 'store.db'}"
         # Written by another process, which closes the file: a file system with open files cannot turn read-only.
         subprocess.run(
@@ -191,19 +192,6 @@ def test_a_store_on_a_read_only_file_system_can_be_read(tmp_path):
         assert len(reader.get_all_trials(study_id)) == 1
         with pytest.raises(StorageError):
             open_storage(url)  # a worker needs to write: one clear error
-
-
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str):
-    if os.geteuid() != 0:
-        if os.environ.get("CI") == "true":
-            pytest.fail("this test mounts a tmpfs and needs root under CI")
-        pytest.skip("mounting a tmpfs needs root")
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 # --- passwords never shown ----------------------------------------------------------------------
@@ -350,3 +338,31 @@ def test_a_lost_grpc_proxy_is_described_by_its_status_and_details():
     assert text.startswith("_InactiveRpcError: UNAVAILABLE: ") and "\n" not in text, text
     assert "Connection refused" in text or "failed to connect" in text, text
     assert is_transient(caught.value)
+
+
+def test_a_raw_password_with_a_space_is_masked_in_the_url_and_alone():
+    check_url("postgresql://u@db/exp?password=Zq/7 x#Pw?k")
+    check_url("postgresql://u:x y@db/exp")
+    for text in ("postgresql://u@db/exp?password=Zq/7 x#Pw?k", "Zq/7 x#Pw?k", "Zq%2F7+x%23Pw%3Fk", "password=Zq%2F7%20x%23Pw%3Fk"):
+        assert "x#Pw" not in mask_url(text) and "Pw%3Fk" not in mask_url(text)
+    for text in ("postgresql://u:x y@db/exp", "cannot open postgresql://u:x%20y@db/exp", "u:x+y@db"):
+        assert "x y" not in mask_url(text) and "x%20y" not in mask_url(text) and ":x+y@" not in mask_url(text)
+    assert mask_url("a box y is no password") == "a box y is no password"  # a short one alone stays: it may be any word
+
+
+def test_a_grpc_error_is_described_by_its_details():
+    import grpc
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scaling_optuna.storages import describe_error
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel, pytest.raises(grpc.RpcError) as raised:
+            channel.unary_unary("/no.Such/Method")(b"", timeout=10)
+    finally:
+        server.stop(grace=None)
+    assert str(raised.value).startswith("<_InactiveRpcError of RPC that terminated with:")  # says nothing in its first line
+    assert describe_error(raised.value) == "_InactiveRpcError: UNIMPLEMENTED: Method not found!"

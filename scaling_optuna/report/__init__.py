@@ -26,7 +26,7 @@ Modules, each depending only on those above it:
 ``figures``               the plotly figures
 ``page``                  the self-contained HTML page
 ``report``                :class:`Report` and :func:`build_report`
-``output``                :func:`write_report`
+``output``                :func:`write_report`, :func:`stage_report` (every file whole, via a rename)
 ``summary``               a curve given as numbers (``scaling-optuna fit``)
 ========================  ==========================================================
 
@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from scaling_optuna.report.budget import budget_warnings
     from scaling_optuna.report.curves import validate_target
     from scaling_optuna.report.output import check_output_dir
+    from scaling_optuna.report.output import stage_report
     from scaling_optuna.report.output import write_report
     from scaling_optuna.report.records import Backtest
     from scaling_optuna.report.records import BacktestPoint
@@ -76,6 +77,7 @@ _LAZY = {
     "build_report": "report",
     "check_output_dir": "output",
     "curve_summary": "summary",
+    "stage_report": "output",
     "validate_target": "curves",
     "write_report": "output",
 }

@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import numpy as np
+
 
 from scaling_optuna import _checks
 from scaling_optuna.errors import UserError

@@ -8,12 +8,15 @@ Supported URLs:
 - ``grpc://host:port``: an Optuna gRPC storage proxy (``scaling-optuna proxy``) in front of a database.
 
 Every store comes back as a :class:`RetryingStorage` around Optuna's own
-storage for that URL: transient errors are retried, incurable ones named (see
+storage for that URL: transient errors are retried, incurable ones named, and
+Optuna's own errors (``KeyError`` for a missing record, …) passed through (see
 :mod:`scaling_optuna.storages._retry`). Heartbeats and the recovery of trials
 whose worker is gone work the same on every kind of store
 (:mod:`scaling_optuna.storages._recovery`), and so does the sweep that every
 worker and the gRPC proxy run over an experiment's studies
-(:mod:`scaling_optuna.storages._sweep`).
+(:mod:`scaling_optuna.storages._sweep`). Processes that open a fresh
+database together build its tables once (:mod:`scaling_optuna.storages._first_open`);
+a journal file takes whole records only (:mod:`scaling_optuna.storages._journal`).
 
 Example::
 
@@ -34,6 +37,7 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage
 
+from scaling_optuna._optuna import cached
 from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import _sqlite
 from scaling_optuna.storages._errors import describe_error
@@ -41,6 +45,9 @@ from scaling_optuna.storages._errors import fatal_reason
 from scaling_optuna.storages._errors import is_transient
 from scaling_optuna.storages._recovery import BUDGET_ATTR
 from scaling_optuna.storages._recovery import BUDGET_STATES
+from scaling_optuna.storages._first_open import one_opener_at_a_time
+from scaling_optuna.storages._journal import WholeRecordsBackend
+from scaling_optuna.storages._journal import damaged_line
 from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HANDED_BACK
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
@@ -69,6 +76,7 @@ from scaling_optuna.storages._url import check_url
 from scaling_optuna.storages._url import grpc_address
 from scaling_optuna.storages._url import mask_url
 from scaling_optuna.storages._url import scheme
+from scaling_optuna.storages._url import sqlite_path
 
 __all__ = [
     "BUDGET_ATTR",
@@ -170,17 +178,25 @@ def _open_database(url: str, *, create: bool, read_only: bool, pool_size: int | 
     engine_url, kwargs = url, _engine_kwargs(kind, pool_size)
     if kind.startswith("sqlite"):
         engine_url, kwargs = _sqlite.engine_options(url, create=create, read_only=read_only)
+    # Only one process at a time builds a store's tables: workers may open a fresh database together.
+    opening = contextlib.nullcontext() if read_only else one_opener_at_a_time(url, kwargs.get("connect_args"))
     try:
-        rdb = optuna.storages.RDBStorage(engine_url, engine_kwargs=kwargs, skip_table_creation=read_only)
+        with opening:
+            if kind.startswith("sqlite") and not read_only:
+                _sqlite.use_wal(Path(sqlite_path(url)))
+            rdb = optuna.storages.RDBStorage(engine_url, engine_kwargs=kwargs, skip_table_creation=read_only)
+    except StorageError:
+        raise
     except ImportError as e:
         raise StorageError(f"storage {mask_url(url)}: driver missing ({e}); install it with pip") from None
     except Exception as e:  # SQLAlchemy raises many types for bad URLs and unreachable servers
-        reason = fatal_reason(e) or "check the URL, that the server is running, and the credentials"
+        disk = _sqlite.failure_reason(url) if kind.startswith("sqlite") else None
+        reason = disk or fatal_reason(e) or "check the URL, that the server is running, and the credentials"
         raise StorageError(f"cannot open storage {mask_url(url)}: {describe_error(e)}; {reason}") from None
     if kind.startswith("sqlite"):
         _sqlite.serialise_writes(rdb.engine)
     # Optuna's cache keeps finished trials in memory, so repeated reads fetch only what changed.
-    return optuna.storages.get_storage(rdb)
+    return cached(rdb)
 
 
 def _engine_kwargs(kind: str, pool_size: int | None) -> dict[str, Any]:
@@ -203,9 +219,6 @@ def _engine_kwargs(kind: str, pool_size: int | None) -> dict[str, Any]:
 
 
 def _open_journal(url: str, *, create: bool) -> BaseStorage:
-    from optuna.storages.journal import JournalFileBackend
-    from optuna.storages.journal import JournalFileOpenLock
-
     path = Path(url.split("://", 1)[1])
     if not str(path) or str(path) == ".":
         raise StorageError(f"storage URL {mask_url(url)!r} names no file; use journal:///path/to/file.log")
@@ -213,8 +226,16 @@ def _open_journal(url: str, *, create: bool) -> BaseStorage:
         raise StorageError(f"no journal store at {path}; run 'scaling-optuna create' first, or check the path")
     if not path.parent.is_dir():
         raise StorageError(f"folder {path.parent} for the journal {path} does not exist; create it first")
-    # The open-based lock works on NFS, where symlink locks may not.
-    return optuna.storages.JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
+    try:
+        return optuna.storages.JournalStorage(WholeRecordsBackend(str(path)))
+    except ValueError:  # json.JSONDecodeError among them: a damaged record before the end
+        raise StorageError(
+            f"journal {path} has a damaged record on line {damaged_line(path)} (one cut short, left by an earlier "
+            "version); restore the file from a copy, or delete that line (what it recorded is lost)"
+        ) from None
+    except OSError as e:
+        reason = fatal_reason(e) or "check the path and its permissions"
+        raise StorageError(f"cannot open the journal {path}: {e.strerror or e}; {reason}") from None
 
 
 def _open_grpc(url: str) -> BaseStorage:

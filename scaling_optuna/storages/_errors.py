@@ -33,6 +33,8 @@ _FATAL = (
     ("no space left on device", "the store's disk is full; free space on it"),
     ("could not extend file", "the database server's disk is full; free space on it"),
     ("disk full", "the store's disk is full; free space on it"),
+    # SQLite's words when it cannot grow its write-ahead log or map its index: a full disk, mostly.
+    ("disk i/o error", "the store's disk refused a write (full, or failing); free space on it or check the disk"),
     ("attempt to write a readonly database", "the store is read-only; give the workers a writable store"),
     ("read-only file system", "the store is on a read-only file system; give the workers a writable store"),
     ("read_only_sql_transaction", "the database is read-only (a standby?); point the workers at the primary"),
@@ -87,17 +89,29 @@ _TRANSIENT = (
 # serialisation failures and deadlocks, too many connections.
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "57P01", "57P02", "57P03", "40001", "40P01", "53300")
 _FATAL_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM)
+# What Optuna's storages raise by contract: a missing study or trial (KeyError), a taken study
+# name, a write to a finished trial, an invalid argument. Callers catch them (optuna.load_study,
+# Study.tell), so they are neither transient nor a fault, whatever caused them: through gRPC a
+# KeyError is caused by a NOT_FOUND reply whose words ("does not exist") would read as a missing table.
+OPTUNA_ERRORS = (
+    KeyError,
+    optuna.exceptions.DuplicatedStudyError,
+    optuna.exceptions.UpdateFinishedTrialError,
+    ValueError,
+)
 
 
 def is_transient(error: BaseException) -> bool:
     """Whether ``error`` (or what caused it) is a busy store or a lost connection, worth retrying."""
-    if fatal_reason(error) is not None:
+    if isinstance(error, OPTUNA_ERRORS) or fatal_reason(error) is not None:
         return False
     return any(_is_transient_one(e) for e in causes(error))
 
 
 def fatal_reason(error: BaseException) -> str | None:
     """What to fix, in words, when ``error`` is a store fault that retrying cannot cure; else ``None``."""
+    if isinstance(error, OPTUNA_ERRORS):
+        return None
     for e in causes(error):
         if isinstance(e, OSError) and e.errno in _FATAL_ERRNOS:
             return _FATAL[0][1] if e.errno in (errno.ENOSPC, errno.EDQUOT) else "the store's files cannot be written; check the path and its permissions"

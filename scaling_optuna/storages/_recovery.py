@@ -44,6 +44,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import FAILED_TRIAL_ATTR
+from scaling_optuna._optuna import FIXED_PARAMS_ATTR
+from scaling_optuna._optuna import RETRY_HISTORY_ATTR
+
 HEARTBEAT_ATTR = "scaling_optuna:heartbeat"
 ENDED_ATTR = "scaling_optuna:ended"
 REPLACES_ATTR = "scaling_optuna:replaces"
@@ -164,8 +168,8 @@ def reruns_params(trial: FrozenTrial) -> bool:
     for at most :data:`MAX_RETRY` times; otherwise (after an error of its own,
     say) a fresh trial from the sampler replaces it.
     """
-    params = trial.params or trial.system_attrs.get("fixed_params")
-    retries = len(trial.system_attrs.get("retry_history", [])) + 1
+    params = trial.params or trial.system_attrs.get(FIXED_PARAMS_ATTR)
+    retries = len(trial.system_attrs.get(RETRY_HISTORY_ATTR, [])) + 1
     return ended_reason(trial) in (HANDED_BACK, LOST, None) and bool(params) and retries <= MAX_RETRY
 
 
@@ -254,12 +258,12 @@ def _replacement(failed: FrozenTrial, who: str) -> FrozenTrial:
             state=TrialState.WAITING, user_attrs={REMEASURE_ATTR: failed.user_attrs[REMEASURE_ATTR]}, system_attrs=system_attrs
         )
     if reruns_params(failed):
-        system_attrs["failed_trial"] = failed.system_attrs.get("failed_trial", failed.number)
-        system_attrs["retry_history"] = [*failed.system_attrs.get("retry_history", []), failed.number]
+        system_attrs[FAILED_TRIAL_ATTR] = failed.system_attrs.get(FAILED_TRIAL_ATTR, failed.number)
+        system_attrs[RETRY_HISTORY_ATTR] = [*failed.system_attrs.get(RETRY_HISTORY_ATTR, []), failed.number]
         # Parameters the trial had not suggested yet when it ended stay fixed if they were queued so.
-        system_attrs["fixed_params"] = {**failed.system_attrs.get("fixed_params", {}), **failed.params}
+        system_attrs[FIXED_PARAMS_ATTR] = {**failed.system_attrs.get(FIXED_PARAMS_ATTR, {}), **failed.params}
         user_attrs = {k: v for k, v in failed.user_attrs.items() if k == "baseline"}
-    elif ended_reason(failed) in (HANDED_BACK, LOST, None) and len(failed.system_attrs.get("retry_history", [])) >= MAX_RETRY:
-        first = failed.system_attrs.get("failed_trial", failed.number)
+    elif ended_reason(failed) in (HANDED_BACK, LOST, None) and len(failed.system_attrs.get(RETRY_HISTORY_ATTR, [])) >= MAX_RETRY:
+        first = failed.system_attrs.get(FAILED_TRIAL_ATTR, failed.number)
         _log.warning("trial %d ended %d times; a fresh trial takes its place", first, MAX_RETRY + 1)
     return optuna.trial.create_trial(state=TrialState.WAITING, user_attrs=user_attrs, system_attrs=system_attrs)

@@ -13,14 +13,18 @@ wraps an ``RDBStorage``:
   to check what happened, decides;
 - errors that waiting cannot cure (a full disk, a read-only store, a missing
   table, a wrong password) become one :class:`~scaling_optuna.errors.StorageError`
-  naming the fix, at once.
+  naming the fix, at once;
+- errors Optuna's storages raise by contract (``KeyError`` for a missing
+  study or trial, ``DuplicatedStudyError``, ``UpdateFinishedTrialError``) pass
+  through unchanged, from every backend, the gRPC proxy's included;
+- Optuna's own heartbeat is forwarded when the backend has one.
 
 A ``stop`` event ends the waiting between retries at once, so that a worker
 told to stop does not sit out an outage first.
 
 Example::
 
-    backend = optuna.storages.get_storage(optuna.storages.RDBStorage("sqlite:///exp.db"))
+    backend = optuna.storages.RDBStorage("sqlite:///exp.db")
     storage = RetryingStorage(backend, local=True)
     optuna.load_study(study_name="exp-n0000100", storage=storage)
 """
@@ -40,13 +44,14 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import ForwardedHeartbeat
 from scaling_optuna.errors import StorageError
 from scaling_optuna.storages._errors import describe_error
 from scaling_optuna.storages._errors import fatal_reason
 from scaling_optuna.storages._errors import is_transient
 
 if TYPE_CHECKING:  # Optuna exports no public name for the frozen study that get_all_studies returns
-    from optuna.study._frozen import FrozenStudy
+    from scaling_optuna._optuna import FrozenStudy
 
 RETRY_DEADLINE_S = 60
 _log = logging.getLogger("scaling_optuna.storage")
@@ -95,6 +100,9 @@ def call_with_retries(
 
         trials = call_with_retries(lambda: study.get_trials(deepcopy=False), what="reading trials")
     """
+    # A loop of its own rather than tenacity's: every store call pays for the loop, nearly all
+    # succeed at once, and tenacity's bookkeeping costs some 25 µs a call, about 30 times this
+    # loop (benchmarks/retry_overhead.py, BENCHMARKS.md), for three lines saved.
     start = time.monotonic()
     attempt = 0
     while True:
@@ -127,8 +135,15 @@ def backoff(attempt: int, *, first_s: float = 0.25, cap_s: float = 5.0) -> float
     return base * random.uniform(0.75, 1.25)
 
 
-class RetryingStorage(BaseStorage):
+class RetryingStorage(BaseStorage, ForwardedHeartbeat):
     """``backend`` with transient errors retried and incurable ones named (see the module docstring).
+
+    Errors Optuna defines for its storages (``KeyError`` for a missing record,
+    ``DuplicatedStudyError``, ``UpdateFinishedTrialError``) pass through
+    unchanged. Optuna's heartbeat interface is forwarded when ``backend`` has
+    one, as Optuna's ``_CachedStorage`` forwards it, so that
+    ``is_heartbeat_enabled`` and ``RetryHeartbeatStaleTrialCallback`` see
+    through the wrapper.
 
     Args:
         backend: the storage to wrap.
@@ -182,7 +197,7 @@ class RetryingStorage(BaseStorage):
             return once()
         except Exception as e:
             reason = fatal_reason(e)
-            if reason is None:
+            if reason is None:  # Optuna's own errors (a missing record: KeyError) among them, unchanged
                 raise
             raise StorageError(f"{reason} ({describe_error(e)})") from None
 
@@ -269,6 +284,14 @@ class RetryingStorage(BaseStorage):
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
         return self._read("get_trial_system_attrs", trial_id)
+
+    # -- Optuna's heartbeat, where the backend has it ---------------------------------
+
+    def _heartbeat_backend(self) -> BaseStorage:
+        return self.backend
+
+    def _heartbeat_call(self, name: str, *args: Any) -> Any:
+        return self._call(name, args, {}, retry=True, write=name == "record_heartbeat")
 
     # -- no store access ----------------------------------------------------------
 

@@ -39,6 +39,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import RETRY_HISTORY_ATTR
 from scaling_optuna.storages._recovery import BUDGET_ATTR
 from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
@@ -167,7 +168,7 @@ class Sweep:
         standing = replacement_of(self.storage.get_all_trials(study_id, deepcopy=False), number)
         if standing is None:
             return "its study holds its budget, so nothing re-runs it"
-        how = "with the same parameters" if "retry_history" in standing.system_attrs else "as a fresh trial"
+        how = "with the same parameters" if RETRY_HISTORY_ATTR in standing.system_attrs else "as a fresh trial"
         return f"queued trial {standing.number} to re-run it {how}" if queued is not None else f"trial {standing.number} re-runs it {how}"
 
     def _fields(self, name: str, size: Any, number: int, event: str, **more: Any) -> dict[str, Any]:

@@ -18,13 +18,16 @@ from __future__ import annotations
 import re
 import threading
 from urllib.parse import quote
+from urllib.parse import quote_plus
 from urllib.parse import unquote
 from urllib.parse import urlsplit
+from urllib.parse import unquote_plus
 
 from scaling_optuna.errors import StorageError
 
 MASK = "***"
-# Shorter remembered secrets would mask ordinary words; URL patterns still mask them inside URLs.
+# Shorter passwords alone would mask ordinary words; they are masked where the URL frames them
+# (":pw@", "password=pw"), and URL patterns mask them inside URLs.
 _MIN_REMEMBERED = 4
 _SCHEMES = "sqlite:///file.db, postgresql://user@host/db, journal:///file.log or grpc://host:port"
 
@@ -33,8 +36,12 @@ _SCHEMES = "sqlite:///file.db, postgresql://user@host/db, journal:///file.log or
 _USERINFO = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)(?P<secret>\S*)(?P<tail>@)")
 # ?password=… or &password=… (libpq and SQLAlchemy accept it as a query parameter).
 _QUERY = re.compile(r"(?P<head>[?&](?:password|passwd|pwd)=)(?P<secret>[^&\s'\"]*)", re.IGNORECASE)
+# In a store URL itself a query password runs to the next "&" or the URL's end: it may hold
+# spaces, "#" or "?" (SQLAlchemy passes them on as they are).
+_QUERY_IN_URL = re.compile(r"[?&](?P<key>password|passwd|pwd)=(?P<secret>[^&]*)", re.IGNORECASE)
 
-_secrets: set[str] = set()
+# What to replace, by what: every form of every password seen in a store URL.
+_secrets: dict[str, str] = {}
 _lock = threading.Lock()
 
 
@@ -42,20 +49,24 @@ def mask_url(text: object) -> str:
     """``text`` with the password of every URL in it, and every password seen in a store URL, as ``***``."""
     out = str(text)
     with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        out = out.replace(secret, MASK)
+        secrets = sorted(_secrets.items(), key=lambda item: len(item[0]), reverse=True)
+    for secret, masked in secrets:
+        out = out.replace(secret, masked)
     out = _USERINFO.sub(lambda m: f"{m['head']}{MASK}{m['tail']}", out)
     return _QUERY.sub(lambda m: f"{m['head']}{MASK}", out)
 
 
 def remember_secrets(url: str) -> None:
     """Remember the password of ``url`` so that :func:`mask_url` hides it wherever it appears."""
-    for secret in _passwords(url):
-        for form in {secret, unquote(secret), quote(secret, safe=""), quote(unquote(secret), safe="")}:
-            if len(form) >= _MIN_REMEMBERED and form != MASK:
-                with _lock:
-                    _secrets.add(form)
+    for key, secret in _passwords(url):
+        for form in _forms(secret):
+            if form == MASK:
+                continue
+            framed = {f":{form}@": f":{MASK}@"} if key is None else {f"{key}={form}": f"{key}={MASK}"}
+            with _lock:
+                _secrets.update(framed)
+                if len(form) >= _MIN_REMEMBERED:
+                    _secrets[form] = MASK
 
 
 def scheme(url: str) -> str:
@@ -116,10 +127,19 @@ def sqlite_path(url: str) -> str:
     return url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
 
 
-def _passwords(url: str) -> list[str]:
-    # The user part ends at the last "@": a raw password may hold "@", "/", "?" or spaces.
+def _passwords(url: str) -> list[tuple[str | None, str]]:
+    """The passwords of ``url``: (None, the userinfo password) and (key, each query password)."""
     rest = url.split("://", 1)[1] if "://" in url else ""
+    found: list[tuple[str | None, str]] = [(m["key"], m["secret"]) for m in _QUERY_IN_URL.finditer(rest)]
+    # The user part ends at the last "@" outside the query passwords: a raw password may hold "@", "/", "?" or spaces.
+    rest = _QUERY_IN_URL.sub("", rest)
     userinfo = rest.rsplit("@", 1)[0] if "@" in rest else ""
-    found = [userinfo.split(":", 1)[1]] if ":" in userinfo else []
-    found += [m["secret"] for m in _QUERY.finditer(url)]
-    return [s for s in found if s]
+    if ":" in userinfo:
+        found.append((None, userinfo.split(":", 1)[1]))
+    return [(key, secret) for key, secret in found if secret]
+
+
+def _forms(secret: str) -> set[str]:
+    """``secret`` as typed, percent- or form-decoded, and percent- or form-encoded: how it may be printed."""
+    plain = {secret, unquote(secret), unquote_plus(secret)}
+    return plain | {quote(p, safe="") for p in plain} | {quote_plus(p, safe="") for p in plain}

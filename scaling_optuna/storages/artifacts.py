@@ -54,7 +54,7 @@ from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import mask_url
 
 if TYPE_CHECKING:
-    from optuna.artifacts._protocol import ArtifactStore
+    from scaling_optuna._optuna import ArtifactStore
 
 ATTR_ARTIFACT = "model_artifact"
 ARTIFACTS_ENV = "SCALING_OPTUNA_ARTIFACTS"

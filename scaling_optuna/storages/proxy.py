@@ -14,6 +14,8 @@ Example::
     from scaling_optuna.storages.proxy import serve
 
     serve("postgresql://optuna:secret@db/optuna", host="0.0.0.0", port=13000)  # blocks
+
+:func:`start` runs one in the background (``Proxy.close`` ends it).
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import logging
 import os
 import socket
 import threading
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import optuna
 
+from scaling_optuna._optuna import add_proxy_service
 from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import EXPERIMENT_ATTR
 from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
@@ -58,6 +60,47 @@ def serve(
     """Serve ``storage`` (a database URL) over gRPC on ``host:port`` until the process ends.
 
     Raises:
+        StorageError: as :func:`start`.
+    """
+    proxy = start(storage, host=host, port=port, threads=threads, heartbeat_interval=heartbeat_interval, grace_period=grace_period)
+    try:
+        print(f"gRPC storage proxy listening on {host}:{proxy.port}; workers use --storage grpc://{host}:{proxy.port}", flush=True)
+        proxy.server.wait_for_termination()
+    finally:
+        proxy.close()
+
+
+class Proxy:
+    """A running proxy: its gRPC server on ``port``, and the thread that reaps stale trials."""
+
+    def __init__(self, server: "grpc.Server", port: int, stop: threading.Event) -> None:
+        self.server, self.port, self._stop = server, port, stop
+
+    def close(self) -> None:
+        """Stop serving and reaping, at once."""
+        self._stop.set()
+        self.server.stop(grace=None)
+
+
+def start(
+    storage: str | None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 13000,
+    threads: int = 16,
+    heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
+    grace_period: int | None = None,
+) -> Proxy:
+    """Start serving ``storage`` over gRPC in background threads; ``port`` 0 picks a free port.
+
+    Example::
+
+        proxy = start("sqlite:///exp.db", port=0)
+        storage = open_storage(f"grpc://127.0.0.1:{proxy.port}")
+        ...
+        proxy.close()
+
+    Raises:
         StorageError: no URL, a URL the proxy cannot serve, a port already in use
             (checked before the store is touched), or an unreachable database.
     """
@@ -68,23 +111,25 @@ def serve(
         raise StorageError(f"the proxy serves a database, not another proxy ({mask_url(storage)}); pass a postgresql:// URL")
     grace = checked_grace_period(heartbeat_interval, grace_period)
     # The port first: a proxy that cannot have it must not touch the store (nor create a SQLite file).
-    server = _bind(host, port, threads)
+    server, port = _bind(host, port, threads)
     stop = threading.Event()
     try:
         store = open_storage(storage, create=scheme.startswith("sqlite"), pool_size=threads)
-        _add_service(server, store)
+        # What optuna.storages.run_grpc_proxy_server does, on a server built here: Optuna's own
+        # make_server takes no server options, and SO_REUSEPORT must be off.
+        add_proxy_service(server, store)
         threading.Thread(target=_reap, args=(store, heartbeat_interval, grace, stop), name="reaper", daemon=True).start()
         server.start()
-        _log.info("gRPC storage proxy on %s:%d for %s (%d threads)", host, port, mask_url(storage), threads)
-        print(f"gRPC storage proxy listening on {host}:{port}; workers use --storage grpc://{host}:{port}", flush=True)
-        server.wait_for_termination()
-    finally:
+    except BaseException:
         stop.set()
         server.stop(grace=None)
+        raise
+    _log.info("gRPC storage proxy on %s:%d for %s (%d threads)", host, port, mask_url(storage), threads)
+    return Proxy(server, port, stop)
 
 
-def _bind(host: str, port: int, threads: int) -> "grpc.Server":
-    """A gRPC server that holds ``host:port`` alone.
+def _bind(host: str, port: int, threads: int) -> tuple["grpc.Server", int]:
+    """A gRPC server that holds ``host:port`` alone, and the port (the one chosen, for port 0).
 
     gRPC sets ``SO_REUSEPORT`` by default, so a second proxy on a taken port
     would start and the kernel would split the workers' requests between two
@@ -103,7 +148,7 @@ def _bind(host: str, port: int, threads: int) -> "grpc.Server":
         bound = 0
     if not bound:
         raise StorageError(f"the proxy cannot listen on {host}:{port}: the port is in use; stop the program that holds it or pick another --port")
-    return server
+    return server, bound
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -123,17 +168,6 @@ def _check_port_free(host: str, port: int) -> None:
                         "stop it or pick another --port"
                     ) from None
                 raise StorageError(f"the proxy cannot listen on {host}:{port}: {e.strerror}; pass an address of this machine with --host") from None
-
-
-def _add_service(server: "grpc.Server", storage: optuna.storages.BaseStorage) -> None:
-    # What optuna.storages.run_grpc_proxy_server does, on a server built here: Optuna's own
-    # make_server takes no server options, and SO_REUSEPORT must be off.
-    from optuna.storages._grpc.auto_generated import api_pb2_grpc
-    from optuna.storages._grpc.servicer import OptunaStorageProxyService
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        api_pb2_grpc.add_StorageServiceServicer_to_server(OptunaStorageProxyService(storage), server)
 
 
 def _reap(storage: optuna.storages.BaseStorage, interval: int, grace: int, stop: threading.Event) -> None:

@@ -46,6 +46,7 @@ import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import RETRY_HISTORY_ATTR
 from scaling_optuna.errors import DataError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import WorkerError
@@ -488,7 +489,7 @@ class Worker:
             return f"its replacement could not be looked up ({describe_error(e)})"
         if standing is None:
             return "its study holds its budget, so nothing re-runs it"
-        same = "retry_history" in standing.system_attrs
+        same = RETRY_HISTORY_ATTR in standing.system_attrs
         if standing.system_attrs.get(QUEUED_BY_ATTR) == self.who:
             return f"queued to re-run as trial {standing.number} with the same parameters" if same else f"queued trial {standing.number}, a fresh trial, in its place"
         by = standing.system_attrs.get(QUEUED_BY_ATTR, "another process")

@@ -33,6 +33,8 @@ from optuna.pruners import BasePruner
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from scaling_optuna._optuna import pruner_inside
+
 # Long trials (CIFAR-10's take minutes) still see trials that finished meanwhile.
 REFRESH_S = 10.0
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -48,7 +50,7 @@ _READ_ONLY = (
 def decides_locally(pruner: BasePruner) -> bool:
     """Whether ``pruner`` can decide against a copy of the study (it writes nothing while deciding)."""
     if isinstance(pruner, optuna.pruners.PatientPruner):
-        wrapped = getattr(pruner, "_wrapped_pruner", None)
+        wrapped = pruner_inside(pruner)
         return wrapped is None or decides_locally(wrapped)
     return isinstance(pruner, _READ_ONLY)
 
