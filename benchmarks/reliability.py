@@ -34,11 +34,15 @@ Faults:
 - ``sigkill-grpc``: as ``sigkill``, with the workers behind ``scaling-optuna proxy`` on host db;
 - ``race``: 6 workers on 3 hosts start together on ``--count`` studies of budget 2 (the queued
   baseline and one more trial, which they all race to create).
+- ``interrupted-create``, ``concurrent-create``: ``create`` cut off by SIGTERM or SIGKILL at a random
+  moment, and two ``create`` at once, ``--tries`` times on a SQLite file and on PostgreSQL at
+  ``--postgres``; these need no hosts (see ``_creation_faults.py``).
 
 Needs root and iproute2, like the multi-host test. Usage::
 
     python benchmarks/reliability.py --count 1                  # every fault once, ~7 min on 2 cores
     python benchmarks/reliability.py --count 3 --faults sigkill,link-cut
+    python benchmarks/reliability.py --faults interrupted-create,concurrent-create --tries 10
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _creation_faults import CREATION_FAULTS  # noqa: E402
+from _creation_faults import print_creation_table  # noqa: E402
+from _creation_faults import run_creation_faults  # noqa: E402
 from tests import hosts  # noqa: E402
 from tests.store_probe import StoreProbe  # noqa: E402
 from tests.store_probe import Victim  # noqa: E402
@@ -309,17 +316,25 @@ def run_race(lab: Lab) -> Row:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=3, help="injections of each fault (default 3)")
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, of {', '.join(FAULTS)}")
+    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, of {', '.join(FAULTS + CREATION_FAULTS)} (default: every fault but the creation faults)")
     parser.add_argument("--epochs", type=int, default=150, help="epochs of every trial (default 150: ~15 s on one core)")
     parser.add_argument("--cut-s", type=float, default=30, help="how long a link stays cut (default 30)")
     parser.add_argument("--outage-s", type=float, default=15, help="how long the database stays down (default 15)")
     parser.add_argument("--recover-s", type=float, default=120, help="give up timing a recovery after this (default 120)")
     parser.add_argument("--finish-s", type=float, default=180, help="how long the workers may take after the last fault (default 180)")
+    parser.add_argument("--tries", type=int, default=10, help="tries of each creation fault on each store (default 10)")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="creation faults: a PostgreSQL URL whose user may create databases")
     args = parser.parse_args()
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
-    unknown = sorted(set(faults) - set(FAULTS))
+    unknown = sorted(set(faults) - set(FAULTS) - set(CREATION_FAULTS))
     if unknown:
-        parser.error(f"unknown fault(s) {unknown}; pick from {', '.join(FAULTS)}")
+        parser.error(f"unknown fault(s) {unknown}; pick from {', '.join(FAULTS + CREATION_FAULTS)}")
+    creation = [f for f in faults if f in CREATION_FAULTS]
+    faults = [f for f in faults if f in FAULTS]
+    if creation:
+        print_creation_table(run_creation_faults(creation, args.tries, args.postgres), args.tries)
+    if not faults:
+        return
     reason = hosts.unavailable_reason()
     if reason:
         sys.exit(f"cannot build hosts here: {reason}")

@@ -27,22 +27,30 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
+import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import optuna
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
-from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import StorageError
+from scaling_optuna.identity import ATTR_BUDGET
+from scaling_optuna.identity import check_reopen
+from scaling_optuna.identity import commit
+from scaling_optuna.identity import find_sizes
+from scaling_optuna.identity import study_attrs
+from scaling_optuna.identity import study_name
+from scaling_optuna.identity import survey
+from scaling_optuna.identity import write_identity
 from scaling_optuna.spec import ExperimentSpec
+from scaling_optuna.spec import check_queued_trials
 from scaling_optuna.spec import load_spec
-from scaling_optuna.storages import EXPERIMENT_ATTR
 from scaling_optuna.storages import HANDED_BACK
 from scaling_optuna.storages import LOST
+from scaling_optuna.storages import REPLACES_ATTR
 from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import check_url
@@ -54,9 +62,21 @@ from scaling_optuna.storages import open_storage
 if TYPE_CHECKING:
     import torch
 
-    from scaling_optuna.data import Dataset
-
-ATTR_BUDGET = "trials_per_size"
+__all__ = [
+    "ATTR_BUDGET",
+    "BUDGET_STATES",
+    "METRIC_NAME",
+    "CreationStopped",
+    "Experiment",
+    "SizeStatus",
+    "TrialRecord",
+    "create_experiment",
+    "find_sizes",
+    "load_experiment",
+    "set_budget",
+    "study_name",
+    "trial_kind",
+]
 METRIC_NAME = "val_loss"
 # Trials that hold a place in a study's budget.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -118,10 +138,6 @@ class SizeStatus:
     @property
     def remaining(self) -> int:
         return max(0, self.budget - self.finished)
-
-
-def study_name(experiment: str, size: int) -> str:
-    return f"{experiment}-n{size:07d}"
 
 
 class Experiment:
@@ -237,7 +253,8 @@ def load_experiment(spec: str | Path | ExperimentSpec, storage: str | None = Non
     """Open an experiment's studies in ``storage`` (default: the spec's storage).
 
     Reads the store only (a store on a read-only file system can be read);
-    the dataset is not loaded.
+    the dataset is not loaded. Studies whose creation was cut off are left
+    out until ``create`` finishes them.
 
     Raises:
         SpecError: the spec is invalid.
@@ -247,104 +264,136 @@ def load_experiment(spec: str | Path | ExperimentSpec, storage: str | None = Non
     spec = _as_spec(spec)
     url = storage or spec.storage
     store = open_storage(url, create=False, read_only=True)
-    sizes = find_sizes(spec, store)
-    if not sizes:
+    found = survey(spec, store)
+    if not found.ready:
+        begun = " was cut off before any study was whole" if found.interrupted else ""
         raise StorageError(
-            f"store {mask_url(url)} holds no study of experiment {spec.name!r}; "
+            f"store {mask_url(url)} holds no study of experiment {spec.name!r}{' (its creation' + begun + ')' if begun else ''}; "
             f"run 'scaling-optuna create {spec.path or 'SPEC'} --storage {mask_url(url)}' first"
         )
-    return Experiment(spec, store, url, sizes)
+    return Experiment(spec, store, url, found.sizes())
 
 
-def find_sizes(spec: ExperimentSpec, storage: RetryingStorage) -> list[int]:
-    """Sizes of the experiment's studies in ``storage``, checking they belong to it and match the spec.
+class CreationStopped(Exception):
+    """:func:`create_experiment` was stopped (its ``stop`` event set) before every study was whole.
 
-    Raises:
-        ExperimentMismatchError: a study has the experiment's name pattern but
-            was not created by it, or was created from an incompatible spec.
+    The studies made whole so far are usable; the next ``create`` finishes the rest.
     """
-    sizes = []
-    for study in storage.get_all_studies():
-        attrs = study.user_attrs
-        if attrs.get(EXPERIMENT_ATTR) != spec.name:
-            check_not_foreign(spec, study.study_name, attrs)
-            continue
-        check_compatible(spec, study.study_name, attrs)
-        sizes.append(int(attrs["size"]))
-    return sorted(sizes)
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"stopped after {done} of {total} studies")
+        self.done, self.total = done, total
 
 
-def check_not_foreign(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> None:
-    """Refuse a study named like one of this experiment's that this experiment did not create."""
-    if re.fullmatch(re.escape(spec.name) + r"-n\d{7}", name) and attrs.get(EXPERIMENT_ATTR) != spec.name:
-        raise ExperimentMismatchError(
-            f"study {name!r} has the name of one of experiment {spec.name!r}'s studies but was not created by "
-            "scaling-optuna for it (it carries no experiment fingerprint); rename the experiment in the spec, "
-            "or use another store"
-        )
-
-
-def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> None:
-    stored = attrs.get("spec_hash")
-    if stored != spec.compatibility_hash():
-        raise ExperimentMismatchError(
-            f"study {name!r} was created from a different spec of experiment {spec.name!r} "
-            f"(spec hash {stored}, this spec {spec.compatibility_hash()}): its data, model, search space "
-            "or trainer changed; give the experiment a new name or use another store"
-        )
+# Called as progress(studies done, studies in all, trials queued so far) during create_experiment.
+CreationProgress = Callable[[int, int, int], None]
 
 
 def create_experiment(
-    spec: str | Path | ExperimentSpec, storage: str | None = None, *, log: logging.Logger | None = None, device: str | None = None
+    spec: str | Path | ExperimentSpec,
+    storage: str | None = None,
+    *,
+    log: logging.Logger | None = None,
+    device: str | None = None,
+    workers: int = 1,
+    artifacts: str | None = None,
+    stop: threading.Event | None = None,
+    progress: CreationProgress | None = None,
 ) -> Experiment:
     """Create (or re-open) the experiment's studies, one per size, each with its budget queued.
 
-    Safe to call repeatedly. Loads the dataset to resolve the sizes and
+    Safe to call repeatedly, and to cut off anywhere: a study becomes visible
+    to workers and readers only once its identity and budget are written
+    (see :mod:`scaling_optuna.identity`), and the next call finishes what an
+    interrupted one began. Loads the dataset to resolve the sizes and
     fingerprint each subset, and checks everything a worker would trip on
     before anything is written. The first queued trial of every new study is
     the untuned default model (``default_params``), so the report can compare
     tuned and untuned curves. A budget that differs from the stored one
     (``trials_per_size``, or ``--trials``) is queued up, or its unstarted
-    trials withdrawn. ``device`` is where this process's workers will train
-    (``run``), checked here; None (``create``) leaves it to the workers.
+    trials withdrawn.
+
+    Args:
+        device: where this process's ``workers`` will train (``run``), checked
+            here with the memory the largest model needs; None (``create``)
+            leaves the device to the workers and checks the memory of this machine.
+        artifacts: where the workers keep trained weights (default: the spec's);
+            a folder that cannot be written is refused.
+        stop: when set, creation stops before the next study (or queued trial)
+            and raises :class:`CreationStopped`.
+        progress: called as ``progress(studies done, studies, trials queued)``
+            before the first study, then after every study and every queued trial.
 
     Raises:
         SpecError, DataError: bad spec or data (nothing is written).
         StorageError: the store cannot be opened.
         ExperimentMismatchError: the store holds studies of this name from another spec or data.
+        CreationStopped: ``stop`` was set.
     """
-    from scaling_optuna.data import load_dataset
-    from scaling_optuna.preflight import check_runnable
-
     spec = _as_spec(spec)
     url = storage or spec.storage
-    # Validate everything that can fail before the store is touched, so bad input writes nothing.
+    sizes, attrs = _prepare(spec, url, device=device, workers=workers, artifacts=artifacts)
+    store = open_storage(url, create=True)
+    found = survey(spec, store)
+    for size in sizes:
+        name = study_name(spec.name, size)
+        check_reopen(spec, name, found.ready.get(name, found.interrupted.get(name, {})), attrs[size]["fingerprint"])
+    count = {"done": 0, "queued": 0}
+
+    def tell(queued: int = 0) -> None:
+        count["queued"] += queued
+        if progress is not None:
+            progress(count["done"], len(sizes), count["queued"])
+
+    tell()
+    for size in sizes:
+        study = None if stop is not None and stop.is_set() else _create_study(spec, store, size, attrs[size], stop, lambda: tell(1))
+        if study is None:
+            raise CreationStopped(count["done"], len(sizes))
+        count["done"] += 1
+        tell()
+        if log is not None:
+            log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
+    return Experiment(spec, store, url, sorted(set(sizes) | set(find_sizes(spec, store))))
+
+
+def _prepare(
+    spec: ExperimentSpec, url: str, *, device: str | None, workers: int, artifacts: str | None
+) -> tuple[list[int], dict[int, dict[str, Any]]]:
+    """Everything ``create`` checks before it touches the store: the sizes and each study's identity."""
+    from scaling_optuna.data import load_dataset
+    from scaling_optuna.preflight import check_runnable
+    from scaling_optuna.storages.artifacts import artifact_location
+    from scaling_optuna.storages.artifacts import check_artifact_location
+
     check_url(url)
     data = load_dataset(spec)
     sizes = spec.sizes.resolve(data.pool_size)
-    attrs = {size: _study_attrs(spec, data, size) for size in sizes}
-    check_runnable(spec, data, device)
-
-    store = open_storage(url, create=True)
-    existing = {s.study_name: s.user_attrs for s in store.get_all_studies()}
-    for size in sizes:
-        name = study_name(spec.name, size)
-        if name in existing:
-            _check_reopen(spec, name, existing[name], attrs[size]["fingerprint"])
-    for size in sizes:
-        study = _create_study(spec, store, size, attrs[size])
-        if log is not None:
-            log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
-    all_sizes = sorted(set(sizes) | set(find_sizes(spec, store)))
-    return Experiment(spec, store, url, all_sizes)
+    check_queued_trials(len(sizes), spec.trials_per_size)
+    attrs = {size: study_attrs(spec, data, size) for size in sizes}
+    check_runnable(spec, data, device, workers=workers)
+    if spec.keep_models > 0:
+        check_artifact_location(artifact_location(artifacts or spec.artifacts, url))
+    return sizes, attrs
 
 
-def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, default_params: dict[str, Any] | None = None) -> None:
+def set_budget(
+    storage: RetryingStorage,
+    study: optuna.Study,
+    budget: int,
+    default_params: dict[str, Any] | None = None,
+    *,
+    stop: threading.Event | None = None,
+    on_queued: Callable[[], None] | None = None,
+) -> bool:
     """Queue or withdraw trials so that ``budget`` trials are queued, running or finished.
 
     The untuned baseline (``default_params``) is queued first in a new study.
     Only unstarted fresh trials are withdrawn (never the baseline, nor a trial
-    queued to re-run one that was handed back or lost).
+    queued to re-run one that was handed back or lost), and a second baseline
+    that a process creating the study at the same time queued. Returns False
+    when ``stop`` was set before the budget was queued (the next call queues
+    the rest); ``on_queued`` is called after every trial queued.
     """
     if study.user_attrs.get(ATTR_BUDGET) != budget:
         study.set_user_attr(ATTR_BUDGET, budget)
@@ -356,73 +405,73 @@ def set_budget(storage: RetryingStorage, study: optuna.Study, budget: int, defau
             warnings.simplefilter("ignore")
             study.enqueue_trial(dict(default_params), user_attrs={"baseline": True})
         held += 1
+        if on_queued is not None:
+            on_queued()
     for _ in range(budget - held):
+        if stop is not None and stop.is_set():
+            return False
         # A plain WAITING trial, not enqueue_trial({}): samplers such as GridSampler take a
         # trial with a (possibly empty) fixed_params attribute for a user's partial enqueue.
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+        if on_queued is not None:
+            on_queued()
     # Counted again, not from ``held``: workers started together with a new --trials each
     # queue what they found missing, and the surplus of that race must go back.
     _withdraw_beyond(storage, study, budget)
+    return True
 
 
 def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int) -> None:
-    """Withdraw the fresh queued trials that rank beyond ``budget`` among the trials it holds.
+    """Withdraw the fresh queued trials that rank beyond ``budget`` among the trials it holds, and spare baselines.
 
     Trials rank by (plain, number): the baseline and re-runs of handed-back or
     lost trials first, then plain trials oldest first, so the newest fresh
     trials go and the baseline or a re-run never. A rank that depends on
     nothing a trial's state changes, unlike a count of the surplus, names the
     same trials to every process, also while others withdraw some: processes
-    trimming together withdraw the surplus once, never more.
+    trimming together withdraw the surplus once, never more. The same holds
+    for the baselines: the oldest is kept, later queued ones go.
     """
-
-    def plain(t: FrozenTrial) -> bool:
-        return not t.system_attrs.get("fixed_params") and not t.user_attrs.get("baseline")
-
-    held = sorted((t for t in study.get_trials(deepcopy=False) if t.state in BUDGET_STATES), key=lambda t: (plain(t), t.number))
-    beyond = [t for t in held[budget:] if t.state == TrialState.WAITING and plain(t)]
-    if not beyond:
+    trials = study.get_trials(deepcopy=False)
+    spare = _spare_baselines(trials)
+    held = sorted(
+        (t for t in trials if t.state in BUDGET_STATES and t.number not in spare), key=lambda t: (_plain(t), t.number)
+    )
+    beyond = [t.number for t in held[budget:] if t.state == TrialState.WAITING and _plain(t)]
+    queued_spares = [t.number for t in trials if t.number in spare and t.state == TrialState.WAITING]
+    if not beyond and not queued_spares:
         return
     study_id = storage.get_study_id_from_name(study.study_name)
-    for trial in reversed(beyond):
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+    for number in [*reversed(beyond), *queued_spares]:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
         # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
         try:
             claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
         except optuna.exceptions.UpdateFinishedTrialError:
             claimed = False  # another process withdrew it first
         if claimed:
-            end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
+            end_trial(storage, study_id, number, WITHDRAWN, who="budget")
 
 
-def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int) -> dict[str, Any]:
-    return {
-        EXPERIMENT_ATTR: spec.name,
-        "size": size,
-        "fingerprint": data.fingerprint(size),
-        "spec_hash": spec.compatibility_hash(),
-        "pool_size": data.pool_size,
-        "dataset": spec.data.dataset,
-        "model": spec.model,
-        "majority_error": data.majority_error(),
-        # how many examples every test error was measured on: the report's band for a measured value needs it
-        "test_size": int(len(data.y_test)),
-        "input_shape": list(data.input_shape),
-        "num_classes": data.num_classes,
-    }
+def _plain(trial: FrozenTrial) -> bool:
+    return not trial.system_attrs.get("fixed_params") and not trial.user_attrs.get("baseline")
 
 
-def _check_reopen(spec: ExperimentSpec, name: str, attrs: dict[str, Any], fingerprint: str) -> None:
-    check_not_foreign(spec, name, attrs)
-    check_compatible(spec, name, attrs)
-    if attrs.get("fingerprint") != fingerprint:
-        raise ExperimentMismatchError(
-            f"study {name!r} was created from other data (fingerprint {attrs.get('fingerprint')}, "
-            f"local data {fingerprint}); use the same dataset files and seed, or a new experiment name"
-        )
+def _spare_baselines(trials: list[FrozenTrial]) -> set[int]:
+    """Baselines queued after the study's first one: two processes that create a study at once each queue one.
+
+    Whatever their state: one that another process is withdrawing is RUNNING for a moment, and
+    counting it then would shift the rank of every trial after it (and withdraw one too many).
+    """
+    fresh = sorted(t.number for t in trials if t.user_attrs.get("baseline") and REPLACES_ATTR not in t.system_attrs)
+    return set(fresh[1:])
 
 
-def _create_study(spec: ExperimentSpec, store: RetryingStorage, size: int, attrs: dict[str, Any]) -> optuna.Study:
+def _create_study(
+    spec: ExperimentSpec, store: RetryingStorage, size: int, attrs: dict[str, Any],
+    stop: threading.Event | None, on_queued: Callable[[], None],
+) -> optuna.Study | None:
+    """Create (or finish, or re-open) one size's study; None when ``stop`` cut it off (it is not whole yet)."""
     study = optuna.create_study(
         study_name=study_name(spec.name, size), storage=store, direction="minimize", load_if_exists=True
     )
@@ -431,10 +480,10 @@ def _create_study(spec: ExperimentSpec, store: RetryingStorage, size: int, attrs
             # Metric names have been "experimental" since Optuna 3.2; optuna-dashboard shows them.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([METRIC_NAME])
-    for key, value in attrs.items():
-        if study.user_attrs.get(key) != value:
-            study.set_user_attr(key, value)
-    set_budget(store, study, spec.trials_per_size, dict(spec.default_params))
+    write_identity(study, attrs)
+    if not set_budget(store, study, spec.trials_per_size, dict(spec.default_params), stop=stop, on_queued=on_queued):
+        return None
+    commit(study, spec.name)
     return study
 
 

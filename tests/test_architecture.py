@@ -18,6 +18,7 @@ PACKAGE = Path(scaling_optuna.__file__).parent
 # (and its own modules). Every module must be listed, so a new one is placed on purpose.
 LAYERS = {
     "errors": 0,
+    "signals": 0,
     "_json": 0,
     "spec": 1,
     "storages": 1,
@@ -25,6 +26,7 @@ LAYERS = {
     "data": 2,
     "model": 2,
     "train": 3,
+    "identity": 3,
     "preflight": 4,
     "experiment": 5,
     "worker": 6,

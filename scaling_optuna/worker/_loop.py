@@ -38,9 +38,10 @@ from scaling_optuna.errors import DataError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import WorkerError
 from scaling_optuna.experiment import ATTR_BUDGET
-from scaling_optuna.experiment import find_sizes
+from scaling_optuna.experiment import BUDGET_STATES
 from scaling_optuna.experiment import set_budget
-from scaling_optuna.experiment import study_name
+from scaling_optuna.identity import study_name
+from scaling_optuna.identity import survey
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storages import ENDED_ATTR
 from scaling_optuna.storages import HANDED_BACK
@@ -120,8 +121,11 @@ class Worker:
         outage_limit_s: float = OUTAGE_LIMIT_S,
         seed_offset: int = 0,
         who: str | None = None,
+        stop_deadline_s: float | None = None,
     ) -> None:
         self.spec, self.storage, self.url, self.runner, self.stop = spec, storage, url, runner, stop
+        self.stop_deadline_s = stop_deadline_s
+        self._training: tuple[_Size, _Claimed] | None = None
         self.who = who or f"{socket.gethostname()}:{os.getpid()}"
         self.sizes = _open_sizes(spec, storage, seed_offset)
         self.heartbeat = Heartbeat(
@@ -133,37 +137,71 @@ class Worker:
         self._failures_in_a_row = 0
 
     def set_budget(self, trials: int) -> None:
-        """Give every study a budget of ``trials`` (``worker --trials``)."""
+        """Give every study a budget of ``trials`` (``worker --trials``); a stop request ends the queuing."""
         for entry in self.sizes.values():
-            call_with_retries(lambda: set_budget(self.storage, entry.study, trials), what="setting the budget", stop=self.stop)
+            if self.stop.is_set():
+                return
+            call_with_retries(
+                lambda: set_budget(self.storage, entry.study, trials, stop=self.stop), what="setting the budget", stop=self.stop
+            )
 
     def run(self, max_trials: int | None = None) -> WorkerSummary:
         self.heartbeat.start()
+        done = threading.Event()
+        if self.stop_deadline_s is not None:
+            threading.Thread(target=self._hand_back_when_stuck, args=(done,), name="stop-deadline", daemon=True).start()
         try:
             while not self.stop.is_set() and (max_trials is None or self.summary.trials < max_trials):
                 claimed = self._claim_next()
                 if claimed is None:
                     break
-                entry, trial = claimed
-                try:
-                    outcome = self.runner.run(trial.trial, entry.size, entry.prune_check)
-                except KeyboardInterrupt:
-                    # A second Ctrl-C: leave at once, but still hand the trial back if the store answers.
-                    self.stop.set()
-                    self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
-                    raise
-                else:
-                    self._settle(entry, trial, outcome)
-                finally:
-                    self.heartbeat.watch(None)
+                outcome = self._train(*claimed)
                 if outcome.hand_back == STOP_REQUESTED:
                     self.summary.stopped_by_signal = True
                     break
         finally:
+            done.set()
             self.heartbeat.close()
         if self.stop.is_set():
             self.summary.stopped_by_signal = True
         return self.summary
+
+    def _train(self, entry: _Size, trial: _Claimed) -> Outcome:
+        """Train the claimed trial and settle how it ended."""
+        self._training = (entry, trial)
+        try:
+            outcome = self.runner.run(trial.trial, entry.size, entry.prune_check)
+        except KeyboardInterrupt:
+            # A second Ctrl-C: leave at once, but still hand the trial back if the store answers.
+            self.stop.set()
+            self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
+            raise
+        finally:
+            self._training = None
+            self.heartbeat.watch(None)
+        self._settle(entry, trial, outcome)
+        return outcome
+
+    def _hand_back_when_stuck(self, done: threading.Event) -> None:
+        """Once a stop is requested: a trial still training ``stop_deadline_s`` later is handed back, and the process exits.
+
+        The training loop checks the stop request at every step, but one step
+        of a wide model can take minutes, and Python cannot interrupt it.
+        """
+        while not self.stop.wait(0.5):
+            if done.is_set():
+                return
+        if done.wait(self.stop_deadline_s) or self._training is None:
+            return
+        entry, trial = self._training
+        _log.warning(
+            "size %d trial %d: its training step still runs %.0f s after the stop request; handing the trial back and exiting",
+            entry.size, trial.trial.number, self.stop_deadline_s,
+            extra={"event": "stop_deadline", "size": entry.size, "trial": trial.trial.number, "worker": self.who},
+        )
+        self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
+        logging.shutdown()
+        os._exit(0)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -191,6 +229,7 @@ class Worker:
                 short_since = short_since if short_since is not None else time.monotonic()
                 if time.monotonic() - short_since > self.grace_s:
                     self._replace_orphans(short)
+                    self._top_up(short)
                     short_since = None
             elif not said_waiting:
                 _log.info(
@@ -233,6 +272,19 @@ class Worker:
                             "size %d: trial %d was ended without a replacement; queued one", size, trial.number,
                             extra={"event": "replacement_queued", "size": size, "trial": trial.number},
                         )
+
+    def _top_up(self, short: Mapping[int, int]) -> None:
+        """Queue the trials of a budget that a cut-off ``create`` or ``--trials`` set but did not queue in full."""
+        for size in short:
+            study = self.sizes[size].study
+            budget = study.user_attrs.get(ATTR_BUDGET)
+            held = sum(t.state in BUDGET_STATES for t in study.get_trials(deepcopy=False))
+            if isinstance(budget, int) and held < budget:
+                _log.warning(
+                    "size %d: %d of its %d trials were never queued (a create or --trials was cut off); queuing them",
+                    size, budget - held, budget, extra={"event": "budget_topped_up", "size": size},
+                )
+                set_budget(self.storage, study, budget, stop=self.stop)
 
     def _claim_largest(self, queued: Mapping[int, int]) -> tuple[_Size, _Claimed] | None:
         for size in sorted(queued, key=lambda s: queued[s] * s, reverse=True):
@@ -407,7 +459,13 @@ class _Outage:
 
 
 def _open_sizes(spec: ExperimentSpec, storage: RetryingStorage, seed_offset: int) -> dict[int, _Size]:
-    sizes = find_sizes(spec, storage)
+    found = survey(spec, storage)
+    for name in sorted(found.interrupted):
+        _log.warning(
+            "study %s: its creation was cut off; this worker passes it over until 'scaling-optuna create' finishes it", name,
+            extra={"event": "study_unfinished", "study": name},
+        )
+    sizes = found.sizes()
     if not sizes:
         raise StorageError(f"the store holds no study of experiment {spec.name!r}; run 'scaling-optuna create' first")
     entries = {}
