@@ -10,7 +10,10 @@ printed, not asserted.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import signal
+import threading
 import time
 
 import optuna
@@ -18,6 +21,7 @@ import pytest
 from optuna.trial import TrialState
 
 from scaling_optuna.experiment import create_experiment
+from scaling_optuna.signals import StopOnSignals
 from scaling_optuna.storages import ENDED_ATTR
 from scaling_optuna.storages import REPLACES_ATTR
 from tests.test_distributed import all_trials
@@ -27,6 +31,20 @@ from tests.test_distributed import workers  # noqa: F401 - the fixture
 
 # Two 3,000-channel convolutions: every training step takes well over the 5 s a stopped worker waits.
 WIDE = {"conv1 = { low = 4, high = 12 }": "conv1 = 3000", "conv2 = { low = 4, high = 12 }": "conv2 = 3000"}
+
+
+def test_a_signal_sets_the_stop_while_the_main_thread_is_busy_in_c_code():
+    """Python runs a signal handler only between bytecodes; the stop must not wait for a long C call to return."""
+    stop, seen_at = threading.Event(), []
+    watcher = threading.Thread(target=lambda: stop.wait(60) and seen_at.append(time.monotonic()))
+    watcher.start()
+    with StopOnSignals(stop) as signals:
+        threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM)).start()
+        hashlib.pbkdf2_hmac("sha256", b"key", b"salt", 5_000_000)  # seconds in C, the GIL released
+        returned_at = time.monotonic()
+    watcher.join(60)
+    # The order of two moments, not a duration: the stop was seen before the C call returned.
+    assert seen_at and seen_at[0] < returned_at and signals.received == "SIGTERM"
 
 
 def _training(url: str, pid: int) -> optuna.trial.FrozenTrial | None:

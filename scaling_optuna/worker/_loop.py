@@ -199,9 +199,14 @@ class Worker:
             entry.size, trial.trial.number, self.stop_deadline_s,
             extra={"event": "stop_deadline", "size": entry.size, "trial": trial.trial.number, "worker": self.who},
         )
-        self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
+        code = 0
+        try:
+            self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
+        except Exception as e:  # the process ends either way: say what becomes of the trial
+            _log.error("could not hand trial %d back (%s); its heartbeat stops, so another worker re-runs it", trial.trial.number, describe_error(e))
+            code = 1
         logging.shutdown()
-        os._exit(0)
+        os._exit(code)
 
     # -- claiming ---------------------------------------------------------------
 
