@@ -6,9 +6,9 @@ These run on this machine's stores (a SQLite file, and PostgreSQL at
 - ``interrupted-create``: each try copies a store that holds a finished
   experiment (three sizes, one trained trial each), starts ``create`` of
   either an extension of it (40 more sizes, and a budget of 2 for all) or a
-  new 40-size experiment, and
-  sends SIGTERM or SIGKILL (the four variants in turn) at a random moment of
-  its store phase. Then it reads the finished experiment (status, best
+  new 40-size experiment, and sends SIGTERM or SIGKILL (the four variants in
+  turn) at a random point: once a randomly drawn one of the new studies is
+  begun, and up to 0.3 s (about one study's writes) later. Then it reads the finished experiment (status, best
   trials, a report), checks the best trials are unchanged, runs ``create``
   again and audits the studies: all whole, one baseline each, exactly the
   budget queued. For SIGTERM it times the signal to the ``stopped by`` line
@@ -229,15 +229,15 @@ class _Create:
 
 def _interrupted(lab: _Lab, store: str, tries: int, rng: random.Random) -> CreationRow:
     row = CreationRow("interrupted-create", store)
-    phase = _store_phase_seconds(lab, store)
     for i in range(tries):
         target = lab.specs["extension" if i % 4 < 2 else "new"]
         sig = signal.SIGTERM if i % 2 == 0 else signal.SIGKILL
         url = lab.copy(store)
-        before = _studies_begun(target, url)
+        # Once the k-th new study is begun (k drawn from all of them), and a random part of one study later.
+        begun = _studies_begun(target, url) + 1 + rng.randrange(len(NEW_SIZES))
         create = _Create(target, url)
-        _wait(lambda: _studies_begun(target, url) > before or create.proc.poll() is not None, 300)
-        time.sleep(rng.uniform(0, 0.9 * phase))
+        _wait(lambda: _studies_begun(target, url) >= begun or create.proc.poll() is not None, 300)
+        time.sleep(rng.uniform(0, 0.3))
         if create.proc.poll() is not None:
             row.notes.append(f"try {i + 1}: create ended before the signal")
         sent = time.monotonic()
@@ -251,17 +251,6 @@ def _interrupted(lab: _Lab, store: str, tries: int, rng: random.Random) -> Creat
             row.to_exit.append(time.monotonic() - sent)
         _audit_try(lab, row, target, url, i)
     return row
-
-
-def _store_phase_seconds(lab: _Lab, store: str) -> float:
-    """How long ``create`` of the extension spends in the store, from its first study to its end."""
-    url = lab.copy(store)
-    target = lab.specs["extension"]
-    create = _Create(target, url)
-    _wait(lambda: _studies_begun(target, url) > len(FINISHED_SIZES) or create.proc.poll() is not None, 300)
-    began = time.monotonic()
-    create.finish()
-    return time.monotonic() - began
 
 
 def _audit_try(lab: _Lab, row: CreationRow, target: Path, url: str, i: int) -> None:
