@@ -439,18 +439,22 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
     )
     beyond = [t.number for t in held[budget:] if t.state == TrialState.WAITING and _plain(t)]
     queued_spares = [t.number for t in trials if t.number in spare and t.state == TrialState.WAITING]
-    if not beyond and not queued_spares:
-        return
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for number in [*reversed(beyond), *queued_spares]:
-        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
-        # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
-        try:
-            claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            claimed = False  # another process withdrew it first
-        if claimed:
-            end_trial(storage, study_id, number, WITHDRAWN, who="budget")
+    if beyond or queued_spares:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for number in [*reversed(beyond), *queued_spares]:
+            _withdraw(storage, study_id, number)
+
+
+def _withdraw(storage: RetryingStorage, study_id: int, number: int) -> None:
+    """End a queued trial as withdrawn, unless another process (a worker, or another trim) took it first."""
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    # Claimed like any worker claims a trial, so a worker cannot start it meanwhile.
+    try:
+        claimed = storage.set_trial_state_values(trial_id, TrialState.RUNNING)
+    except optuna.exceptions.UpdateFinishedTrialError:
+        claimed = False  # another process withdrew it first
+    if claimed:
+        end_trial(storage, study_id, number, WITHDRAWN, who="budget")
 
 
 def _plain(trial: FrozenTrial) -> bool:

@@ -29,8 +29,8 @@ from tests.test_distributed import wait_until
 from tests.test_distributed import worker_args
 from tests.test_distributed import workers  # noqa: F401 - the fixture
 
-# Two 3,000-channel convolutions: every training step takes well over the 5 s a stopped worker waits.
-WIDE = {"conv1 = { low = 4, high = 12 }": "conv1 = 3000", "conv2 = { low = 4, high = 12 }": "conv2 = 3000"}
+# Two 3,000-channel convolutions on batches of 64: every training step takes well over the 5 s a stopped worker waits.
+WIDE = {"conv1 = { low = 4, high = 12 }": "conv1 = 3000", "conv2 = { low = 4, high = 12 }": "conv2 = 3000", "batch_size = 16": "batch_size = 64"}
 
 
 def test_a_signal_sets_the_stop_while_the_main_thread_is_busy_in_c_code():
@@ -58,7 +58,7 @@ def _training(url: str, pid: int) -> optuna.trial.FrozenTrial | None:
 
 @pytest.mark.slow
 def test_sigterm_mid_step_of_a_very_wide_model_hands_the_trial_back(tiny_digits, tmp_path, workers):  # noqa: F811
-    path = tiny_digits(name="wide", trials=1, counts=(240,), epochs=3)
+    path = tiny_digits(name="wide", trials=1, counts=(1024,), epochs=3)
     # No baseline (an empty [default_params]): the one trial is the wide model.
     text = path.read_text()
     for old, new in WIDE.items():
