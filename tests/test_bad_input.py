@@ -386,3 +386,21 @@ def test_a_worker_process_refuses_a_missing_gpu_in_one_line(store, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: device 'cuda'") and "no CUDA GPU" in lines[0], lines
     assert _snapshot(store) == before
+
+
+def test_the_longest_name_fits_postgresqls_study_names_and_one_more_character_writes_nothing(postgres_url, tmp_path, capsys):
+    import sqlalchemy
+
+    from scaling_optuna.spec import MAX_NAME_LENGTH
+
+    too_long = _good_spec(tmp_path, GOOD.replace('name = "tiny"', f'name = "{"n" * (MAX_NAME_LENGTH + 1)}"'))
+    code, lines = _run_main(["create", str(too_long), "--storage", postgres_url], capsys)
+    assert code == 2 and len(lines) == 1 and f"name: {MAX_NAME_LENGTH + 1} characters" in lines[0], lines
+    engine = sqlalchemy.create_engine(postgres_url)
+    assert sqlalchemy.inspect(engine).get_table_names() == []  # not even Optuna's tables
+    # Optuna's column: the longest name plus "-n" and a 7-digit size fill it exactly.
+    longest = _good_spec(tmp_path, GOOD.replace('name = "tiny"', f'name = "{"n" * MAX_NAME_LENGTH}"'))
+    assert _run_main(["create", str(longest), "--storage", postgres_url], capsys)[0] == 0
+    (column,) = [c for c in sqlalchemy.inspect(engine).get_columns("studies") if c["name"] == "study_name"]
+    assert column["type"].length == MAX_NAME_LENGTH + len("-n0000060") == 512
+    engine.dispose()
