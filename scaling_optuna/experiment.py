@@ -41,6 +41,7 @@ from scaling_optuna.identity import ATTR_BUDGET
 from scaling_optuna.identity import check_reopen
 from scaling_optuna.identity import commit
 from scaling_optuna.identity import find_sizes
+from scaling_optuna.identity import is_whole
 from scaling_optuna.identity import study_attrs
 from scaling_optuna.identity import study_name
 from scaling_optuna.identity import survey
@@ -49,6 +50,7 @@ from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import check_queued_trials
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import HANDED_BACK
+from scaling_optuna.storages import HEARTBEAT_ATTR
 from scaling_optuna.storages import LOST
 from scaling_optuna.storages import REPLACES_ATTR
 from scaling_optuna.storages import WITHDRAWN
@@ -457,6 +459,22 @@ def _withdraw(storage: RetryingStorage, study_id: int, number: int) -> None:
         end_trial(storage, study_id, number, WITHDRAWN, who="budget")
 
 
+def _finish_withdrawals(storage: RetryingStorage, study: optuna.Study) -> None:
+    """End the trials of a study not yet whole that a creation claimed to withdraw and did not live to end.
+
+    No worker runs a trial of a study that is not whole (workers see whole studies only),
+    so a RUNNING trial there is a withdrawal that was cut off; one that beats is left
+    alone all the same, in case the study became whole since it was read.
+    """
+    running = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if HEARTBEAT_ATTR not in t.system_attrs
+    ]
+    if running:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for trial in running:
+            end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
+
+
 def _plain(trial: FrozenTrial) -> bool:
     return not trial.system_attrs.get("fixed_params") and not trial.user_attrs.get("baseline")
 
@@ -485,6 +503,8 @@ def _create_study(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([METRIC_NAME])
     write_identity(study, attrs)
+    if not is_whole(spec, study.user_attrs):
+        _finish_withdrawals(store, study)
     if not set_budget(store, study, spec.trials_per_size, dict(spec.default_params), stop=stop, on_queued=on_queued):
         return None
     commit(study, spec.name)

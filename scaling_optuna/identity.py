@@ -30,12 +30,16 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import optuna
 from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.storages import EXPERIMENT_ATTR
+from scaling_optuna.storages import HEARTBEAT_ATTR
+from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
+from scaling_optuna.storages import ended_reason
 
 if TYPE_CHECKING:
     from optuna.study._frozen import FrozenStudy
@@ -140,7 +144,8 @@ def looks_interrupted(spec: ExperimentSpec, study: "FrozenStudy", storage: Retry
 
     It minimises one objective, holds no user attribute but those of the
     identity (an older version wrote the experiment's name first), and no
-    trial of it ever started: adopting it can take nothing from anyone.
+    trial of it ever trained (only queued ones, and surplus that a creation
+    withdrew): adopting it can take nothing from anyone.
     """
     if study.directions != [StudyDirection.MINIMIZE] or not _named_like(spec, study.study_name):
         return False
@@ -149,7 +154,15 @@ def looks_interrupted(spec: ExperimentSpec, study: "FrozenStudy", storage: Retry
     if study.user_attrs.get(EXPERIMENT_ATTR, spec.name) != spec.name:
         return False
     trials = storage.get_all_trials(storage.get_study_id_from_name(study.study_name), deepcopy=False)
-    return all(t.state == TrialState.WAITING for t in trials)
+    return all(_never_ran(t) for t in trials)
+
+
+def _never_ran(trial: FrozenTrial) -> bool:
+    """Queued, or withdrawn by a creation (two at once trim each other's surplus), or being withdrawn."""
+    if trial.state == TrialState.FAIL:
+        return ended_reason(trial) == WITHDRAWN
+    # A creation claims a surplus trial (RUNNING) before it ends it as withdrawn; a worker's trial beats.
+    return trial.state == TrialState.WAITING or (trial.state == TrialState.RUNNING and HEARTBEAT_ATTR not in trial.system_attrs)
 
 
 def check_compatible(spec: ExperimentSpec, name: str, attrs: Mapping[str, Any]) -> None:

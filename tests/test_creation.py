@@ -108,6 +108,24 @@ def test_a_study_left_without_its_identity_or_half_written_is_finished(tiny_digi
     assert_complete(url, "half", sizes=3, budget=2)
 
 
+def test_a_study_cut_off_while_two_creates_trimmed_each_other_is_finished(tiny_digits, tmp_path):
+    """Both creates queued a baseline and withdrew surplus, and both were killed before the study was whole."""
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    path = tiny_digits(name="both", trials=2, counts=(60,))
+    params = dict(load_spec(path).default_params)
+    study = optuna.create_study(study_name="both-n0000060", storage=url, direction="minimize")
+    for _ in range(2):
+        study.enqueue_trial(params, user_attrs={"baseline": True})
+        study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+    storage = open_storage(url)
+    study_id = storage.get_study_id_from_name("both-n0000060")
+    for number in (2, 3):  # one withdrawn, the other claimed for withdrawal when the kill came
+        assert storage.set_trial_state_values(storage.get_trial_id_from_study_id_trial_number(study_id, number), TrialState.RUNNING)
+    end_trial(storage, study_id, 3, WITHDRAWN, who="budget")
+    create_experiment(path, url)
+    assert audit(url, "both") == {"both-n0000060": (1, 2, True)}
+
+
 def test_a_foreign_study_with_the_experiments_name_is_still_refused(tiny_digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     ran = optuna.create_study(study_name="own-n0000060", storage=url, direction="minimize")
