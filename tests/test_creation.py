@@ -229,16 +229,17 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_sigterm_stops_create_with_one_line_and_the_next_create_finishes(tiny_digits, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_create_with_one_line_and_the_next_create_finishes(sig, tiny_digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tiny_digits(name="term", trials=1, counts=tuple(range(40, 440, 10)))
     proc = _create_process(path, url)
     _wait_for(lambda: _whole(url, path) >= 2 or proc.poll() is not None, 120, "two whole studies")
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.strip().splitlines() if " INFO scaling_optuna.create: " not in line]  # progress may come first
-    assert proc.returncode == 128 + signal.SIGTERM and len(lines) == 1, err
-    assert lines[0].startswith("stopped by SIGTERM after ") and lines[0].endswith("the same command finishes the rest"), err
+    assert proc.returncode == 128 + sig and len(lines) == 1, err
+    assert lines[0].startswith(f"stopped by {sig.name} after ") and lines[0].endswith("the same command finishes the rest"), err
     done = int(lines[0].split(" after ")[1].split(" of ")[0])
     assert done == _whole(url, path) and 2 <= done < 40
     create_experiment(path, url)
