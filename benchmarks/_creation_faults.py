@@ -40,32 +40,6 @@ CREATION_FAULTS = ("interrupted-create", "concurrent-create")
 BUDGET = 2
 FINISHED_SIZES = [60, 120, 240]
 NEW_SIZES = list(range(300, 700, 10))
-SPEC = """
-name = "{name}"
-seed = 0
-trials_per_size = {budget}
-[data]
-dataset = "digits"
-[sizes]
-counts = {sizes}
-[search_space]
-lr = {{ low = 0.05, high = 0.3, log = true }}
-weight_decay = {{ low = 1e-6, high = 1e-4, log = true }}
-momentum = {{ low = 0.8, high = 0.95 }}
-conv1 = {{ low = 4, high = 12 }}
-conv2 = {{ low = 4, high = 12 }}
-fc1 = {{ low = 16, high = 48 }}
-fc2 = {{ low = 16, high = 48 }}
-[trainer]
-max_epochs = 1
-patience = 1
-batch_size = 16
-[sampler]
-name = "RandomSampler"
-seed = 1
-[pruner]
-name = "NopPruner"
-"""
 
 
 @dataclasses.dataclass
@@ -95,8 +69,11 @@ HEADER = (
 )
 
 
-def run_creation_faults(faults: list[str], tries: int, postgres: str, seed: int = 0) -> list[CreationRow]:
-    """Run ``faults`` (of :data:`CREATION_FAULTS`) ``tries`` times on SQLite and PostgreSQL; one row per fault and store."""
+def run_creation_faults(faults: list[str], tries: int, postgres: str, spec: str, seed: int = 0) -> list[CreationRow]:
+    """Run ``faults`` (of :data:`CREATION_FAULTS`) ``tries`` times on SQLite and PostgreSQL; one row per fault and store.
+
+    ``spec`` is ``reliability.py``'s spec, with ``{name}``, ``{budget}``, ``{sizes}`` and ``{epochs}`` to fill.
+    """
     import optuna
 
     # The checks read the stores in this process: their log lines and warnings would bury the table.
@@ -106,7 +83,7 @@ def run_creation_faults(faults: list[str], tries: int, postgres: str, seed: int 
     rng = random.Random(seed)
     rows = []
     with tempfile.TemporaryDirectory(prefix="creation-faults-") as folder:
-        lab = _Lab(Path(folder), postgres)
+        lab = _Lab(Path(folder), postgres, spec)
         try:
             for fault in faults:
                 for store in ("sqlite", "postgresql"):
@@ -131,8 +108,8 @@ def print_creation_table(rows: list[CreationRow], tries: int) -> None:
 class _Lab:
     """Stores to copy: a finished experiment in a SQLite file and in a PostgreSQL template database."""
 
-    def __init__(self, folder: Path, postgres: str) -> None:
-        self.folder, self.admin = folder, postgres
+    def __init__(self, folder: Path, postgres: str, spec: str) -> None:
+        self.folder, self.admin, self.spec = folder, postgres, spec
         self.databases: list[str] = []
         self.specs = {
             "finished": self._spec("dg", FINISHED_SIZES, 1),
@@ -147,7 +124,7 @@ class _Lab:
 
     def _spec(self, name: str, sizes: list[int], budget: int) -> Path:
         path = self.folder / f"{name}-{len(sizes)}.toml"
-        path.write_text(SPEC.format(name=name, budget=budget, sizes=sizes))
+        path.write_text(self.spec.format(name=name, budget=budget, sizes=sizes, epochs=1))
         return path
 
     def _run(self, args: list[str]) -> None:

@@ -332,7 +332,7 @@ def main() -> None:
     creation = [f for f in faults if f in CREATION_FAULTS]
     faults = [f for f in faults if f in FAULTS]
     if creation:
-        print_creation_table(run_creation_faults(creation, args.tries, args.postgres), args.tries)
+        print_creation_table(run_creation_faults(creation, args.tries, args.postgres, SPEC), args.tries)
     if not faults:
         return
     reason = hosts.unavailable_reason()

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import optuna
@@ -37,6 +36,7 @@ from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import open_storage
 from tests.conftest import run_cli
+from tests.test_distributed import wait_until
 from tests.test_proxy import _free_port
 from tests.test_proxy import _proxy
 from tests.test_proxy import _wait_listening
@@ -220,21 +220,13 @@ def _whole(url: str, path: Path) -> int:
         return 0  # the store file is not there yet
 
 
-def _wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_create_with_one_line_and_the_next_create_finishes(sig, tiny_digits, tmp_path):
     url = f"sqlite:///{tmp_path / 'store.db'}"
     path = tiny_digits(name="term", trials=1, counts=tuple(range(40, 440, 10)))
     proc = _create_process(path, url)
-    _wait_for(lambda: _whole(url, path) >= 2 or proc.poll() is not None, 120, "two whole studies")
+    wait_until(lambda: _whole(url, path) >= 2 or proc.poll() is not None, 120, "two whole studies")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     lines = [line for line in err.strip().splitlines() if " INFO scaling_optuna.create: " not in line]  # progress may come first
