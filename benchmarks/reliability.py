@@ -42,7 +42,10 @@ Faults:
   disk filled; the row notes whether what it said about handing trials back was true, and a
   new ``run`` finishes the budget;
 - ``first-open-sqlite``, ``first-open-postgresql``: two processes open 10 fresh stores at the
-  same moment each (a fleet starting against a new database); the notes count failed opens.
+  same moment each (a fleet starting against a new database); the notes count failed opens;
+- ``interrupted-create``, ``concurrent-create``: ``create`` cut off by SIGTERM or SIGKILL at a random
+  moment, and two ``create`` at once, ``--tries`` times on a SQLite file and on PostgreSQL at
+  ``--postgres``; these need no hosts (see ``_creation_faults.py``).
 
 A new fault is a function ``(lab) -> Row`` in :data:`RUNNERS`.
 
@@ -54,6 +57,7 @@ Needs root and iproute2, like the multi-host test. Usage::
 
     python benchmarks/reliability.py --count 1                  # every fault once, ~15 min on 2 cores
     python benchmarks/reliability.py --count 3 --faults sigkill,link-cut
+    python benchmarks/reliability.py --faults interrupted-create,concurrent-create --tries 10
 """
 
 from __future__ import annotations
@@ -73,6 +77,9 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _creation_faults import CREATION_FAULTS  # noqa: E402
+from _creation_faults import print_creation_table  # noqa: E402
+from _creation_faults import run_creation_faults  # noqa: E402
 from tests import hosts  # noqa: E402
 from tests.store_probe import StoreProbe  # noqa: E402
 from tests.store_probe import Victim  # noqa: E402
@@ -524,7 +531,7 @@ FAULTS = tuple(RUNNERS)
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=3, help="injections of each fault (default 3)")
-    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, of {', '.join(FAULTS)}")
+    parser.add_argument("--faults", default=",".join(FAULTS), help=f"comma-separated, of {', '.join(FAULTS + CREATION_FAULTS)} (default: every fault but the creation faults)")
     parser.add_argument("--epochs", type=int, default=150, help="epochs of every trial (default 150: ~15 s on one core)")
     parser.add_argument("--cut-s", type=float, default=30, help="how long a link stays cut (default 30)")
     parser.add_argument("--outage-s", type=float, default=20, help="how long the database stays down (default 20)")
@@ -532,11 +539,19 @@ def main() -> None:
     parser.add_argument("--settle-s", type=float, default=15, help="how long workers run before a disk fills (default 15)")
     parser.add_argument("--recover-s", type=float, default=120, help="give up timing a recovery after this (default 120)")
     parser.add_argument("--finish-s", type=float, default=180, help="how long the workers may take after the last fault (default 180)")
+    parser.add_argument("--tries", type=int, default=10, help="tries of each creation fault on each store (default 10)")
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/postgres", help="creation faults: a PostgreSQL URL whose user may create databases")
     args = parser.parse_args()
     faults = [f.strip() for f in args.faults.split(",") if f.strip()]
-    unknown = sorted(set(faults) - set(FAULTS))
+    unknown = sorted(set(faults) - set(FAULTS) - set(CREATION_FAULTS))
     if unknown:
-        parser.error(f"unknown fault(s) {unknown}; pick from {', '.join(FAULTS)}")
+        parser.error(f"unknown fault(s) {unknown}; pick from {', '.join(FAULTS + CREATION_FAULTS)}")
+    creation = [f for f in faults if f in CREATION_FAULTS]
+    faults = [f for f in faults if f in FAULTS]
+    if creation:
+        print_creation_table(run_creation_faults(creation, args.tries, args.postgres, SPEC), args.tries)
+    if not faults:
+        return
     reason = hosts.unavailable_reason()
     if reason:
         sys.exit(f"cannot build hosts here: {reason}")

@@ -1,3 +1,4 @@
+import os
 import signal
 import sys
 
@@ -7,4 +8,12 @@ signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
 from scaling_optuna.cli import main  # noqa: E402
 
-sys.exit(main())
+code = main()
+if code > 128:
+    # Stopped by a signal, with the store consistent and the last line written. Python's own
+    # teardown of torch's modules takes seconds of CPU, which a scheduler waiting for the
+    # process to go should not wait for; there is nothing left to save.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+sys.exit(code)

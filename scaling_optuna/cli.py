@@ -42,6 +42,10 @@ DEFAULT_STORAGE = "sqlite:///scaling-optuna.db"
 WATCH_INTERVAL_S = 5.0
 MIN_WATCH_INTERVAL_S = 1.0
 RUN_POLL_S = 1.0
+# How often `create` says how far it got (a creation quicker than this says nothing).
+CREATE_PROGRESS_S = 2.0
+# How long a stopped worker waits for a training step before it hands the trial back and exits.
+STOP_DEADLINE_S = 5.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,9 +62,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WorkerError as e:
         print(f"error: {mask_url(str(e))}", file=sys.stderr)
         return 1
+    except _Stopped as e:
+        print(str(e), file=sys.stderr)
+        return e.code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+class _Stopped(Exception):
+    """A command stopped by SIGTERM or Ctrl-C: its one line, and the exit status 128 + the signal's number."""
+
+    def __init__(self, message: str, signal_name: str) -> None:
+        super().__init__(message)
+        self.code = 128 + int(signal.Signals[signal_name])
 
 
 class _Parser(argparse.ArgumentParser):
@@ -119,8 +134,8 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _cmd_run, "create the studies, run local workers with progress, print the best trial per size")
     run.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="local worker processes (default 1)")
     _worker_options(run, threads="torch threads per worker (default: this machine's cores / --workers)")
-    create = command("create", _cmd_create, "create the experiment's studies (idempotent)")
-    create.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec; sets the stored budget)")
+    create = command("create", _cmd_create, "create the experiment's studies (idempotent; run it again to finish one that was cut off)")
+    create.add_argument("--trials", type=_trials, metavar="N", help="trials per size (overrides the spec; sets the stored budget; at most 10,000)")
     _lower_budget_option(create)
     worker = command(
         "worker", _cmd_worker, "pull and train trials until every study has its budget",
@@ -179,7 +194,7 @@ def _lower_budget_option(p: argparse.ArgumentParser) -> None:
 
 
 def _worker_options(p: argparse.ArgumentParser, *, threads: str) -> None:
-    p.add_argument("--trials", type=_positive_int, metavar="N", help="trials per size (overrides the spec)")
+    p.add_argument("--trials", type=_trials, metavar="N", help="trials per size (overrides the spec; at most 10,000)")
     _lower_budget_option(p)
     p.add_argument("--threads", type=_positive_int, metavar="N", help=threads)
     p.add_argument("--device", help="cpu, cuda, cuda:N, mps or auto (default: the spec's)")
@@ -216,6 +231,15 @@ def _positive_int(text: str) -> int:
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
     return value
+
+
+def _trials(text: str) -> int:
+    from scaling_optuna.spec import check_trials
+
+    try:
+        return check_trials(_positive_int(text), "--trials")
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--trials: ")) from None
 
 
 def _target(text: str) -> float:
@@ -263,14 +287,41 @@ def _spec(args: argparse.Namespace):
 
 
 def _cmd_create(args: argparse.Namespace) -> int:
-    from scaling_optuna.experiment import create_experiment
-
     spec = _spec(args)
-    exp = create_experiment(spec, args.storage, allow_lower_budget=args.allow_lower_budget)
+    exp = _create(spec, args, allow_lower_budget=args.allow_lower_budget)
     print(f"experiment {spec.name!r}: {len(exp.sizes)} studies in {mask_url(exp.storage_url)}")
     for size in exp.sizes:
         print(f"  {exp.studies[size].study_name}  ({size} training examples)")
     return 0
+
+
+def _create(spec, args: argparse.Namespace, **kwargs):
+    """``create_experiment`` with its progress in the log, stopped between two steps by SIGTERM or Ctrl-C."""
+    from scaling_optuna.experiment import CreationStopped
+    from scaling_optuna.experiment import create_experiment
+    from scaling_optuna.progress import creation_line
+    from scaling_optuna.signals import StopOnSignals
+
+    log = logging.getLogger("scaling_optuna.create")
+    clock: list[float] = []  # when the first study was begun, and when progress was last said
+
+    def progress(done: int, total: int, queued: int) -> None:
+        now = time.monotonic()
+        clock[:] = clock or [now, now]
+        if now - clock[1] >= CREATE_PROGRESS_S:
+            clock[1] = now
+            fields = {"event": "create_progress", "studies_done": done, "studies": total, "trials_queued": queued}
+            log.info("%s", creation_line(done, total, queued, now - clock[0]), extra=fields)
+
+    stop = threading.Event()
+    with StopOnSignals(stop) as signals:
+        try:
+            return create_experiment(spec, args.storage, stop=stop, progress=progress, **kwargs)
+        except CreationStopped as e:
+            raise _Stopped(
+                f"stopped by {signals.received} after {e.done} of {e.total} studies; the studies created so far are "
+                f"usable, and the same command finishes the rest", signals.received or "SIGTERM",
+            ) from None
 
 
 def _cmd_worker(args: argparse.Namespace) -> int:
@@ -296,6 +347,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             artifacts=args.artifacts,
             seed_offset=args.seed_offset if args.seed_offset is not None else _process_seed_offset(),
             allow_lower_budget=args.allow_lower_budget,
+            stop_deadline_s=STOP_DEADLINE_S,
         )
     finally:
         restore()
@@ -328,14 +380,16 @@ def _worker_threads(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     spec = _spec(args)
     check_url(args.storage or spec.storage)
-    from scaling_optuna.experiment import create_experiment
     from scaling_optuna.launcher import WorkerGroup
     from scaling_optuna.worker import check_threads
     from scaling_optuna.worker import default_threads
 
     threads = args.threads or default_threads(args.workers)
     check_threads(threads)
-    exp = create_experiment(spec, args.storage, device=args.device or spec.trainer.device, allow_lower_budget=args.allow_lower_budget)
+    exp = _create(
+        spec, args, device=args.device or spec.trainer.device, workers=args.workers, artifacts=args.artifacts,
+        allow_lower_budget=args.allow_lower_budget,
+    )
     print(
         f"experiment {spec.name!r}: {len(exp.sizes)} sizes {exp.sizes[0]}..{exp.sizes[-1]}, "
         f"{_trials_each(spec)}, {args.workers} worker(s) × {threads} thread(s), "

@@ -30,11 +30,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import re
 import statistics
+import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -44,6 +44,15 @@ from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
+from scaling_optuna.identity import PLUGINS_ATTR
+from scaling_optuna.identity import check_reopen
+from scaling_optuna.identity import commit
+from scaling_optuna.identity import find_sizes
+from scaling_optuna.identity import is_whole
+from scaling_optuna.identity import study_attrs
+from scaling_optuna.identity import study_name
+from scaling_optuna.identity import survey
+from scaling_optuna.identity import write_identity
 from scaling_optuna.remeasure import REMEASURE_OF_ATTR
 from scaling_optuna.remeasure import configuration_groups
 from scaling_optuna.remeasure import is_remeasure
@@ -52,28 +61,33 @@ from scaling_optuna.remeasure import slots
 from scaling_optuna.remeasure import stored_setting
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import RemeasureSpec
+from scaling_optuna.spec import check_queued_trials
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import BUDGET_ATTR
 from scaling_optuna.storages import BUDGET_STATES
-from scaling_optuna.storages import EXPERIMENT_ATTR
 from scaling_optuna.storages import HANDED_BACK
+from scaling_optuna.storages import HEARTBEAT_ATTR
 from scaling_optuna.storages import LOST
+from scaling_optuna.storages import REPLACES_ATTR
 from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import check_url
-from scaling_optuna.storages import withdraw
+from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import ended_reason
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages import withdraw
 
 if TYPE_CHECKING:
     import torch
 
-    from scaling_optuna.data import Dataset
-
+__all__ = [
+    "ATTR_BUDGET", "BUDGET_STATES", "METRIC_NAME", "PLUGINS_ATTR", "Configuration", "CreationStopped", "Experiment",
+    "SizeStatus", "TrialCounts", "TrialRecord", "check_budget", "check_plugins", "create_experiment", "find_sizes",
+    "load_experiment", "rank_trials", "set_budget", "study_name", "trial_kind",
+]
 ATTR_BUDGET = BUDGET_ATTR
 METRIC_NAME = "val_loss"
-PLUGINS_ATTR = "plugins"
 
 _log = logging.getLogger("scaling_optuna.experiment")
 
@@ -247,10 +261,6 @@ def _mean_sd(values: Iterable[Any]) -> tuple[float | None, float | None]:
     if not xs:
         return None, None
     return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else None)
-
-
-def study_name(experiment: str, size: int) -> str:
-    return f"{experiment}-n{size:07d}"
 
 
 class Experiment:
@@ -435,7 +445,8 @@ def load_experiment(spec: str | Path | ExperimentSpec, storage: str | None = Non
     """Open an experiment's studies in ``storage`` (default: the spec's storage).
 
     Reads the store only (a store on a read-only file system can be read);
-    the dataset is not loaded.
+    the dataset is not loaded. Studies whose creation was cut off are left
+    out until ``create`` finishes them.
 
     Raises:
         SpecError: the spec is invalid.
@@ -445,51 +456,127 @@ def load_experiment(spec: str | Path | ExperimentSpec, storage: str | None = Non
     spec = _as_spec(spec)
     url = storage or spec.storage
     store = open_storage(url, create=False, read_only=True)
-    sizes = find_sizes(spec, store)
-    if not sizes:
+    found = survey(spec, store)
+    if not found.ready:
+        begun = " was cut off before any study was whole" if found.interrupted else ""
         raise StorageError(
-            f"store {mask_url(url)} holds no study of experiment {spec.name!r}; "
+            f"store {mask_url(url)} holds no study of experiment {spec.name!r}{' (its creation' + begun + ')' if begun else ''}; "
             f"run 'scaling-optuna create {spec.path or 'SPEC'} --storage {mask_url(url)}' first"
         )
-    return Experiment(spec, store, url, sizes)
+    return Experiment(spec, store, url, found.sizes())
 
 
-def find_sizes(spec: ExperimentSpec, storage: RetryingStorage) -> list[int]:
-    """Sizes of the experiment's studies in ``storage``, checking they belong to it and match the spec.
+class CreationStopped(Exception):
+    """:func:`create_experiment` was stopped (its ``stop`` event set) before every study was whole.
+
+    The studies made whole so far are usable; the next ``create`` finishes the rest.
+    """
+
+    def __init__(self, done: int, total: int) -> None:
+        super().__init__(f"stopped after {done} of {total} studies")
+        self.done, self.total = done, total
+
+
+# Called as progress(studies done, studies in all, trials queued so far) during create_experiment.
+CreationProgress = Callable[[int, int, int], None]
+
+
+def create_experiment(
+    spec: str | Path | ExperimentSpec,
+    storage: str | None = None,
+    *,
+    log: logging.Logger | None = None,
+    device: str | None = None,
+    workers: int = 1,
+    artifacts: str | None = None,
+    stop: threading.Event | None = None,
+    progress: CreationProgress | None = None,
+    allow_lower_budget: bool = False,
+) -> Experiment:
+    """Create (or re-open) the experiment's studies, one per size, each with its budget queued.
+
+    Safe to call repeatedly, and to cut off anywhere: a study becomes visible
+    to workers and readers only once its identity and budget are written
+    (see :mod:`scaling_optuna.identity`), and the next call finishes what an
+    interrupted one began. Loads the dataset to resolve the sizes and
+    fingerprint each subset, and checks everything a worker would trip on
+    before anything is written. The first queued trial of every new study is
+    the untuned default model (``default_params``), so the report can compare
+    tuned and untuned curves. A budget that differs from the stored one
+    (``trials_per_size``, or ``--trials``) is queued up, or its unstarted
+    trials withdrawn.
+
+    Args:
+        device: where this process's ``workers`` will train (``run``), checked
+            here with the memory the largest model needs; None (``create``)
+            leaves the device to the workers and checks the memory of this machine.
+        artifacts: where the workers keep trained weights (default: the spec's);
+            a folder that cannot be written is refused.
+        stop: when set, creation stops before the next study (or queued trial)
+            and raises :class:`CreationStopped`.
+        progress: called as ``progress(studies done, studies, trials queued)``
+            before the first study, then after every study and every queued trial.
+        allow_lower_budget: set a budget below the trials a study has already
+            finished (refused otherwise, and nothing is written).
 
     Raises:
-        ExperimentMismatchError: a study has the experiment's name pattern but
-            was not created by it, or was created from an incompatible spec.
+        SpecError, DataError: bad spec or data, or a budget below what is finished (nothing is written).
+        StorageError: the store cannot be opened.
+        ExperimentMismatchError: the store holds studies of this name from another spec or data.
+        CreationStopped: ``stop`` was set.
     """
-    sizes = []
-    for study in storage.get_all_studies():
-        attrs = study.user_attrs
-        if attrs.get(EXPERIMENT_ATTR) != spec.name:
-            check_not_foreign(spec, study.study_name, attrs)
-            continue
-        check_compatible(spec, study.study_name, attrs)
-        sizes.append(int(attrs["size"]))
-    return sorted(sizes)
+    spec = _as_spec(spec)
+    url = storage or spec.storage
+    sizes, attrs = _prepare(spec, url, device=device, workers=workers, artifacts=artifacts)
+    store = open_storage(url, create=True)
+    found = survey(spec, store)
+    for size in sizes:
+        name = study_name(spec.name, size)
+        stored = found.ready.get(name, found.interrupted.get(name, {}))
+        check_reopen(spec, name, stored, attrs[size]["fingerprint"])
+        if stored:
+            check_plugins(name, stored.get(PLUGINS_ATTR), attrs[size].get(PLUGINS_ATTR, {}))
+    check_budget(store, [n for n in map(lambda size: study_name(spec.name, size), sizes) if n in found.ready], spec.trials_per_size,
+                 allow_lower=allow_lower_budget)
+    count = {"done": 0, "queued": 0}
+
+    def tell(queued: int = 0) -> None:
+        count["queued"] += queued
+        if progress is not None:
+            progress(count["done"], len(sizes), count["queued"])
+
+    tell()
+    for size in sizes:
+        study = None if stop is not None and stop.is_set() else _create_study(spec, store, size, attrs[size], stop, lambda: tell(1))
+        if study is None:
+            raise CreationStopped(count["done"], len(sizes))
+        count["done"] += 1
+        tell()
+        if log is not None:
+            log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
+    return Experiment(spec, store, url, sorted(set(sizes) | set(find_sizes(spec, store))))
 
 
-def check_not_foreign(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> None:
-    """Refuse a study named like one of this experiment's that this experiment did not create."""
-    if re.fullmatch(re.escape(spec.name) + r"-n\d{7}", name) and attrs.get(EXPERIMENT_ATTR) != spec.name:
-        raise ExperimentMismatchError(
-            f"study {name!r} has the name of one of experiment {spec.name!r}'s studies but was not created by "
-            "scaling-optuna for it (it carries no experiment fingerprint); rename the experiment in the spec, "
-            "or use another store"
-        )
+def _prepare(
+    spec: ExperimentSpec, url: str, *, device: str | None, workers: int, artifacts: str | None
+) -> tuple[list[int], dict[int, dict[str, Any]]]:
+    """Everything ``create`` checks before it touches the store: the sizes and each study's identity."""
+    from scaling_optuna.data import load_dataset
+    from scaling_optuna.plugins import load_plugins
+    from scaling_optuna.preflight import check_runnable
+    from scaling_optuna.storages.artifacts import artifact_location
+    from scaling_optuna.storages.artifacts import check_artifact_location
 
-
-def check_compatible(spec: ExperimentSpec, name: str, attrs: dict[str, Any]) -> None:
-    stored = attrs.get("spec_hash")
-    if stored != spec.compatibility_hash():
-        raise ExperimentMismatchError(
-            f"study {name!r} was created from a different spec of experiment {spec.name!r} "
-            f"(spec hash {stored}, this spec {spec.compatibility_hash()}): its data, model, search space "
-            "or trainer changed; give the experiment a new name or use another store"
-        )
+    check_url(url)
+    data = load_dataset(spec)
+    sizes = spec.sizes.resolve(data.pool_size)
+    check_queued_trials(len(sizes), spec.trials_per_size + spec.remeasure.trials(spec.trials_per_size))
+    plugins = {key: p.fingerprint() for key, p in load_plugins(spec.plugin_paths, spec.python_path).items()}
+    attrs = {size: study_attrs(spec, data, size, plugins) for size in sizes}
+    check_runnable(spec, data, device, workers=workers)
+    if spec.keep_models > 0:
+        check_artifact_location(artifact_location(artifacts or spec.artifacts, url))
+    return sizes, attrs
 
 
 def check_plugins(name: str, stored: Any, local: dict[str, dict[str, Any]]) -> None:
@@ -510,63 +597,6 @@ def check_plugins(name: str, stored: Any, local: dict[str, dict[str, Any]]) -> N
                 f"was created with {there['module']} at {there['version'] or 'no version'}; install that version here "
                 "(every worker must run the same code), or give the experiment a new name"
             )
-
-
-def create_experiment(
-    spec: str | Path | ExperimentSpec,
-    storage: str | None = None,
-    *,
-    log: logging.Logger | None = None,
-    device: str | None = None,
-    allow_lower_budget: bool = False,
-) -> Experiment:
-    """Create (or re-open) the experiment's studies, one per size, each with its budget queued.
-
-    Safe to call repeatedly. Loads the dataset to resolve the sizes and
-    fingerprint each subset, and checks everything a worker would trip on
-    before anything is written. The first queued trial of every new study is
-    the untuned default model (``default_params``), so the report can compare
-    tuned and untuned curves. A budget that differs from the stored one
-    (``trials_per_size``, or ``--trials``) is queued up, or its unstarted
-    trials withdrawn; one below the trials a study has already finished is
-    refused unless ``allow_lower_budget``. ``device`` is where this process's
-    workers will train (``run``), checked here; None (``create``) leaves it to
-    the workers.
-
-    Raises:
-        SpecError, DataError: bad spec or data, or a budget below what is finished (nothing is written).
-        StorageError: the store cannot be opened.
-        ExperimentMismatchError: the store holds studies of this name from another spec or data.
-    """
-    from scaling_optuna.data import load_dataset
-    from scaling_optuna.plugins import load_plugins
-    from scaling_optuna.preflight import check_runnable
-
-    spec = _as_spec(spec)
-    url = storage or spec.storage
-    # Validate everything that can fail before the store is touched, so bad input writes nothing.
-    check_url(url)
-    data = load_dataset(spec)
-    sizes = spec.sizes.resolve(data.pool_size)
-    plugins = {key: p.fingerprint() for key, p in load_plugins(spec.plugin_paths, spec.python_path).items()}
-    attrs = {size: _study_attrs(spec, data, size, plugins) for size in sizes}
-    check_runnable(spec, data, device)
-
-    store = open_storage(url, create=True)
-    existing = {s.study_name: s.user_attrs for s in store.get_all_studies()}
-    for size in sizes:
-        name = study_name(spec.name, size)
-        if name in existing:
-            _check_reopen(spec, name, existing[name], attrs[size]["fingerprint"])
-            check_plugins(name, existing[name].get(PLUGINS_ATTR), plugins)
-    reopened = [study_name(spec.name, size) for size in sizes if study_name(spec.name, size) in existing]
-    check_budget(store, reopened, spec.trials_per_size, allow_lower=allow_lower_budget)
-    for size in sizes:
-        study = _create_study(spec, store, size, attrs[size])
-        if log is not None:
-            log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
-    all_sizes = sorted(set(sizes) | set(find_sizes(spec, store)))
-    return Experiment(spec, store, url, all_sizes)
 
 
 def check_budget(storage: RetryingStorage, names: Iterable[str], budget: int, *, allow_lower: bool = False) -> None:
@@ -605,92 +635,109 @@ def set_budget(
     budget: int,
     default_params: dict[str, Any] | None = None,
     remeasure: RemeasureSpec | None = None,
-) -> None:
+    *,
+    stop: threading.Event | None = None,
+    on_queued: Callable[[], None] | None = None,
+) -> bool:
     """Queue or withdraw trials so that ``budget`` search trials are queued, running or finished.
 
     The untuned baseline (``default_params``) is queued first in a new study.
     Only unstarted fresh trials are withdrawn (never the baseline, nor a trial
-    queued to re-run one that was handed back or lost). Then the re-measure
-    placeholders are queued or withdrawn to match ``remeasure`` (default: the
-    setting the study has stored) and the new budget.
+    queued to re-run one that was handed back or lost), and a second baseline
+    that a process creating the study at the same time queued. Then the
+    re-measure placeholders are queued or withdrawn to match ``remeasure``
+    (default: the setting the study has stored) and the new budget. Returns
+    False when ``stop`` was set before the budget was queued (the next call
+    queues the rest); ``on_queued`` is called after every trial queued.
     """
     if study.user_attrs.get(ATTR_BUDGET) != budget:
         study.set_user_attr(ATTR_BUDGET, budget)
-    trials = [t for t in study.get_trials(deepcopy=False) if not is_remeasure(t)]
-    held = sum(t.state in BUDGET_STATES for t in trials)
+    trials = study.get_trials(deepcopy=False)
+    held = sum(t.state in BUDGET_STATES and not is_remeasure(t) for t in trials)
     if default_params and held < budget and not any(t.user_attrs.get("baseline") for t in trials):
         with warnings.catch_warnings():
             # The untuned baseline's widths lie outside the tuned range on purpose.
             warnings.simplefilter("ignore")
             study.enqueue_trial(dict(default_params), user_attrs={"baseline": True})
         held += 1
+        if on_queued is not None:
+            on_queued()
     for _ in range(budget - held):
+        if stop is not None and stop.is_set():
+            return False
         # A plain WAITING trial, not enqueue_trial({}): samplers such as GridSampler take a
         # trial with a (possibly empty) fixed_params attribute for a user's partial enqueue.
         study.add_trial(optuna.trial.create_trial(state=TrialState.WAITING))
+        if on_queued is not None:
+            on_queued()
     # Counted again, not from ``held``: workers started together with a new --trials each
     # queue what they found missing, and the surplus of that race must go back.
     _withdraw_beyond(storage, study, budget)
     set_placeholders(storage, study, budget, remeasure)
+    return True
 
 
 def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int) -> None:
-    """Withdraw the fresh queued trials that rank beyond ``budget`` among the trials it holds.
+    """Withdraw the fresh queued trials that rank beyond ``budget`` among the trials it holds, and spare baselines.
 
     Trials rank by (plain, number): the baseline and re-runs of handed-back or
     lost trials first, then plain trials oldest first, so the newest fresh
     trials go and the baseline or a re-run never. A rank that depends on
     nothing a trial's state changes, unlike a count of the surplus, names the
     same trials to every process, also while others withdraw some: processes
-    trimming together withdraw the surplus once, never more.
+    trimming together withdraw the surplus once, never more. The same holds
+    for the baselines: the oldest is kept, later queued ones go.
     """
-
-    def plain(t: FrozenTrial) -> bool:
-        return not t.system_attrs.get(FIXED_PARAMS_ATTR) and not t.user_attrs.get("baseline")
-
     trials = study.get_trials(deepcopy=False)
-    held = sorted((t for t in trials if t.state in BUDGET_STATES and not is_remeasure(t)), key=lambda t: (plain(t), t.number))
-    beyond = [t for t in held[budget:] if t.state == TrialState.WAITING and plain(t)]
-    if not beyond:
-        return
-    study_id = storage.get_study_id_from_name(study.study_name)
-    for trial in reversed(beyond):
-        # Claimed like any worker claims a trial, so a worker cannot start it meanwhile (nor another process withdraw it).
-        withdraw(storage, study_id, trial.number, who="budget")
+    spare = _spare_baselines(trials)
+    held = sorted(
+        (t for t in trials if t.state in BUDGET_STATES and t.number not in spare and not is_remeasure(t)),
+        key=lambda t: (_plain(t), t.number),
+    )
+    beyond = [t.number for t in held[budget:] if t.state == TrialState.WAITING and _plain(t)]
+    queued_spares = [t.number for t in trials if t.number in spare and t.state == TrialState.WAITING]
+    if beyond or queued_spares:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for number in [*reversed(beyond), *queued_spares]:
+            # Claimed like any worker claims a trial, so a worker cannot start it meanwhile (nor another process withdraw it).
+            withdraw(storage, study_id, number, who="budget")
 
 
-def _study_attrs(spec: ExperimentSpec, data: "Dataset", size: int, plugins: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    attrs = {
-        EXPERIMENT_ATTR: spec.name,
-        "size": size,
-        "fingerprint": data.fingerprint(size),
-        "spec_hash": spec.compatibility_hash(),
-        "pool_size": data.pool_size,
-        "dataset": spec.data.loader or spec.data.dataset,
-        "model": spec.builder or spec.model,
-        "majority_error": data.majority_error(),
-        # how many examples every test error was measured on: the report's band for a measured value needs it
-        "test_size": int(len(data.y_test)),
-        "input_shape": list(data.input_shape),
-        "num_classes": data.num_classes,
-    }
-    if plugins:
-        # Module and package version of each plug-in: a worker importing another version refuses to run.
-        attrs[PLUGINS_ATTR] = plugins
-    return attrs
+def _finish_withdrawals(storage: RetryingStorage, study: optuna.Study) -> None:
+    """End the trials of a study not yet whole that a creation claimed to withdraw and did not live to end.
+
+    No worker runs a trial of a study that is not whole (workers see whole studies only),
+    so a RUNNING trial there is a withdrawal that was cut off; one that beats is left
+    alone all the same, in case the study became whole since it was read.
+    """
+    running = [
+        t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if HEARTBEAT_ATTR not in t.system_attrs
+    ]
+    if running:
+        study_id = storage.get_study_id_from_name(study.study_name)
+        for trial in running:
+            end_trial(storage, study_id, trial.number, WITHDRAWN, who="budget")
 
 
-def _check_reopen(spec: ExperimentSpec, name: str, attrs: dict[str, Any], fingerprint: str) -> None:
-    check_not_foreign(spec, name, attrs)
-    check_compatible(spec, name, attrs)
-    if attrs.get("fingerprint") != fingerprint:
-        raise ExperimentMismatchError(
-            f"study {name!r} was created from other data (fingerprint {attrs.get('fingerprint')}, "
-            f"local data {fingerprint}); use the same dataset files and seed, or a new experiment name"
-        )
+def _plain(trial: FrozenTrial) -> bool:
+    return not trial.system_attrs.get(FIXED_PARAMS_ATTR) and not trial.user_attrs.get("baseline")
 
 
-def _create_study(spec: ExperimentSpec, store: RetryingStorage, size: int, attrs: dict[str, Any]) -> optuna.Study:
+def _spare_baselines(trials: list[FrozenTrial]) -> set[int]:
+    """Baselines queued after the study's first one: two processes that create a study at once each queue one.
+
+    Whatever their state: one that another process is withdrawing is RUNNING for a moment, and
+    counting it then would shift the rank of every trial after it (and withdraw one too many).
+    """
+    fresh = sorted(t.number for t in trials if t.user_attrs.get("baseline") and REPLACES_ATTR not in t.system_attrs)
+    return set(fresh[1:])
+
+
+def _create_study(
+    spec: ExperimentSpec, store: RetryingStorage, size: int, attrs: dict[str, Any],
+    stop: threading.Event | None, on_queued: Callable[[], None],
+) -> optuna.Study | None:
+    """Create (or finish, or re-open) one size's study; None when ``stop`` cut it off (it is not whole yet)."""
     study = optuna.create_study(
         study_name=study_name(spec.name, size), storage=store, direction="minimize", load_if_exists=True
     )
@@ -699,10 +746,12 @@ def _create_study(spec: ExperimentSpec, store: RetryingStorage, size: int, attrs
             # Metric names have been "experimental" since Optuna 3.2; optuna-dashboard shows them.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([METRIC_NAME])
-    for key, value in attrs.items():
-        if study.user_attrs.get(key) != value:
-            study.set_user_attr(key, value)
-    set_budget(store, study, spec.trials_per_size, dict(spec.default_params), spec.remeasure)
+    write_identity(study, attrs)
+    if not is_whole(spec, study.user_attrs):
+        _finish_withdrawals(store, study)
+    if not set_budget(store, study, spec.trials_per_size, dict(spec.default_params), spec.remeasure, stop=stop, on_queued=on_queued):
+        return None
+    commit(study, spec.name)
     return study
 
 

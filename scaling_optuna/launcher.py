@@ -1,7 +1,7 @@
 """``run``'s worker processes: children that stop with it and cannot outlive it.
 
 A SIGTERM or SIGINT that reaches ``run`` is passed on to every worker, which
-hands its running trial back at the next epoch boundary and exits; a second
+hands its running trial back at its next training step and exits; a second
 SIGINT is passed on too, and interrupts the workers at once. Workers run in a
 session of their own, so a terminal's Ctrl-C reaches them once, through
 ``run``, not twice. Should ``run`` itself die without a word (SIGKILL, an

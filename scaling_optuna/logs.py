@@ -6,8 +6,8 @@ collector needs as ``extra`` fields (a worker's finished-trial line carries
 ``test_error``, ``epochs``, ``seconds`` and ``worker``). The text format shows
 the message only; the JSON format writes one object per line with ``time``
 (UTC, ISO 8601), ``level``, ``logger``, ``message`` and those fields.
-Optuna's own warnings go through the same handler, so a JSON log holds no
-line of another shape.
+Optuna's own warnings and Python's go through the same handler, one line
+each, so a JSON log holds no line of another shape.
 
 Example::
 
@@ -27,6 +27,7 @@ import json
 import logging
 import math
 import sys
+import warnings
 from typing import IO, Any
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -82,6 +83,14 @@ def configure_logging(level: str = "info", log_format: str = "text", *, stream: 
     optuna.logging.enable_propagation()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.captureWarnings(True)
+    # Python would add the file, the line number and the warning's source line (Optuna's
+    # ExperimentalWarning comes with two): one line, as every other line of the log.
+    warnings.showwarning = _warning_line
+
+
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """A Python warning as one log line: its category and its message, on one line."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, " ".join(str(message).split()))
 
 
 def _plain(value: Any) -> Any:

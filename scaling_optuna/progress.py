@@ -116,6 +116,20 @@ def progress_line(now: Tally, start: Tally, elapsed_s: float, *, starting: bool 
     return " · ".join(parts)
 
 
+def creation_line(done: int, total: int, queued: int, elapsed_s: float) -> str:
+    """``create``'s progress: studies made whole, trials queued, and the time left at the pace so far.
+
+    Example::
+
+        >>> creation_line(62, 300, 1240, elapsed_s=31)
+        '[0:00:31] 62/300 studies created · 1,240 trials queued · ETA 0:01:59'
+    """
+    line = f"[{clock(elapsed_s)}] {done}/{total} studies created · {queued:,} trial{'' if queued == 1 else 's'} queued"
+    if 0 < done < total:
+        line += f" · ETA {clock(elapsed_s / done * (total - done))}"
+    return line
+
+
 def status_table(rows: Sequence[SizeStatus]) -> str:
     """The ``status`` table: one line per size, handed-back and lost trials apart from failures.
 

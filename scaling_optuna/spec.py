@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import hashlib
@@ -24,7 +25,7 @@ import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import optuna
 from optuna.distributions import BaseDistribution
@@ -98,6 +99,16 @@ MODEL_PARAMS = {
 OPTIMIZER_PARAMS = ("lr", "weight_decay", "momentum")
 # The built-in trainer's own parameters; every other one goes to the model (a builder's keyword arguments).
 TRAINER_PARAMS = (*OPTIMIZER_PARAMS, "batch_size")
+# Documented maximums: a budget or a ladder beyond them queues trials for hours, which a
+# typo (an extra zero) should not start. README.md, "The experiment spec".
+MAX_TRIALS_PER_SIZE = 10_000
+MAX_SIZES = 1_000
+MAX_QUEUED_TRIALS = 100_000
+# Optuna's study name column holds 512 characters (optuna.storages._rdb.models.MAX_INDEXED_STRING_LENGTH,
+# checked by tests/test_spec_limits.py); a study is named <name>-n<size in 7 digits>.
+MAX_NAME_LENGTH = 512 - len("-n0000000")
+# Samplers seed numpy's RandomState, which takes 0..2**32-1: a worker's seed wraps around.
+SEED_MODULUS = 2**32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -283,8 +294,7 @@ class ExperimentSpec:
 
     def with_trials(self, trials_per_size: int) -> "ExperimentSpec":
         """The same spec with another trial budget per size."""
-        if not isinstance(trials_per_size, int) or trials_per_size <= 0:
-            raise SpecError(f"trials: {trials_per_size!r} must be a positive integer")
+        check_trials(trials_per_size, "trials")
         return dataclasses.replace(self, trials_per_size=trials_per_size)
 
     def compatibility_hash(self) -> str:
@@ -310,10 +320,20 @@ class ExperimentSpec:
 
     def create_sampler(self, worker_seed_offset: int = 0) -> optuna.samplers.BaseSampler:
         """The spec's sampler. Workers pass a distinct offset: equal seeds would make
-        parallel workers propose the very same parameters."""
+        parallel workers propose the very same parameters.
+
+        The seed wraps around at 2**32, so that any offset (negative ones
+        included) gives a seed every sampler takes::
+
+            >>> spec = parse_spec({"name": "d", "data": {"dataset": "digits"}, "sizes": {"counts": [10]},
+            ...                    "sampler": {"name": "RandomSampler", "seed": 4294967295}})
+            >>> spec.create_sampler(5) is not None and spec.create_sampler(-5) is not None
+            True
+        """
         component = self.sampler
-        if worker_seed_offset and isinstance(component.options.get("seed"), int):
-            options = {**component.options, "seed": component.options["seed"] + worker_seed_offset}
+        if worker_seed_offset and _is_int(component.options.get("seed")):
+            seed = (component.options["seed"] + worker_seed_offset) % SEED_MODULUS
+            options = {**component.options, "seed": seed}
             component = dataclasses.replace(component, options=options)
         return _instantiate(optuna.samplers, component, "sampler")
 
@@ -349,6 +369,30 @@ def suggest_params(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -
             elif isinstance(dist, CategoricalDistribution):
                 params[name] = trial.suggest_categorical(name, dist.choices)
     return params
+
+
+def check_trials(trials: Any, where: str) -> int:
+    """``trials`` as a trial budget per size (1 … :data:`MAX_TRIALS_PER_SIZE`); ``where`` names it in the error.
+
+    Example::
+
+        >>> check_trials(20, "--trials")
+        20
+    """
+    if not _is_int(trials) or trials <= 0:
+        raise SpecError(f"{where}: {trials!r} must be a positive integer")
+    if trials > MAX_TRIALS_PER_SIZE:
+        raise SpecError(f"{where}: {trials:,} trials per size is above the maximum of {MAX_TRIALS_PER_SIZE:,}; give a smaller budget")
+    return trials
+
+
+def check_queued_trials(sizes: int, trials: int, where: str = "trials_per_size") -> None:
+    """Refuse ``sizes`` × ``trials`` queued trials beyond :data:`MAX_QUEUED_TRIALS` (the store holds each as a row)."""
+    if sizes * trials > MAX_QUEUED_TRIALS:
+        raise SpecError(
+            f"{where}: {sizes:,} sizes × {trials:,} trials is {sizes * trials:,} trials to queue, above the maximum of "
+            f"{MAX_QUEUED_TRIALS:,}; give fewer trials per size or fewer sizes"
+        )
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -393,7 +437,7 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path | None = None) -> Expe
     spec = ExperimentSpec(
         name=_parse_name(raw),
         seed=_parse_seed(raw),
-        trials_per_size=_positive(raw, "trials_per_size", default=20),
+        trials_per_size=check_trials(_positive(raw, "trials_per_size", default=20), "trials_per_size"),
         storage=_get(raw, "storage", str, default=DEFAULT_STORAGE),
         data=data,
         sizes=_parse_sizes(_get(raw, "sizes", dict)),
@@ -419,6 +463,11 @@ def _parse_name(raw: Mapping[str, Any]) -> str:
     name = _get(raw, "name", str)
     if not name or not all(c.isalnum() or c in "-_." for c in name):
         raise SpecError(f"name: {name!r} must be non-empty letters, digits, '-', '_' or '.'")
+    if len(name) > MAX_NAME_LENGTH:
+        raise SpecError(
+            f"name: {len(name)} characters, more than the {MAX_NAME_LENGTH} that fit Optuna's study names "
+            f"(<name>-n<size>, at most 512 characters); use a shorter name"
+        )
     return name
 
 
@@ -497,6 +546,8 @@ def _parse_data(table: Mapping[str, Any]) -> DataSpec:
         dataset = LOADER
     else:
         dataset = _get(table, "dataset", str, where="data")
+    if "validation_size" in table and "validation_fraction" in table:
+        raise SpecError("data: validation_size and validation_fraction both given; keep one (a count of examples, or a share of the pool)")
     if dataset == "imagefolder" and "root" not in table:
         raise SpecError(
             'data.root: dataset "imagefolder" needs root = "folder": one subfolder of images per class, '
@@ -557,6 +608,8 @@ def _parse_sizes(table: Mapping[str, Any]) -> SizesSpec:
         raise SpecError("sizes.counts: must be a non-empty list of integers, e.g. [100, 200, 400]")
     if any(c <= 0 for c in counts):
         raise SpecError(f"sizes.counts: {min(counts)} is not a positive count; use counts ≥ 1")
+    if len(counts) > MAX_SIZES:
+        raise SpecError(f"sizes.counts: {len(counts)} sizes, more than the maximum of {MAX_SIZES:,}; list fewer sizes")
     if len(set(counts)) != len(counts):
         raise SpecError("sizes.counts: duplicated count; list each size once")
     if list(counts) != sorted(counts):
@@ -666,11 +719,27 @@ def _parse_range(value: Mapping[str, Any], where: str, allowed: ParamRange) -> B
         raise SpecError(f"{where}.step: must be a positive number")
     if log and step is not None:
         raise SpecError(f"{where}: log and step cannot be combined; drop one")
-    if allowed.integer:
-        if step is not None and not _is_int(step):
-            raise SpecError(f"{where}.step: {step!r} must be a positive integer")
-        return IntDistribution(int(low), int(high), log=log, step=int(step or 1))
-    return FloatDistribution(float(low), float(high), log=log, step=None if step is None else float(step))
+    return _stepped(allowed.integer, low, high, log, step, where)
+
+
+def _stepped(integer: bool, low: Any, high: Any, log: bool, step: Any, where: str) -> BaseDistribution:
+    """The distribution, refused where Optuna would quietly cut its range down to a multiple of ``step``."""
+    if integer and step is not None and not _is_int(step):
+        raise SpecError(f"{where}.step: {step!r} must be a positive integer")
+    kind, number = (IntDistribution, int) if integer else (FloatDistribution, float)
+    low, high = number(low), number(high)
+    step = number(step) if step is not None else (1 if integer else None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's "will be replaced with" warning: the error below says it in one line
+        distribution = kind(low, high, log=log, step=step)
+    if distribution.high == high:
+        return distribution
+    if distribution.high == low:
+        raise SpecError(f"{where}.step: {step:g} is larger than the range {low:g}..{high:g}; use a step of at most {high - low:g}")
+    raise SpecError(
+        f"{where}.step: the range {low:g}..{high:g} is not a multiple of step {step:g} (Optuna would cut it to "
+        f"{low:g}..{distribution.high:g}); use high = {distribution.high:g} or a step that divides {high - low:g}"
+    )
 
 
 def _parse_default_params(table: Mapping[str, Any] | None, space: Mapping[str, BaseDistribution]) -> dict[str, Any]:
@@ -683,6 +752,7 @@ def _parse_default_params(table: Mapping[str, Any] | None, space: Mapping[str, B
             PARAM_RANGES[key].check(value, f"default_params.{key}")
         else:
             _check_custom_value(value, f"default_params.{key}")
+        _check_storable(value, space[key], key)
         params[key] = value
     missing = [k for k in space if k not in params]
     if params and missing:
@@ -691,6 +761,26 @@ def _parse_default_params(table: Mapping[str, Any] | None, space: Mapping[str, B
             "or leave the table empty to skip the untuned baseline"
         )
     return params
+
+
+def _check_storable(value: Any, distribution: BaseDistribution, key: str) -> None:
+    """Refuse a default the study cannot record as a value of the parameter's distribution.
+
+    A default may lie outside the tuned range (the untuned baseline does on
+    purpose), but Optuna stores it in the distribution's terms: a choice must
+    be one of the choices, and a log-scaled parameter's value must be positive.
+    """
+    if isinstance(distribution, CategoricalDistribution):
+        if value not in distribution.choices:
+            raise SpecError(
+                f"default_params.{key}: {value!r} is not one of search_space.{key}.choices {list(distribution.choices)}; "
+                "pick one of them, or add it to the choices"
+            )
+    elif getattr(distribution, "log", False) and value <= 0:
+        raise SpecError(
+            f"default_params.{key}: {value!r} cannot be recorded on the log-scaled search_space.{key} (Optuna keeps "
+            f"log-scaled values positive); give a tiny positive value such as 1e-8, or drop log = true from the range"
+        )
 
 
 def _parse_trainer(table: Mapping[str, Any]) -> TrainerSpec:
@@ -727,9 +817,25 @@ def _instantiate(module: Any, component: ComponentSpec, kind: str) -> Any:
         )
     _check_option_types(cls, component.options, kind)
     try:
-        return cls(**component.options)
+        with warnings.catch_warnings(), _optuna_logs_off():
+            # Optuna marks BruteForceSampler, QMCSampler, WilcoxonPruner, PatientPruner and some options
+            # "experimental", with a warning at every construction (in a worker: every size). The spec
+            # chose them on purpose; the warning's source lines would only bury the command's own output.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return cls(**component.options)
     except (TypeError, ValueError) as e:
         raise SpecError(f"{kind}: {component.name} rejects its options ({e}); fix the [{kind}] table") from None
+
+
+@contextlib.contextmanager
+def _optuna_logs_off() -> Iterator[None]:
+    """No Optuna log lines while a sampler is built (QMCSampler logs one about its seed every time)."""
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
 
 
 def _check_option_types(cls: type, options: Mapping[str, Any], kind: str) -> None:

@@ -62,7 +62,7 @@ class DivergedError(RuntimeError):
 
 
 class StopRequested(RuntimeError):
-    """``should_stop`` asked the trainer to stop at an epoch boundary."""
+    """``should_stop`` asked the trainer to stop (it is asked before every training step)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +133,7 @@ def train_model(
 
     Raises:
         DivergedError: the training or validation loss is not finite.
-        StopRequested: ``should_stop()`` returned true at an epoch boundary.
+        StopRequested: ``should_stop()``, asked before every training step, returned true.
     """
     start = time.perf_counter()
     device = train[0].device
@@ -158,13 +158,14 @@ def train_model(
         best_state: dict[str, torch.Tensor] = {}
         epochs_run, stale, reason = 0, 0, "max_epochs"
         for epoch in range(1, max_epochs + 1):
-            if should_stop is not None and should_stop():
-                raise StopRequested(f"stop requested before epoch {epoch}")
             model.train()
             order = torch.randperm(n, generator=generator).to(device)
             # Summed on the device: reading the loss every step would wait for the accelerator.
             loss_sum = torch.zeros((), device=device)
             for i in range(0, n, batch_size):
+                if should_stop is not None and should_stop():
+                    # Every step, not only every epoch: an epoch of a wide model on a large size takes minutes.
+                    raise StopRequested(f"stop requested in epoch {epoch}")
                 idx = order[i : i + batch_size]
                 with _autocast(device, amp_dtype):
                     loss = F.cross_entropy(model(x_train[idx]), y_train[idx])

@@ -18,6 +18,7 @@ PACKAGE = Path(scaling_optuna.__file__).parent
 # (and its own modules). Every module must be listed, so a new one is placed on purpose.
 LAYERS = {
     "errors": 0,
+    "signals": 0,
     "_json": 0,
     "_optuna": 0,
     "_checks": 0.5,  # checks of what users pass, shared by every room; imports errors only
@@ -32,6 +33,7 @@ LAYERS = {
     "train": 3,
     # The user's training loop: it reports to train's early stopping, and preflight tries it.
     "objective": 3.5,
+    "identity": 3,
     "preflight": 4,
     "experiment": 5,
     "worker": 6,

@@ -107,6 +107,7 @@ SPEC_CASES = [
     ("npz-not-an-archive", lambda f: (f / "data.npz").write_bytes(b"garbage") and NPZ_SPEC.format(path=f / "data.npz"), [], "not a readable .npz", DataError),
     ("npz-missing-file", lambda f: NPZ_SPEC.format(path=f / "nowhere.npz"), [], "does not exist", DataError),
     ("cifar-truncated-batch", _corrupt_cifar, [], "not a CIFAR-10 python batch", DataError),
+    ("too-many-trials-to-queue", lambda f: GOOD.replace("counts = [60, 240]", f"counts = {list(range(2, 202))}").replace("trials_per_size = 2", "trials_per_size = 1000"), [], "200 sizes × 1,000 trials is 200,000 trials to queue, above the maximum of 100,000", SpecError),
 ]
 
 
@@ -179,6 +180,9 @@ def _good_spec(folder: Path, text: str = GOOD) -> Path:
     "argv, message",
     [
         (["run", "{spec}", "--trials", "0"], "must be a positive integer"),
+        (["create", "{spec}", "--trials", "1000000000"], "--trials: 1,000,000,000 trials per size is above the maximum of 10,000"),
+        (["run", "{spec}", "--trials", "10001"], "--trials: 10,001 trials per size is above the maximum of 10,000"),
+        (["worker", "{spec}", "--trials", "99999999999999999999999"], "--trials: 99,999,999,999,999,999,999,999 trials per size is above"),
         (["run", "{spec}", "--workers", "abc"], "is not an integer"),
         (["worker", "{spec}", "--threads", "-2"], "must be a positive integer"),
         (["frobnicate", "{spec}"], "invalid choice"),
@@ -297,6 +301,24 @@ PREFLIGHT_CASES = [
     ("cnn-on-vectors", lambda f: _npz_case(**_VECTORS)(f) + "[model]\nkind = 'cnn'\n", [], 'use kind = "mlp"', SpecError),
     ("cnn-on-1x1-images", lambda f: _npz_case(x_train=np.zeros((20, 1, 1, 1), np.float32), x_test=np.zeros((6, 1, 1, 1), np.float32))(f) + "[model]\nkind = 'cnn'\n", [], "too small", SpecError),
     ("spec-device-not-a-device", _replace("batch_size = 16", 'batch_size = 16\ndevice = "cuda:abc"'), [], "trainer.device: 'cuda:abc' must be", SpecError),
+    # A default the study cannot record, a model no worker can hold, an Optuna range that would shrink silently.
+    ("default-weight-decay-zero-on-log-range", _replace("weight_decay = 1e-6\n", "weight_decay = 0\n"), [], "default_params.weight_decay: 0 cannot be recorded on the log-scaled search_space.weight_decay", SpecError),
+    ("default-not-a-choice", _replace("[default_params]", "batch_size = { choices = [16, 32] }\n[default_params]\nbatch_size = 64"), [], "default_params.batch_size: 64 is not one of search_space.batch_size.choices [16, 32]", SpecError),
+    ("default-fc2-of-a-billion", _replace("fc2 = 32\n", "fc2 = 1000000000\n"), [], "default_params.fc2: the untuned baseline (conv1 = 6, conv2 = 8, fc1 = 32, fc2 = 1000000000) needs about", SpecError),
+    ("fc1-up-to-a-billion", _replace("fc1 = { low = 16, high = 48 }", "fc1 = { low = 16, high = 1000000000 }"), [], "search_space.fc1.high: the largest model of the search space (conv1 = 12, conv2 = 12, fc1 = 1000000000, fc2 = 48) needs about", SpecError),
+    ("conv-widths-in-the-hundred-thousands", _replace("= { low = 4, high = 12 }", "= { low = 100000, high = 200000 }"), [], "search_space.conv1.high: the largest model of the search space (conv1 = 200000, conv2 = 200000", SpecError),
+    ("step-beyond-the-range", _replace("conv1 = { low = 4, high = 12 }", "conv1 = { low = 4, high = 8, step = 100 }"), [], "search_space.conv1.step: 100 is larger than the range 4..8; use a step of at most 4", SpecError),
+    ("step-not-dividing-the-range", _replace("conv1 = { low = 4, high = 12 }", "conv1 = { low = 4, high = 12, step = 3 }"), [], "(Optuna would cut it to 4..10); use high = 10", SpecError),
+    ("validation-size-and-fraction", _replace('dataset = "digits"', 'dataset = "digits"\nvalidation_size = 100\nvalidation_fraction = 0.2'), [], "data: validation_size and validation_fraction both given; keep one", SpecError),
+    ("ten-thousand-sizes", _replace("counts = [60, 240]", f"counts = {list(range(1, 10001))}"), [], "sizes.counts: 10000 sizes, more than the maximum of 1,000", SpecError),
+    ("budget-beyond-the-maximum", _replace("trials_per_size = 2", "trials_per_size = 9223372036854775807"), [], "trials_per_size: 9,223,372,036,854,775,807 trials per size is above the maximum of 10,000", SpecError),
+    ("name-beyond-optunas-study-names", _replace('name = "tiny"', f'name = "{"n" * 610}"'), [], "name: 610 characters, more than the 503 that fit Optuna's study names", SpecError),
+    ("artifacts-where-nothing-can-be-written", _replace("trials_per_size = 2", 'trials_per_size = 2\nartifacts = "/proc/nope"'), [], "artifact folder /proc/nope cannot be written", StorageError),
+    # Experimental Optuna classes: their ExperimentalWarning must not surround the one error line.
+    ("experimental-sampler-then-an-error", lambda f: GOOD.replace('name = "RandomSampler"\nseed = 1', 'name = "BruteForceSampler"').replace("n_startup_trials = 2", "n_startup_trial = 2"), [], "MedianPruner rejects its options", SpecError),
+    ("qmc-options-then-an-error", lambda f: GOOD.replace('name = "RandomSampler"', 'name = "QMCSampler"\nqmc_type = "halton"\nscramble = true').replace("n_startup_trials = 2", "n_startup_trial = 2"), [], "MedianPruner rejects its options", SpecError),
+    ("wilcoxon-pruner-option-type", _replace('name = "MedianPruner"\nn_startup_trials = 2', 'name = "WilcoxonPruner"\np_threshold = "x"'), [], "pruner.p_threshold: 'x' must be a number", SpecError),
+    ("patient-pruner-option-type", _replace('name = "MedianPruner"\nn_startup_trials = 2', 'name = "PatientPruner"\npatience = "x"'), [], "pruner.patience: 'x' must be an integer", SpecError),
 ]
 # Devices given on the command line (create trains nothing and takes no --device).
 DEVICE_CASES = [
@@ -377,3 +399,21 @@ def test_a_worker_process_refuses_a_missing_gpu_in_one_line(store, tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: device 'cuda'") and "no CUDA GPU" in lines[0], lines
     assert _snapshot(store) == before
+
+
+def test_the_longest_name_fits_postgresqls_study_names_and_one_more_character_writes_nothing(postgres_url, tmp_path, capsys):
+    import sqlalchemy
+
+    from scaling_optuna.spec import MAX_NAME_LENGTH
+
+    too_long = _good_spec(tmp_path, GOOD.replace('name = "tiny"', f'name = "{"n" * (MAX_NAME_LENGTH + 1)}"'))
+    code, lines = _run_main(["create", str(too_long), "--storage", postgres_url], capsys)
+    assert code == 2 and len(lines) == 1 and f"name: {MAX_NAME_LENGTH + 1} characters" in lines[0], lines
+    engine = sqlalchemy.create_engine(postgres_url)
+    assert sqlalchemy.inspect(engine).get_table_names() == []  # not even Optuna's tables
+    # Optuna's column: the longest name plus "-n" and a 7-digit size fill it exactly.
+    longest = _good_spec(tmp_path, GOOD.replace('name = "tiny"', f'name = "{"n" * MAX_NAME_LENGTH}"'))
+    assert _run_main(["create", str(longest), "--storage", postgres_url], capsys)[0] == 0
+    (column,) = [c for c in sqlalchemy.inspect(engine).get_columns("studies") if c["name"] == "study_name"]
+    assert column["type"].length == MAX_NAME_LENGTH + len("-n0000060") == 512
+    engine.dispose()

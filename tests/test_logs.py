@@ -80,6 +80,16 @@ def test_optuna_and_python_warnings_come_out_as_json_too(restore_logging):
     assert "an Optuna warning" in records[0]["message"] and "a Python warning" in records[1]["message"]
 
 
+def test_a_python_warning_is_one_line_without_its_source(restore_logging):
+    out = io.StringIO()
+    configure_logging("info", "text", stream=out)
+    warnings.warn("Argument ``group`` is an experimental feature.\nThe interface can change.", optuna.exceptions.ExperimentalWarning)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(
+        "WARNING py.warnings: ExperimentalWarning: Argument ``group`` is an experimental feature. The interface can change."
+    ), lines
+
+
 def test_configuring_again_replaces_its_own_handler_only(restore_logging):
     other = logging.NullHandler()
     logging.getLogger().addHandler(other)
@@ -152,7 +162,7 @@ def test_a_trial_handed_back_on_sigterm_gets_its_own_line_and_no_failure(fmt, tm
         assert [r["event"] for r in records if r["level"] != "info"] == ["stop_requested"]
         assert not any(r.get("event") == "trial_finished" for r in records)
     else:
-        assert "received SIGTERM: stopping at the next epoch boundary and handing the running trial back" in err
+        assert "received SIGTERM: stopping the running trial at its next training step and handing it back" in err
         assert re.search(r"INFO scaling_optuna.worker: size 960 trial 0 handed back in [\d.]+ s \(stop requested; queued to re-run", err), err
         assert " WARNING " not in err.replace("WARNING scaling_optuna.worker: received SIGTERM", "")
     assert "1 handed back" in out

@@ -235,7 +235,7 @@ def test_experiment_across_hosts_survives_partition_outage_kill_and_sigterm(netw
     # Its workers have stopped (or ought to have): from here on, only new epochs or a retry count as going on.
     watch_recovery("SIGTERM to run", probe.refresh(victim), termed)
     try:
-        # A hang guard, not a speed bound: each worker stops at its trial's next epoch boundary,
+        # A hang guard, not a speed bound: each worker stops at its trial's next training step,
         # which a loaded machine may reach late (benchmarks/reliability.py times it).
         hosts.wait_for(lambda: not w3.pids(), STOP_WAIT_S, "run's workers to stop")
     except TimeoutError:

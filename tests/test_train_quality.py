@@ -305,3 +305,17 @@ def test_the_model_standardises_again_after_a_run_that_ends_in_an_exception(digi
     mean, std = net.standardize.mean, net.standardize.std
     assert not torch.equal(net.standardize(x), x)
     assert torch.allclose(net.standardize(x), (x - mean) / std, atol=1e-6)
+
+
+def test_a_stop_request_is_honoured_at_the_next_step_mid_epoch(digits) -> None:
+    asked = []
+
+    def stop_on_the_third_ask() -> bool:
+        asked.append(True)
+        return len(asked) >= 3
+
+    params = {**HPARAMS, "batch_size": 16}
+    with pytest.raises(StopRequested, match="in epoch 1"):
+        train_model(seed_cnn(digits), (digits.x_pool[:64], digits.y_pool[:64]), (digits.x_val, digits.y_val),
+                    (digits.x_test, digits.y_test), max_epochs=2, patience=2, should_stop=stop_on_the_third_ask, **params)
+    assert len(asked) == 3  # asked before each step: the third of the epoch's four never ran

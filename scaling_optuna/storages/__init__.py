@@ -63,6 +63,7 @@ from scaling_optuna.storages._recovery import ended_outside
 from scaling_optuna.storages._recovery import ended_reason
 from scaling_optuna.storages._recovery import queue_replacement
 from scaling_optuna.storages._recovery import replacement_of
+from scaling_optuna.storages._recovery import short_of_budget
 from scaling_optuna.storages._recovery import superseded
 from scaling_optuna.storages._recovery import withdraw
 from scaling_optuna.storages._retry import RETRY_DEADLINE_S
@@ -113,6 +114,7 @@ __all__ = [
     "open_storage",
     "queue_replacement",
     "replacement_of",
+    "short_of_budget",
     "superseded",
     "withdraw",
 ]

@@ -138,6 +138,32 @@ def open_artifact_store(location: str) -> "ArtifactStore":
     return FolderArtifactStore(path)
 
 
+def check_artifact_location(location: str) -> None:
+    """Refuse an artifact folder that cannot be created or written, leaving nothing behind.
+
+    ``create`` calls it before it writes a study, so that a folder such as
+    ``/proc/nope`` is not found out by every worker after the studies exist.
+    S3 and database locations are reached only by the workers, and pass.
+
+    Raises:
+        StorageError: the folder, or the nearest folder above it that exists, cannot be written.
+    """
+    if location.startswith("s3://") or is_database_url(location):
+        return
+    path = Path(location)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a folder")
+        # A folder made and removed again: os.access says yes to root also where nothing can be made (/proc).
+        os.rmdir(tempfile.mkdtemp(prefix=".scaling-optuna-check-", dir=existing))
+    except OSError as e:
+        raise StorageError(
+            f"artifact folder {path} cannot be written (making a folder in {existing}: {e.strerror}); pass a writable folder "
+            "(artifacts = \"…\" in the spec, or --artifacts)"
+        ) from None
+
+
 class _Backoff:
     """Optuna's ``Backoff`` (five tries over about 8 s) around a store, with a ``remove`` that stops once it succeeds.
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 from pathlib import Path
@@ -35,7 +34,10 @@ from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import rank_trials
 from scaling_optuna.experiment import study_name
 from scaling_optuna.plugins import load_plugins
+from scaling_optuna.signals import StopOnSignals
 from scaling_optuna.spec import ExperimentSpec
+from scaling_optuna.spec import check_queued_trials
+from scaling_optuna.spec import check_trials
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
 from scaling_optuna.storages import check_url
@@ -84,6 +86,7 @@ def run_worker(
     artifacts: str | None = None,
     seed_offset: int = 0,
     allow_lower_budget: bool = False,
+    stop_deadline_s: float | None = None,
 ) -> WorkerSummary:
     """Run trials of ``spec``'s experiment in ``storage`` until no study has a queued or running trial.
 
@@ -94,7 +97,7 @@ def run_worker(
         allow_lower_budget: let ``trials`` fall below the trials a study has already
             finished (refused otherwise, and the budget stays).
         max_trials: stop after this many trials even if budgets remain.
-        stop: when set, the current trial stops at its next epoch boundary, is
+        stop: when set, the current trial stops at its next training step, is
             handed back to the queue, and the worker returns.
         heartbeat_interval: seconds between heartbeats of the running trial.
         grace_period: seconds without a heartbeat after which another worker's
@@ -104,6 +107,11 @@ def run_worker(
             ``artifacts``, else the store's default; see ``artifact_location``).
         seed_offset: added to the seed of a seeded sampler. Give every worker
             process its own, or they all propose the same parameters.
+        stop_deadline_s: a trial whose training step has not reached the
+            next stop check this long after ``stop`` was set (one step of a
+            wide model can take minutes) is handed back from a side thread,
+            and the process exits with status 0. For a worker process of its
+            own (the CLI gives 5 s); None waits for the step.
 
     Raises:
         StorageError: the store is unreachable, holds no study of the experiment, or cannot be written.
@@ -115,7 +123,9 @@ def run_worker(
     spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
     url = storage or spec.storage
     grace = checked_grace_period(heartbeat_interval, grace_period)
-    data, target = _prepare(spec, url, threads, device)
+    if trials is not None:
+        check_trials(trials, "trials")
+    data, target = _prepare(spec, url, threads, device, artifacts)
     stop = stop or threading.Event()
     store = open_storage(url, stop=stop)
     if trials is not None:
@@ -126,10 +136,11 @@ def run_worker(
     runner = TrialRunner(spec, DeviceData.on(data, target), stop, who, weights)
     worker = Worker(
         spec, store, url, runner, stop=stop, heartbeat_interval=heartbeat_interval, grace_s=grace,
-        outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who, pruner=pruner,
+        outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who, pruner=pruner, stop_deadline_s=stop_deadline_s,
     )
     _check_same_data_and_code(worker, spec, data)
     if trials is not None:
+        check_queued_trials(len(worker.sizes), trials, "trials")
         worker.set_budget(trials)
     _log.info(
         "worker %s: %d sizes on %s with %d torch thread(s); store %s; heartbeat %d s, grace %d s",
@@ -153,13 +164,15 @@ def _check_same_data_and_code(worker: Worker, spec: ExperimentSpec, data: Any) -
         check_plugins(entry.study.study_name, entry.study.user_attrs.get(PLUGINS_ATTR), plugins)
 
 
-def _prepare(spec: ExperimentSpec, url: str, threads: int | None, device: str | None) -> tuple[Any, Any]:
-    """Everything checked before the store is touched: the URL, the threads, the data and the device.
+def _prepare(spec: ExperimentSpec, url: str, threads: int | None, device: str | None, artifacts: str | None) -> tuple[Any, Any]:
+    """Everything checked before the store is touched: the URL, the threads, the data, the device and the weights' folder.
 
     Returns the dataset and the device it trains on, with this process set up for it.
     """
     from scaling_optuna.data import load_dataset
     from scaling_optuna.preflight import check_runnable
+    from scaling_optuna.storages.artifacts import artifact_location
+    from scaling_optuna.storages.artifacts import check_artifact_location
     from scaling_optuna.train import configure_process
 
     check_url(url)
@@ -168,6 +181,8 @@ def _prepare(spec: ExperimentSpec, url: str, threads: int | None, device: str | 
         torch.set_num_threads(threads)
     data = load_dataset(spec)
     target = check_runnable(spec, data, device or spec.trainer.device)
+    if spec.keep_models > 0:
+        check_artifact_location(artifact_location(artifacts or spec.artifacts, url))
     configure_process(target)
     return data, target
 
@@ -205,23 +220,16 @@ def check_threads(threads: int) -> None:
 
 
 def install_signal_handlers(stop: threading.Event) -> Callable[[], None]:
-    """SIGTERM/SIGINT set ``stop``; a second SIGINT interrupts at once. Returns a restorer."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    """SIGTERM/SIGINT set ``stop`` at once, also mid-step; a second SIGINT interrupts at once. Returns a restorer.
 
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
+    See :class:`scaling_optuna.signals.StopOnSignals`.
+    """
+
+    def said(name: str) -> None:
         _log.warning(
-            "received %s: stopping at the next epoch boundary and handing the running trial back", signal.Signals(signum).name,
-            extra={"event": "stop_requested", "signal": signal.Signals(signum).name},
+            "received %s: stopping the running trial at its next training step and handing it back", name,
+            extra={"event": "stop_requested", "signal": name},
         )
-        stop.set()
 
-    for sig in previous:
-        signal.signal(sig, handler)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
+    signals = StopOnSignals(stop, said).__enter__()
+    return lambda: signals.__exit__(None, None, None)

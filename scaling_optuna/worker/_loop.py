@@ -50,10 +50,10 @@ from scaling_optuna._optuna import RETRY_HISTORY_ATTR
 from scaling_optuna.errors import DataError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.errors import WorkerError
-from scaling_optuna.experiment import find_sizes
 from scaling_optuna.experiment import rank_trials
 from scaling_optuna.experiment import set_budget
-from scaling_optuna.experiment import study_name
+from scaling_optuna.identity import study_name
+from scaling_optuna.identity import survey
 from scaling_optuna.remeasure import REMEASURE_OF_ATTR
 from scaling_optuna.remeasure import fix_configuration
 from scaling_optuna.remeasure import is_remeasure
@@ -75,6 +75,7 @@ from scaling_optuna.storages import ended_outside
 from scaling_optuna.storages import is_transient
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import queue_replacement
+from scaling_optuna.storages import short_of_budget
 from scaling_optuna.storages import replacement_of
 from scaling_optuna.storages import superseded
 from scaling_optuna.storages.artifacts import WeightPruner
@@ -147,9 +148,11 @@ class Worker:
         seed_offset: int = 0,
         who: str | None = None,
         pruner: WeightPruner | None = None,
+        stop_deadline_s: float | None = None,
     ) -> None:
         self.spec, self.storage, self.url, self.runner, self.stop = spec, storage, url, runner, stop
-        self.pruner = pruner
+        self.pruner, self.stop_deadline_s = pruner, stop_deadline_s
+        self._training: tuple[_Size, _Claimed] | None = None
         self.who = who or f"{socket.gethostname()}:{os.getpid()}"
         self.sizes = _open_sizes(spec, storage, seed_offset)
         self.heartbeat = Heartbeat(
@@ -161,40 +164,80 @@ class Worker:
         self._failures_in_a_row = 0
 
     def set_budget(self, trials: int) -> None:
-        """Give every study a budget of ``trials`` (``worker --trials``)."""
+        """Give every study a budget of ``trials`` (``worker --trials``); a stop request ends the queuing."""
         for entry in self.sizes.values():
-            call_with_retries(lambda: set_budget(self.storage, entry.study, trials), what="setting the budget", stop=self.stop)
+            if self.stop.is_set():
+                return
+            call_with_retries(
+                lambda: set_budget(self.storage, entry.study, trials, stop=self.stop), what="setting the budget", stop=self.stop
+            )
 
     def run(self, max_trials: int | None = None) -> WorkerSummary:
         # Weights a worker uploaded but did not live to prune go first.
         for entry in list(self.sizes.values()):
             self.prune(entry)
         self.heartbeat.start()
+        done = threading.Event()
+        if self.stop_deadline_s is not None:
+            threading.Thread(target=self._hand_back_when_stuck, args=(done,), name="stop-deadline", daemon=True).start()
         try:
             while not self.stop.is_set() and (max_trials is None or self.summary.trials < max_trials):
                 claimed = self._claim_next()
                 if claimed is None:
                     break
-                entry, trial = claimed
-                try:
-                    outcome = self.runner.run(trial.trial, entry.size, entry.prune_check, prune=trial.remeasure_of is None)
-                except KeyboardInterrupt:
-                    # A second Ctrl-C: leave at once, but still hand the trial back if the store answers.
-                    self.stop.set()
-                    self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
-                    raise
-                else:
-                    self._settle(entry, trial, outcome)
-                finally:
-                    self.heartbeat.watch(None)
+                outcome = self._train(*claimed)
                 if outcome.hand_back == STOP_REQUESTED:
                     self.summary.stopped_by_signal = True
                     break
         finally:
+            done.set()
             self.heartbeat.close()
         if self.stop.is_set():
             self.summary.stopped_by_signal = True
         return self.summary
+
+    def _train(self, entry: _Size, trial: _Claimed) -> Outcome:
+        """Train the claimed trial and settle how it ended."""
+        self._training = (entry, trial)
+        try:
+            # a re-run of a configuration trains as its original did: never pruned
+            outcome = self.runner.run(trial.trial, entry.size, entry.prune_check, prune=trial.remeasure_of is None)
+        except KeyboardInterrupt:
+            # A second Ctrl-C: leave at once, but still hand the trial back if the store answers.
+            self.stop.set()
+            self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
+            raise
+        finally:
+            self._training = None
+            self.heartbeat.watch(None)
+        self._settle(entry, trial, outcome)
+        return outcome
+
+    def _hand_back_when_stuck(self, done: threading.Event) -> None:
+        """Once a stop is requested: a trial still training ``stop_deadline_s`` later is handed back, and the process exits.
+
+        The training loop checks the stop request at every step, but one step
+        of a wide model can take minutes, and Python cannot interrupt it.
+        """
+        while not self.stop.wait(0.5):
+            if done.is_set():
+                return
+        if done.wait(self.stop_deadline_s) or self._training is None:
+            return
+        entry, trial = self._training
+        _log.warning(
+            "size %d trial %d: its training step still runs %.0f s after the stop request; handing the trial back and exiting",
+            entry.size, trial.trial.number, self.stop_deadline_s,
+            extra={"event": "stop_deadline", "size": entry.size, "trial": trial.trial.number, "worker": self.who},
+        )
+        code = 0
+        try:
+            self._settle(entry, trial, Outcome(TrialState.FAIL, hand_back=STOP_REQUESTED))
+        except Exception as e:  # the process ends either way: say what becomes of the trial
+            _log.error("could not hand trial %d back (%s); its heartbeat stops, so another worker re-runs it", trial.trial.number, describe_error(e))
+            code = 1
+        logging.shutdown()
+        os._exit(code)
 
     # -- claiming ---------------------------------------------------------------
 
@@ -222,6 +265,8 @@ class Worker:
             if any(queued.values()) or swept.queued:
                 continue  # other workers claimed those first, or the sweep just queued some: look again
             if idle and not swept.pending:
+                if self._top_up():
+                    continue  # a cut-off create or --trials left some of a budget unqueued: now it is
                 return None
             note.say(running, swept.pending)
             self.stop.wait(WAIT_POLL_S)
@@ -264,6 +309,26 @@ class Worker:
         finished = self.storage.get_all_trials(entry.study_id, deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
         budget = entry.study.user_attrs.get(BUDGET_ATTR)
         return sum(not is_remeasure(t) for t in finished), budget if isinstance(budget, int) else 0
+
+    def _top_up(self) -> bool:
+        """Queue the search trials of a budget that a cut-off ``create`` or ``--trials`` set but did not queue in full.
+
+        Called when nothing is queued or running anywhere and no ended trial
+        awaits its replacement; True when it queued something.
+        """
+        topped = False
+        for size, entry in list(self.sizes.items()):
+            trials = self.storage.get_all_trials(entry.study_id, deepcopy=False)
+            budget = entry.study.user_attrs.get(BUDGET_ATTR)
+            missing = short_of_budget(trials, budget)
+            if missing:
+                _log.warning(
+                    "size %d: %d of its %d trials were never queued (a create or --trials was cut off); queuing them",
+                    size, missing, budget, extra={"event": "budget_topped_up", "size": size},
+                )
+                set_budget(self.storage, entry.study, budget, stop=self.stop)
+                topped = True
+        return topped
 
     def _claim_largest(self, queued: Mapping[int, int]) -> tuple[_Size, _Claimed] | None:
         for size in sorted(queued, key=lambda s: queued[s] * s, reverse=True):
@@ -559,7 +624,13 @@ class _Outage:
 
 
 def _open_sizes(spec: ExperimentSpec, storage: RetryingStorage, seed_offset: int) -> dict[int, _Size]:
-    sizes = find_sizes(spec, storage)
+    found = survey(spec, storage)
+    for name in sorted(found.interrupted):
+        _log.warning(
+            "study %s: its creation was cut off; this worker passes it over until 'scaling-optuna create' finishes it", name,
+            extra={"event": "study_unfinished", "study": name},
+        )
+    sizes = found.sizes()
     if not sizes:
         raise StorageError(f"the store holds no study of experiment {spec.name!r}; run 'scaling-optuna create' first")
     entries = {}
