@@ -46,9 +46,14 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 if TYPE_CHECKING:
+    from scaling_optuna.report._format import band
+    from scaling_optuna.report._format import count
+    from scaling_optuna.report._format import edges
+    from scaling_optuna.report._format import value
     from scaling_optuna.report.budget import budget_warnings
     from scaling_optuna.report.curves import validate_target
     from scaling_optuna.report.output import check_output_dir
+    from scaling_optuna.report.output import write_files
     from scaling_optuna.report.output import write_report
     from scaling_optuna.report.records import Backtest
     from scaling_optuna.report.records import BacktestPoint
@@ -72,11 +77,17 @@ _LAZY = {
     "ReportData": "records",
     "SizeRow": "records",
     "TargetAnswer": "records",
+    # numbers for people, as the report writes them (comparisons write theirs the same way)
+    "band": "_format",
+    "count": "_format",
+    "edges": "_format",
+    "value": "_format",
     "budget_warnings": "budget",
     "build_report": "report",
     "check_output_dir": "output",
     "curve_summary": "summary",
     "validate_target": "curves",
+    "write_files": "output",
     "write_report": "output",
 }
 
