@@ -132,7 +132,8 @@ def compare_experiments(
     warnings: list[str] = []
     members = tuple(_member(e, majority, test_size, warnings, n_bootstrap=n_bootstrap, seed=seed) for e in opened)
     pairs = tuple(
-        compare_pair(members[0], other, test_size=test_size, n_draws=n_draws, seed=seed + i) for i, other in enumerate(members[1:], 1)
+        compare_pair(members[0], other, test_size=test_size, plateau=majority, n_draws=n_draws, seed=seed + i, n_bootstrap=n_bootstrap)
+        for i, other in enumerate(members[1:], 1)
     )
     for message in warnings:
         _log.warning(message)

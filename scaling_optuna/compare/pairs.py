@@ -12,7 +12,13 @@
 * **Data-equivalent factor** ``k`` (:func:`factors`): the other with ``m``
   examples matches the reference with ``k·m``, from inverting the
   reference's curve at the other's error; its interval from drawing both
-  curves from their bands (:mod:`~scaling_optuna.compare.draws`).
+  curves from their bands (:mod:`~scaling_optuna.compare.draws`).  For the
+  pair each curve is refitted (:func:`paired_fit`) with its points' noise
+  treated as the differences treat it: the shared test set moves both curves
+  alike, so its binomial part leaves each point, and half the McNemar
+  variance of the difference at that size joins each.  The curves' own
+  bands (the report's, which the figure shows) hold the test set's noise in
+  full: they say where each model's error lies on new data.
 * **Crossing** (:func:`crossing`): where the mean curves cross between the
   smallest size both fitted and 10× the largest measured one, with the
   interval of where the drawn curves cross, called significant only when
@@ -22,7 +28,7 @@ Example::
 
     from scaling_optuna.compare.pairs import compare_pair
 
-    pair = compare_pair(reference_member, other_member, test_size=359, n_draws=2000, seed=0)
+    pair = compare_pair(reference_member, other_member, test_size=359, plateau=0.9, n_draws=4000, seed=0)
     print(pair.factor_at(2), pair.crossing.message)
 """
 
@@ -42,10 +48,12 @@ from scaling_optuna.compare.records import Difference
 from scaling_optuna.compare.records import Factor
 from scaling_optuna.compare.records import Member
 from scaling_optuna.compare.records import Pair
+from scaling_optuna.errors import UserError
 from scaling_optuna.fit import ScalingLawFit
+from scaling_optuna.fit import fit_scaling_law
 from scaling_optuna.report import count
 
-__all__ = ["CROSSING_REACH", "MULTIPLES", "compare_pair", "crossing", "differences", "factors"]
+__all__ = ["CROSSING_REACH", "MULTIPLES", "compare_pair", "crossing", "differences", "factors", "paired_fit"]
 
 MULTIPLES = (2, 10)
 # How far beyond the largest measured size a crossing still counts as "near the data" (the plots' reach).
@@ -53,19 +61,43 @@ CROSSING_REACH = 10
 _CROSSING_POINTS_PER_DECADE = 48
 
 
-def compare_pair(reference: Member, other: Member, *, test_size: int | None, n_draws: int, seed: int) -> Pair:
+def compare_pair(
+    reference: Member, other: Member, *, test_size: int | None, plateau: float | None, n_draws: int, seed: int, n_bootstrap: int = 1000
+) -> Pair:
     """``other`` against ``reference``: differences where both measured, and factors and crossing where both fitted."""
     diffs = differences(reference, other, test_size)
     if reference.fit is None or other.fit is None:
         missing = reference if reference.fit is None else other
         return Pair(reference.name, other.name, diffs, (), None, f"no curve for {missing.name} ({missing.curve.message})")
+    options = dict(test_size=test_size, plateau=plateau, n_bootstrap=n_bootstrap, seed=seed)
+    ref_fit, other_fit = paired_fit(reference, other, **options), paired_fit(other, reference, **options)
     z_ref, z_other = normal_draws(n_draws, seed)
-    sizes = sorted(set(other.curve.sizes) - set(other.fit.sizes_excluded))
+    sizes = sorted(set(other_fit.sizes_used))
     largest = max(reference.largest, other.largest)
     at = [(float(s), None) for s in sizes] + [(float(k * largest), float(k)) for k in MULTIPLES]
-    found = factors(reference.fit, other.fit, at, z_ref, z_other)
-    cross = crossing(reference, other, z_ref, z_other)
+    found = factors(ref_fit, other_fit, at, z_ref, z_other)
+    cross = crossing((reference.name, ref_fit), (other.name, other_fit), largest, z_ref, z_other)
     return Pair(reference.name, other.name, diffs, found, cross)
+
+
+def paired_fit(
+    member: Member, other: Member, *, test_size: int | None, plateau: float | None, n_bootstrap: int, seed: int
+) -> ScalingLawFit:
+    """``member``'s curve refitted for its pair with ``other``: at each size both measured, its point's noise less the
+    shared test set's binomial part plus half the McNemar variance of the difference there (its own fit on failure)."""
+    theirs = _points(other)
+    sds = []
+    for size, value, sd in zip(member.curve.sizes, member.curve.values, member.curve.value_sd):
+        if size not in theirs or not test_size:
+            sds.append(sd)
+            continue
+        delta = abs(theirs[size][0] - value)
+        sds.append(math.sqrt(_without_test_set(value, sd, test_size) + delta * (1.0 - delta) / test_size / 2.0))
+    value_sd = sds if any(s > 0 for s in sds) else None
+    try:
+        return fit_scaling_law(member.curve.sizes, member.curve.values, plateau=plateau, value_sd=value_sd, n_bootstrap=n_bootstrap, seed=seed)
+    except UserError:
+        return member.fit
 
 
 def differences(reference: Member, other: Member, test_size: int | None) -> tuple[Difference, ...]:
@@ -119,12 +151,15 @@ def factors(
     return tuple(out)
 
 
-def crossing(reference: Member, other: Member, z_ref: np.ndarray, z_other: np.ndarray) -> Crossing:
-    """Where the two curves cross between the smallest size both fitted and 10× the largest measured one."""
-    start = max(min(reference.fit.sizes_used), min(other.fit.sizes_used))
-    end = CROSSING_REACH * max(reference.largest, other.largest)
+def crossing(
+    reference: tuple[str, ScalingLawFit], other: tuple[str, ScalingLawFit], largest: float, z_ref: np.ndarray, z_other: np.ndarray
+) -> Crossing:
+    """Where two named curves cross between the smallest size both fitted and 10× the ``largest`` measured one."""
+    (ref_name, ref_fit), (other_name, other_fit) = reference, other
+    start = max(min(ref_fit.sizes_used), min(other_fit.sizes_used))
+    end = CROSSING_REACH * largest
     grid = np.geomspace(start, end, int(math.ceil(math.log10(end / start) * _CROSSING_POINTS_PER_DECADE)) + 2)
-    ref_band, other_band = Band.of(reference.fit, grid), Band.of(other.fit, grid)
+    ref_band, other_band = Band.of(ref_fit, grid), Band.of(other_fit, grid)
     mean_gap = other_band.log_mean - ref_band.log_mean  # below 0: the other is better
     gaps = other_band.draw(z_other) - ref_band.draw(z_ref)
     low, high = np.quantile(gaps, [0.025, 0.975], axis=0)
@@ -134,7 +169,7 @@ def crossing(reference: Member, other: Member, z_ref: np.ndarray, z_other: np.nd
     crossed = drawn[drawn >= 0]
     share = len(crossed) / len(drawn)
     lower, upper = (float(v) for v in np.quantile(grid[crossed], [0.025, 0.975], method="inverted_cdf")) if len(crossed) else (math.nan, math.nan)
-    names = (reference.name, other.name)
+    names = (ref_name, other_name)
     if where < 0:
         better = names[1] if mean_gap[-1] < 0 else names[0]
         message = _no_crossing(better, grid, other_better if better == names[1] else ref_better)
