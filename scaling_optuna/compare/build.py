@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import logging
+import math
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -118,11 +119,7 @@ def compare_experiments(
         print(comparison.pairs[0].verdict, comparison.target.cheapest)
     """
     target_value = validate_target(target)
-    check_rate(cost_per_example, "cost_per_example")
-    check_rate(cost_per_gpu_hour, "cost_per_gpu_hour")
-    _checks.count(n_draws, "n_draws", minimum=100, example=4000)
-    _checks.count(n_bootstrap, "n_bootstrap")
-    _checks.count(seed, "seed", example=0)
+    _check_options(cost_per_example=cost_per_example, cost_per_gpu_hour=cost_per_gpu_hour, seed=seed, n_draws=n_draws, n_bootstrap=n_bootstrap)
     opened = _open(experiments, storage)
     shared = check_same_data(opened)
     rates = resolve_rates(cost_per_example, cost_per_gpu_hour, [e.spec for e in opened])
@@ -149,6 +146,14 @@ def compare_experiments(
         shared_sizes=shared,
         warnings=warnings,
     )
+
+
+def _check_options(*, cost_per_example: Any, cost_per_gpu_hour: Any, seed: Any, n_draws: Any, n_bootstrap: Any) -> None:
+    check_rate(cost_per_example, "cost_per_example")
+    check_rate(cost_per_gpu_hour, "cost_per_gpu_hour")
+    _checks.count(n_draws, "n_draws", minimum=100, example=4000)
+    _checks.count(n_bootstrap, "n_bootstrap")
+    _checks.count(seed, "seed", example=0)
 
 
 def _open(experiments: Sequence[Any], storage: str | None) -> list[Experiment]:
@@ -237,7 +242,7 @@ def target_part(members: Sequence[Member], target: float, rates: Rates) -> Targe
     """The examples each experiment needs for ``target``, the ways there with their costs, the cheapest and its plan."""
     needs = {m.name: m.fit.data_needed(target) for m in members if m.fit is not None}
     ways = options(members, needs, rates)
-    priced = [o for o in ways if o.cost == o.cost]  # NaN: not priced
+    priced = [o for o in ways if not math.isnan(o.cost)]  # NaN: not priced
     if priced:
         cheapest = min(priced, key=lambda o: (o.cost, o.examples))
     else:
