@@ -18,9 +18,12 @@ from scaling_optuna.compare.figures import render_figure
 from scaling_optuna.compare.records import PAIRED_NOISE
 from scaling_optuna.compare.records import ComparisonData
 from scaling_optuna.compare.records import Pair
+from scaling_optuna.compare.records import TargetPart
 from scaling_optuna.compare.text import better_words
 from scaling_optuna.compare.text import k_text
 from scaling_optuna.compare.text import member_line
+from scaling_optuna.compare.text import money_text
+from scaling_optuna.compare.text import rates_words
 from scaling_optuna.compare.text import summary
 from scaling_optuna.compare.text import target_lines
 from scaling_optuna.report import count
@@ -54,9 +57,7 @@ def render_html(c: ComparisonData) -> str:
     for pair in c.pairs:
         parts += _pair(pair)
     if c.target is not None:
-        parts += [f"<h2>Target test error {c.target.target:g}</h2>", '<div class="card">']
-        parts += [f"<p>{_e(line.strip())}</p>" for line in target_lines(c.target)[1:]]
-        parts.append("</div>")
+        parts += _target(c.target)
     if c.warnings:
         parts.append('<h2>Warnings</h2><div class="warn"><ul>' + "".join(f"<li>{_e(w)}</li>" for w in c.warnings) + "</ul></div>")
     parts.append("</main></body></html>")
@@ -93,6 +94,25 @@ def _pair(pair: Pair) -> list[str]:
         out.append(f"<p>{_e(pair.crossing.message[:1].upper() + pair.crossing.message[1:])}.</p>")
     elif pair.message:
         out.append(f"<p>{_e(pair.message)}</p>")
+    return out
+
+
+def _target(t: TargetPart) -> list[str]:
+    """The examples each needs and the plan in words, the ways there as a table."""
+    lines = [line.strip() for line in target_lines(t)[1:]]
+    words = [line for line in lines if not line.startswith(("ways there", *(f"{o.label}:" for o in t.options)))]
+    out = [f"<h2>Target test error {t.target:g}</h2>", '<div class="card">'] + [f"<p>{_e(line)}</p>" for line in words] + ["</div>"]
+    if t.options:
+        rows = "".join(
+            f"<tr><td class=l>{_e(o.label)}</td><td>{count(o.examples)}</td><td>{count(o.examples_lower)}–{count(o.examples_upper)}</td>"
+            f"<td>{count(o.collect)}</td><td>{o.device_hours:.3g}</td><td>{money_text(o.cost)}</td><td>{money_text(o.cost_lower)}–{money_text(o.cost_upper)}</td></tr>"
+            for o in t.options
+        )
+        out += [
+            f"<p class=meta>The ways there, {_e(rates_words(t))}.</p>",
+            "<table><tr><th class=l>way</th><th>examples</th><th>95% interval</th><th>to collect</th><th>device hours</th>"
+            f"<th>cost</th><th>95% interval</th></tr>{rows}</table>",
+        ]
     return out
 
 

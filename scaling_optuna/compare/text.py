@@ -22,7 +22,8 @@ from scaling_optuna.report import count
 from scaling_optuna.report import value
 
 __all__ = [
-    "better_words", "factor_words", "k_text", "member_line", "pair_lines", "render_markdown", "render_text", "summary", "target_lines",
+    "better_words", "factor_words", "k_text", "member_line", "money_text", "pair_lines", "rates_words", "render_markdown", "render_text", "summary",
+    "target_lines",
 ]
 
 
@@ -169,7 +170,7 @@ def target_lines(t: TargetPart) -> list[str]:
     if t.message:
         out.append(f"  {t.message}")
     if t.options:
-        out.append(f"  ways there, {_rates_words(t)}:")
+        out.append(f"  ways there, {rates_words(t)}:")
         out += [f"    {_option_line(o, t)}" for o in t.options]
     if t.cheapest is not None:
         out.append(f"  {'cheapest' if t.rates.given else 'fewest examples'}: {t.cheapest}")
@@ -178,7 +179,8 @@ def target_lines(t: TargetPart) -> list[str]:
     return out
 
 
-def _rates_words(t: TargetPart) -> str:
+def rates_words(t: TargetPart) -> str:
+    """The prices used and where they came from, or how to give them."""
     r = t.rates
     if not r.given:
         return "without prices (pass --cost-per-example and --cost-per-gpu-hour, or a [costs] table in the spec)"
@@ -194,11 +196,12 @@ def _option_line(o: Option, t: TargetPart) -> str:
     hours = "no new training" if o.device_hours == 0 else (f"{o.device_hours:.3g} device hours" if math.isfinite(o.device_hours) else "unmeasured training time")
     line = f"{o.label}: {count(o.examples)} examples, collect {count(o.collect)}, {hours}"
     if t.rates.given and math.isfinite(o.cost):
-        line += f": cost {o.cost:.4g} (95% interval {_money(o.cost_lower)}–{_money(o.cost_upper)})"
+        line += f": cost {o.cost:.4g} (95% interval {money_text(o.cost_lower)}–{money_text(o.cost_upper)})"
     return line
 
 
-def _money(x: float) -> str:
+def money_text(x: float) -> str:
+    """A cost to 4 digits (``-``: unknown, ``∞``: never reached)."""
     if math.isnan(x):
         return "-"
     return "∞" if math.isinf(x) else f"{x:.4g}"
