@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from scaling_optuna.experiment import TrialRecord
     from scaling_optuna.experiment import create_experiment
     from scaling_optuna.experiment import load_experiment
+    from scaling_optuna.compare import Comparison
+    from scaling_optuna.compare import compare_experiments
+    from scaling_optuna.compare import write_comparison
     from scaling_optuna.report import Report
     from scaling_optuna.report import build_report
     from scaling_optuna.report import write_report
@@ -57,6 +60,9 @@ _LAZY = {
     "TrialRecord": "experiment",
     "create_experiment": "experiment",
     "load_experiment": "experiment",
+    "Comparison": "compare",
+    "compare_experiments": "compare",
+    "write_comparison": "compare",
     "Report": "report",
     "build_report": "report",
     "write_report": "report",

@@ -10,6 +10,7 @@ Example::
     scaling-optuna worker studies/digits.toml --storage postgresql://db/exp --log-format json
     scaling-optuna best studies/digits.toml
     scaling-optuna report studies/digits.toml --target 0.02
+    scaling-optuna compare studies/digits.toml studies/digits-mlp.toml --target 0.02
     scaling-optuna dashboard --storage sqlite:///scaling-optuna.db
 """
 
@@ -168,6 +169,7 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--target", type=_target, metavar="VALUE", help="a test error, e.g. 0.02: how much data reaches it")
     report.add_argument("--bootstrap", choices=["points", "trials"], default="points", help="what the intervals resample: the fitted points (default) or the near-best trials of each size")
     report.add_argument("--no-publish", action="store_true", help="do not publish the plots to optuna-dashboard")
+    _compare_command(command)
     dashboard = command(
         "dashboard", _cmd_dashboard, "run optuna-dashboard on the store", spec=False,
         storage=f"store URL (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})",
@@ -184,6 +186,22 @@ def _parser() -> argparse.ArgumentParser:
         help="the law's form: saturating, a·n^b + c, levels off at c; power, a·n^b, has no floor; auto (default) predicts from a calibrated ensemble of curve families",
     )
     return parser
+
+
+def _compare_command(command) -> None:
+    compare = command(
+        "compare", _cmd_compare,
+        "set experiments on the same data against the first: paired differences, data-equivalent factor, crossing, "
+        "what a target costs; write compare.json and compare.html",
+        spec=False,
+    )
+    compare.add_argument("specs", nargs="+", metavar="SPEC", help="experiment specs (.toml) with the same data and seed; the first is the reference")
+    compare.add_argument("--target", type=_target, metavar="VALUE", help="a test error, e.g. 0.02: the examples each needs, the cheapest way there, the next round to collect")
+    compare.add_argument("--cost-per-example", type=_price, metavar="PRICE", help="what one more training example costs (default: the specs' [costs] per_example)")
+    compare.add_argument("--cost-per-gpu-hour", type=_price, metavar="PRICE", help="what one hour of the workers' device costs (default: the specs' [costs] per_gpu_hour)")
+    compare.add_argument("--out", metavar="DIR", help="folder for compare.json and compare.html (default: compare-<A>-vs-<B>)")
+    compare.add_argument("--seed", type=_non_negative_int, default=0, metavar="N", help="seed of the draws behind the intervals (default 0)")
+    compare.add_argument("--no-publish", action="store_true", help="do not publish the figure and note to optuna-dashboard")
 
 
 def _lower_budget_option(p: argparse.ArgumentParser) -> None:
@@ -249,6 +267,29 @@ def _target(text: str) -> float:
         return validate_target(float(text))  # type: ignore[return-value]
     except ValueError as e:  # a non-number, or UserError's range message
         raise argparse.ArgumentTypeError(str(e) if isinstance(e, UserError) else f"{text!r} is not a number; pass a test error such as 0.05") from None
+
+
+def _price(text: str) -> float:
+    from scaling_optuna.compare.costs import check_rate
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; pass a price such as 0.05") from None
+    try:
+        return check_rate(value, "the price")  # type: ignore[return-value]
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or a positive integer")
+    return value
 
 
 def _watch_seconds(text: str) -> float:
@@ -598,6 +639,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from scaling_optuna.experiment import load_experiment
     from scaling_optuna.report import build_report
     from scaling_optuna.report import check_output_dir
+    from scaling_optuna.report import report_files
     from scaling_optuna.report import stage_report
 
     exp = load_experiment(_spec(args), args.storage)
@@ -612,9 +654,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
             published = publish_report(exp, report)
             if published != report.dashboard:  # it failed: the files say so
                 report.dashboard = published
-                staged.write(report)
+                staged.write(report_files(report))
         json_path, html_path = staged.commit()
     print(report.to_text())
+    print(f"\nwrote {json_path} and {html_path}")
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from scaling_optuna.compare import compare_experiments
+    from scaling_optuna.compare import comparison_files
+    from scaling_optuna.dashboard import planned_comparison
+    from scaling_optuna.dashboard import publish_comparison
+    from scaling_optuna.experiment import load_experiment
+    from scaling_optuna.report import stage_files
+    from scaling_optuna.spec import load_spec
+
+    if len(args.specs) < 2:
+        raise UserError(f"compare needs two or more experiment specs, got {args.specs[0]}: pass e.g. studies/digits.toml studies/digits-mlp.toml")
+    experiments = [load_experiment(load_spec(path), args.storage) for path in args.specs]
+    comparison = compare_experiments(
+        experiments, target=args.target, cost_per_example=args.cost_per_example, cost_per_gpu_hour=args.cost_per_gpu_hour, seed=args.seed,
+    )
+    out = args.out or "compare-" + "-vs-".join(comparison.names)
+    if not args.no_publish:
+        comparison.dashboard = planned_comparison(experiments, comparison)
+    # Every file is written (under a temporary name) before anything is published.
+    with stage_files(out, comparison_files(comparison)) as staged:
+        if not args.no_publish:
+            published = publish_comparison(experiments, comparison)
+            if published != comparison.dashboard:  # it failed somewhere: the files say so
+                comparison.dashboard = published
+                staged.write(comparison_files(comparison))
+        json_path, html_path = staged.commit()
+    print(comparison.to_text())
     print(f"\nwrote {json_path} and {html_path}")
     return 0
 

@@ -16,6 +16,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from socketserver import ThreadingMixIn
@@ -31,9 +32,13 @@ from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
 
 if TYPE_CHECKING:
+    from scaling_optuna.compare import Comparison
     from scaling_optuna.report import Report
 
-__all__ = ["GRAPH_OBJECT_IDS", "NOTE_BEGIN", "NOTE_END", "planned_publication", "publish_report", "serve"]
+__all__ = [
+    "GRAPH_OBJECT_IDS", "NOTE_BEGIN", "NOTE_END", "comparison_ids", "planned_comparison", "planned_publication",
+    "publish_comparison", "publish_report", "serve",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -90,12 +95,72 @@ def planned_publication(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-def merge_note(existing: str, section: str) -> str:
-    """``existing`` with the report's section replaced (or appended), the user's text kept."""
-    block = f"{NOTE_BEGIN}\n\n{section.strip()}\n\n{NOTE_END}"
-    start, end = existing.find(NOTE_BEGIN), existing.find(NOTE_END)
-    if start != -1 and end > start:
-        return existing[:start] + block + existing[end + len(NOTE_END):]
+def publish_comparison(experiments: list[Experiment], comparison: Comparison) -> list[dict[str, Any]]:
+    """Save the comparison's figure and a note onto each compared experiment's largest study.
+
+    The figure's id and the note's section are the comparison's own
+    (:func:`comparison_ids`: one per set of experiments), so that comparing A
+    with B and A with C keeps both on A, and the report's plots and note stay.
+    Returns what was done for each experiment, as :func:`publish_report` does.
+
+    Example::
+
+        infos = publish_comparison([exp_cnn, exp_mlp], compare_experiments([exp_cnn, exp_mlp]))
+        [info["study"] for info in infos]
+    """
+    from optuna_dashboard import get_note
+    from optuna_dashboard import save_note
+    from optuna_dashboard import save_plotly_graph_object
+
+    graph_id, begin, end = comparison_ids(comparison.names)
+    figure = comparison.figure()
+    # as the report's plots: optuna-dashboard's cards are small; hovering names each trace
+    figure.update_layout(showlegend=False, height=440, margin=dict(l=60, r=10, t=70, b=50))
+    note = comparison.to_markdown()
+    infos = []
+    for experiment in experiments:
+        study = experiment.studies[experiment.sizes[-1]]
+        info: dict[str, Any] = {"study": study.study_name, "storage": mask_url(experiment.storage_url), "graph_object_ids": [], "published": False}
+        try:
+            save_plotly_graph_object(study, figure, graph_object_id=graph_id)
+            info["graph_object_ids"].append(graph_id)
+            save_note(study, merge_note(get_note(study), note, begin=begin, end=end))
+            info["published"] = True
+        except Exception as e:  # SQLAlchemy, gRPC and journal stores each raise their own types
+            info["error"] = describe_error(e)
+            _log.warning("could not publish the comparison to optuna-dashboard on %s: %s", study.study_name, info["error"])
+        infos.append(info)
+    return infos
+
+
+def planned_comparison(experiments: list[Experiment], comparison: Comparison) -> list[dict[str, Any]]:
+    """What :func:`publish_comparison` returns when it succeeds (for files written before it runs)."""
+    graph_id = comparison_ids(comparison.names)[0]
+    return [
+        {"study": e.studies[e.sizes[-1]].study_name, "storage": mask_url(e.storage_url), "graph_object_ids": [graph_id], "published": True}
+        for e in experiments
+    ]
+
+
+def comparison_ids(names: list[str]) -> tuple[str, str, str]:
+    """The graph object id and the note's begin and end markers of a comparison of ``names``.
+
+    Example::
+
+        >>> comparison_ids(["digits", "digits-mlp"])[1]
+        '[//]: # "scaling-optuna compare digits vs digits-mlp: begin"'
+    """
+    key = " vs ".join(names)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+    return f"scaling-compare-{digest}", f'[//]: # "scaling-optuna compare {key}: begin"', f'[//]: # "scaling-optuna compare {key}: end"'
+
+
+def merge_note(existing: str, section: str, *, begin: str = NOTE_BEGIN, end: str = NOTE_END) -> str:
+    """``existing`` with the section between ``begin`` and ``end`` replaced (or appended), the user's text kept."""
+    block = f"{begin}\n\n{section.strip()}\n\n{end}"
+    start, stop = existing.find(begin), existing.find(end)
+    if start != -1 and stop > start:
+        return existing[:start] + block + existing[stop + len(end):]
     if existing.strip():
         return existing.rstrip() + "\n\n" + block
     return block

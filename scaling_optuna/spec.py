@@ -69,6 +69,7 @@ TOP_LEVEL_KEYS = {
     "keep_models",
     "python_path",
     "remeasure",
+    "costs",
 }
 
 # The seed notebook's random search: lr 10^U(-6,-1), weight decay 10^U(-6,-3),
@@ -249,6 +250,17 @@ class RemeasureSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class CostsSpec:
+    """What data and compute cost, for ``scaling-optuna compare``: per collected example and per device hour.
+
+    ``None`` is not given. Neither decides what a trial computes, so neither is in the compatibility hash.
+    """
+
+    per_example: float | None = None
+    per_gpu_hour: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class ComponentSpec:
     """An Optuna sampler or pruner: its class name and keyword arguments."""
 
@@ -275,6 +287,7 @@ class ExperimentSpec:
     artifacts: str | None = None
     keep_models: int = 3
     remeasure: RemeasureSpec = RemeasureSpec()
+    costs: CostsSpec = CostsSpec()
     path: str | None = None
     # [model] builder = "package.module:function" (then ``model`` is BUILDER).
     builder: str | None = None
@@ -452,6 +465,7 @@ def parse_spec(raw: Mapping[str, Any], folder: str | Path | None = None) -> Expe
         builder=builder,
         python_path=_parse_python_path(raw, Path(folder) if folder is not None else Path.cwd()),
         remeasure=_parse_remeasure(_get(raw, "remeasure", dict, default={})),
+        costs=_parse_costs(_get(raw, "costs", dict, default={})),
     )
     # Instantiating now turns a bad option into a SpecError before anything runs.
     spec.create_sampler()
@@ -495,6 +509,18 @@ def _parse_remeasure(table: Mapping[str, Any]) -> RemeasureSpec:
     if repeats < 0:
         raise SpecError(f"remeasure.repeats: {repeats} must be 0 (off) or a positive integer (fresh-seed re-runs of each configuration)")
     return RemeasureSpec(top=top, repeats=repeats)
+
+
+def _parse_costs(table: Mapping[str, Any]) -> CostsSpec:
+    """``[costs]``: ``per_example`` and ``per_gpu_hour``, each a finite number ≥ 0 in one currency."""
+    _check_keys(table, "costs", {"per_example", "per_gpu_hour"})
+    values = {}
+    for key in ("per_example", "per_gpu_hour"):
+        value = _get(table, key, float, default=None, where="costs")
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise SpecError(f"costs.{key}: {value!r} must be a finite number ≥ 0 (a price in one currency, e.g. 0.05)")
+        values[key] = value
+    return CostsSpec(**values)
 
 
 def _parse_python_path(raw: Mapping[str, Any], folder: Path) -> tuple[str, ...]:

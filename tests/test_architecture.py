@@ -38,6 +38,8 @@ LAYERS = {
     "experiment": 5,
     "worker": 6,
     "report": 7,
+    # more data or another model: experiments fitted as the report fits one, set against each other
+    "compare": 7.5,
     "dashboard": 8,
     "logs": 8,
     "progress": 8,

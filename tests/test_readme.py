@@ -2,8 +2,8 @@
 
 Every fenced ``bash`` block runs, in order, as one bash script each, and then
 every ``python`` block, in a scratch folder laid out like a checkout whose
-``studies/digits.toml`` and ``examples/fashion-resnet.toml`` are the shipped specs
-with a budget of 2 trials per size (digits with one re-run of its best configuration;
+``studies/digits.toml``, ``studies/digits-mlp.toml`` and ``examples/fashion-resnet.toml`` are the
+shipped specs with a budget of 2 trials per size (digits with one re-run of its best configuration;
 the example's ResNet trains 4 epochs at most). A block that shows a file of the checkout
 (after ``<!-- file: PATH -->``) must be that file, as it is.
 Three things are not run as written, each for a reason:
@@ -48,6 +48,7 @@ TINY_BUDGET = 2
 SHRUNK_SPECS = {
     # one re-run of the best configuration per size: the run shows re-measuring at little cost
     "studies/digits.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"top = \d+\nrepeats = \d+": "top = 1\nrepeats = 1"},
+    "studies/digits-mlp.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"top = \d+\nrepeats = \d+": "top = 1\nrepeats = 1"},
     "examples/fashion-resnet.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"max_epochs = \d+": "max_epochs = 4"},
 }
 SERVERS = ("optuna-dashboard", "scaling-optuna dashboard", "scaling-optuna proxy")
@@ -147,6 +148,7 @@ def test_the_shipped_experiments_table_counts_the_sizes_right():
     # digits is loaded offline in a second; the other pools are the ones their specs describe.
     pools = {
         "digits": load_dataset(load_spec(ROOT / "studies" / "digits.toml")).pool_size,
+        "digits-mlp": load_dataset(load_spec(ROOT / "studies" / "digits-mlp.toml")).pool_size,
         "mnist1d": 16000,
         "cifar10": 40000,
         "fashion-mnist": 50000,

@@ -44,6 +44,17 @@ def test_digits_spec_ladder_fits_its_pool():
     assert all(b == 2 * a or b == data.pool_size for a, b in zip(sizes, sizes[1:]))
 
 
+def test_digits_mlp_spec_trains_the_mlp_on_the_digits_specs_subsets():
+    # `compare` sets it against digits.toml: the same data, seed and split, so the same nested subsets.
+    cnn, mlp = load_spec(STUDIES / "digits.toml"), load_spec(STUDIES / "digits-mlp.toml")
+    cnn_data, mlp_data = load_dataset(cnn), load_dataset(mlp)
+    sizes = mlp.sizes.resolve(mlp_data.pool_size)
+    assert sizes == cnn.sizes.resolve(cnn_data.pool_size)
+    assert [mlp_data.fingerprint(m) for m in sizes] == [cnn_data.fingerprint(m) for m in sizes]
+    assert mlp.model == "mlp" and (mlp.trainer, mlp.remeasure, mlp.trials_per_size) == (cnn.trainer, cnn.remeasure, cnn.trials_per_size)
+    assert {k: mlp.default_params[k] for k in ("lr", "fc1", "fc2")} == {k: cnn.default_params[k] for k in ("lr", "fc1", "fc2")}
+
+
 def test_fashion_mnist_spec_is_the_seeds_experiment_on_one_channel():
     spec, cifar = load_spec(STUDIES / "fashion-mnist.toml"), load_spec(STUDIES / "cifar10.toml")
     assert spec.sizes.resolve(50000) == [250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 50000]

@@ -26,7 +26,7 @@ Modules, each depending only on those above it:
 ``figures``               the plotly figures
 ``page``                  the self-contained HTML page
 ``report``                :class:`Report` and :func:`build_report`
-``output``                :func:`write_report`, :func:`stage_report` (every file whole, via a rename)
+``output``                :func:`write_report`, :func:`write_files`, :func:`stage_files` (every file whole, via a rename)
 ``summary``               a curve given as numbers (``scaling-optuna fit``)
 ========================  ==========================================================
 
@@ -46,10 +46,17 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 if TYPE_CHECKING:
+    from scaling_optuna.report._format import band
+    from scaling_optuna.report._format import count
+    from scaling_optuna.report._format import edges
+    from scaling_optuna.report._format import value
     from scaling_optuna.report.budget import budget_warnings
     from scaling_optuna.report.curves import validate_target
     from scaling_optuna.report.output import check_output_dir
+    from scaling_optuna.report.output import report_files
+    from scaling_optuna.report.output import stage_files
     from scaling_optuna.report.output import stage_report
+    from scaling_optuna.report.output import write_files
     from scaling_optuna.report.output import write_report
     from scaling_optuna.report.records import Backtest
     from scaling_optuna.report.records import BacktestPoint
@@ -73,12 +80,20 @@ _LAZY = {
     "ReportData": "records",
     "SizeRow": "records",
     "TargetAnswer": "records",
+    # numbers for people, as the report writes them (comparisons write theirs the same way)
+    "band": "_format",
+    "count": "_format",
+    "edges": "_format",
+    "value": "_format",
     "budget_warnings": "budget",
     "build_report": "report",
     "check_output_dir": "output",
     "curve_summary": "summary",
+    "report_files": "output",
+    "stage_files": "output",
     "stage_report": "output",
     "validate_target": "curves",
+    "write_files": "output",
     "write_report": "output",
 }
 
@@ -88,9 +103,9 @@ __all__ = sorted(_LAZY)
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'scaling_optuna.report' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"scaling_optuna.report.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
+    found = getattr(importlib.import_module(f"scaling_optuna.report.{_LAZY[name]}"), name)
+    globals()[name] = found
+    return found
 
 
 def __dir__() -> list[str]:

@@ -27,12 +27,12 @@ from scaling_optuna.report.records import finite
 from scaling_optuna.report.text import curve_lines
 from scaling_optuna.report.text import headline
 
-__all__ = ["render_html"]
+__all__ = ["PAGE_CSS", "render_html"]
 
 # The plots of the page, in order.
 METRICS = ("test_error", "test_loss", "n_params")
 
-_CSS = """
+PAGE_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0; color: #1d2330; background: #f6f7f9; }
 main { max-width: 1180px; margin: 0 auto; padding: 24px 28px 48px; }
 h1 { font-size: 1.6em; margin: 0 0 4px; }
@@ -60,7 +60,7 @@ def render_html(report: ReportData) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>Scaling report: {_e(report.experiment)}</title>",
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<style>{_CSS}</style></head><body><main>",
+        f"<style>{PAGE_CSS}</style></head><body><main>",
         f"<h1>How {_e(report.experiment)} scales with data</h1>",
         f'<div class="meta">dataset {_e(str(report.dataset))} · model {_e(str(report.model))} · store {_e(report.storage)} · '
         f"generated {_e(report.generated_at)} · best trial of each size chosen by validation loss; test set never used to select</div>",

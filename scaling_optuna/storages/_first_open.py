@@ -9,10 +9,12 @@ So opening is one process at a time per database:
 
 - PostgreSQL: a session advisory lock, held on a connection of its own while
   ``RDBStorage`` is built (released by the server should the process die);
-- SQLite: an exclusive ``flock`` on the database file, held also while the file
-  is switched to its write-ahead log (two processes switching a fresh file at
-  once may get "database is locked"). SQLite's own locks are ``fcntl``
-  byte-range locks, which an ``flock`` leaves alone on Linux.
+- SQLite: an exclusive ``flock`` on a lock file beside the database
+  (``<file>-lock``), held also while the file is switched to its write-ahead
+  log (two processes switching a fresh file at once may get "database is
+  locked"). Never on the database file itself: closing any descriptor of a
+  file drops every POSIX lock the process holds on it, SQLite's own among
+  them, and a database whose locks vanish mid-write is corrupted.
 
 Other databases open as before. The lock is held for as long as one open
 takes, and only there: the store is then used without it.
@@ -57,7 +59,7 @@ def _file_lock(path: str) -> Iterator[None]:
     except ImportError:  # pragma: no cover - not POSIX: SQLite's busy timeout is all there is
         yield
         return
-    fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)  # an empty file is an empty SQLite database
+    fd = os.open(f"{path}-lock", os.O_RDONLY | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
