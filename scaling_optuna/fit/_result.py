@@ -164,6 +164,11 @@ class ScalingLawFit:
     fallback = property(lambda self: self.predictor.fallback)
 
     @property
+    def law_predicts(self) -> bool:
+        """Whether the law itself makes the predictions (an explicit form, a rising curve, too few points)."""
+        return isinstance(self.predictor, LawPredictor)
+
+    @property
     def band_method(self) -> str:
         text = self.predictor.band_method(self.confidence)
         if self.point_noise is not None and not text.startswith("none"):
@@ -358,6 +363,6 @@ class ScalingLawFit:
         s = self.law.text(symbol)
         if self.sizes_excluded:
             s += f"  [{len(self.sizes_excluded)} plateau size(s) excluded]"
-        if isinstance(self.predictor, LawPredictor):
+        if self.law_predicts:
             return s
         return s + f"\npredicted by {self.method.split(' (')[0]}, flattening at {self.floor():.3g}"

@@ -203,7 +203,7 @@ def _tuned_answer(curve: Curve, target: float, tuned: Any) -> str:
         if why:
             message += f", a band this wide because: {why}"
     if tuned.fraction_unreachable > 0:
-        message += f"; {tuned.fraction_unreachable:.0%} of bootstrap fits never reach it"
+        message += f"; about {tuned.fraction_unreachable:.0%} of the band's curves never reach it"
     return message
 
 

@@ -147,7 +147,8 @@ def fit_method_lines(fit: Any) -> list[str]:
     if fit.fallback:
         lines.append(f"no curve family fitted: {fit.fallback}")
     if fit.method:
-        flattens = "" if fit.fallback or fit.increasing else f"; the predicted curve flattens at {fit.floor():.3g}"
+        # a law shows its own floor (γ); an ensemble's is said here
+        flattens = f"; the predicted curve flattens at {fit.floor():.3g}" if not fit.law_predicts and not fit.fallback else ""
         lines.append(f"predictions: {fit.method}{flattens}")
     if fit.band_method:
         lines.append(f"band: {fit.band_method}")
