@@ -6,6 +6,11 @@ import sys
 # during start-up (imports, loading data) ends the process cleanly, with status 0.
 signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
 
+from scaling_optuna.launcher import die_with_launcher  # noqa: E402
+
+# A worker that `run` started stops with it, even when `run` is killed outright.
+die_with_launcher()
+
 from scaling_optuna.cli import main  # noqa: E402
 
 code = main()

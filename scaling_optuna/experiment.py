@@ -65,6 +65,8 @@ from scaling_optuna.spec import check_queued_trials
 from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import BUDGET_ATTR
 from scaling_optuna.storages import BUDGET_STATES
+from scaling_optuna.storages import completed_outside
+from scaling_optuna.storages import holds_place
 from scaling_optuna.storages import HANDED_BACK
 from scaling_optuna.storages import HEARTBEAT_ATTR
 from scaling_optuna.storages import LOST
@@ -429,7 +431,9 @@ def _run_with_weights(study: optuna.Study, config: Configuration, attr: str) -> 
 
 
 def trial_kind(trial: FrozenTrial) -> str | None:
-    """Which :class:`SizeStatus` count ``trial`` belongs to (None: a withdrawn placeholder)."""
+    """Which :class:`SizeStatus` count ``trial`` belongs to (None: a withdrawn placeholder, or one completed outside)."""
+    if completed_outside(trial):
+        return None  # no measurement: it is replaced, and counted as its replacement
     if trial.state != TrialState.FAIL:
         return {
             TrialState.COMPLETE: "complete",
@@ -653,7 +657,7 @@ def set_budget(
     if study.user_attrs.get(ATTR_BUDGET) != budget:
         study.set_user_attr(ATTR_BUDGET, budget)
     trials = study.get_trials(deepcopy=False)
-    held = sum(t.state in BUDGET_STATES and not is_remeasure(t) for t in trials)
+    held = sum(map(holds_place, trials))
     if default_params and held < budget and not any(t.user_attrs.get("baseline") for t in trials):
         with warnings.catch_warnings():
             # The untuned baseline's widths lie outside the tuned range on purpose.
@@ -691,7 +695,7 @@ def _withdraw_beyond(storage: RetryingStorage, study: optuna.Study, budget: int)
     trials = study.get_trials(deepcopy=False)
     spare = _spare_baselines(trials)
     held = sorted(
-        (t for t in trials if t.state in BUDGET_STATES and t.number not in spare and not is_remeasure(t)),
+        (t for t in trials if holds_place(t) and t.number not in spare),
         key=lambda t: (_plain(t), t.number),
     )
     beyond = [t.number for t in held[budget:] if t.state == TrialState.WAITING and _plain(t)]

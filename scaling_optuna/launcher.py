@@ -6,7 +6,9 @@ SIGINT is passed on too, and interrupts the workers at once. Workers run in a
 session of their own, so a terminal's Ctrl-C reaches them once, through
 ``run``, not twice. Should ``run`` itself die without a word (SIGKILL, an
 out-of-memory kill), Linux sends each worker SIGTERM, so no trial is left
-running without its owner.
+running without its owner: the worker asks for that itself as it starts
+(:func:`die_with_launcher`), which a ``preexec_fn`` could not do safely in a
+launcher whose torch threads are running.
 
 Example::
 
@@ -30,6 +32,8 @@ from typing import Mapping
 from typing import Sequence
 
 _PR_SET_PDEATHSIG = 1
+# The launcher's pid, which a worker it starts reads to stop with it.
+LAUNCHER_ENV = "SCALING_OPTUNA_LAUNCHER_PID"
 _FORWARDED = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -55,17 +59,11 @@ class WorkerGroup:
             self._previous[sig] = signal.getsignal(sig)
             signal.signal(sig, self._forward)
         try:
-            parent = os.getpid()
+            # No preexec_fn: Python code between fork and exec in a process with running threads
+            # (torch's) can deadlock or abort the child. The child reads its launcher from the environment.
+            env = {**(self._env if self._env is not None else os.environ), LAUNCHER_ENV: str(os.getpid())}
             for command in self._commands:
-                self.processes.append(
-                    subprocess.Popen(
-                        command,
-                        stdout=subprocess.DEVNULL,
-                        env=self._env,
-                        start_new_session=True,
-                        preexec_fn=lambda: _die_with(parent),
-                    )
-                )
+                self.processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, env=env, start_new_session=True))
         except BaseException:
             self._stop_all(signal.SIGTERM)
             self._restore()
@@ -116,14 +114,20 @@ class WorkerGroup:
         self._previous.clear()
 
 
-def _die_with(parent: int) -> None:
-    """In the child, before it runs: receive SIGTERM when ``parent`` dies (Linux; elsewhere nothing)."""
-    if not sys.platform.startswith("linux"):
+def die_with_launcher() -> None:
+    """In a worker a :class:`WorkerGroup` started: receive SIGTERM when the launcher dies (Linux; elsewhere nothing).
+
+    Called first thing as the process starts; a process not started by a
+    launcher (no :data:`LAUNCHER_ENV`) is left alone.
+    """
+    parent = os.environ.pop(LAUNCHER_ENV, "")
+    if not parent.isdigit() or not sys.platform.startswith("linux"):
         return
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     except (OSError, AttributeError):
         return
-    if os.getppid() != parent:  # the parent died before the request took effect
+    if os.getppid() != int(parent):  # the launcher died before the request took effect
         os.kill(os.getpid(), signal.SIGTERM)
+

@@ -43,6 +43,7 @@ from optuna.trial import TrialState
 from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.spec import RemeasureSpec
 from scaling_optuna.storages import REMEASURE_ATTR
+from scaling_optuna.storages import completed_outside
 from scaling_optuna.storages import withdraw
 
 __all__ = [
@@ -100,7 +101,7 @@ def search_finished(trials: Iterable[FrozenTrial], budget: int) -> bool:
             continue
         if t.state in (TrialState.WAITING, TrialState.RUNNING):
             return False
-        finished += t.state in _FINISHED
+        finished += t.state in _FINISHED and not completed_outside(t)
     return finished >= budget
 
 

@@ -82,17 +82,28 @@ def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
     return path
 
 
+def digits_spec_text(
+    name: str = "tiny", trials: int = 2, counts=(60, 240), epochs: int = 4, *, whole_epochs: bool = False,
+    top: int = 2, repeats: int = 0,
+) -> str:
+    """The tests' one small digits spec, as TOML text; every test that writes a spec starts from it.
+
+    ``whole_epochs``: no pruning and no early stop, so every trial lasts ``epochs`` epochs
+    (long enough to be stopped, killed or cut off mid-way). Re-measuring is off
+    (``repeats=0``) unless a test turns it on, so that a test's cost is its search.
+    """
+    text = TINY_DIGITS.format(name=name, trials=trials, counts=list(counts), epochs=epochs)
+    if whole_epochs:
+        text = text.replace('name = "MedianPruner"\nn_startup_trials = 2', 'name = "NopPruner"').replace("patience = 2", f"patience = {epochs}")
+    return text.replace(NO_REMEASURE, f"[remeasure]\ntop = {top}\nrepeats = {repeats}\n")
+
+
 @pytest.fixture
 def tiny_digits(tmp_path: Path):
-    """Write a small digits spec; returns a factory taking the spec's knobs.
+    """Write a small digits spec (:func:`digits_spec_text`); returns a factory taking the spec's knobs."""
 
-    Re-measuring is off (``repeats=0``) unless a test turns it on, so that a test's cost is its search.
-    """
-
-    def make(name: str = "tiny", trials: int = 2, counts=(60, 240), epochs: int = 4, top: int = 2, repeats: int = 0) -> Path:
-        text = TINY_DIGITS.format(name=name, trials=trials, counts=list(counts), epochs=epochs)
-        text = text.replace(NO_REMEASURE, f"[remeasure]\ntop = {top}\nrepeats = {repeats}\n")
-        return write_spec(tmp_path, text, f"{name}.toml")
+    def make(name: str = "tiny", trials: int = 2, counts=(60, 240), epochs: int = 4, **knobs) -> Path:
+        return write_spec(tmp_path, digits_spec_text(name, trials, counts, epochs, **knobs), f"{name}.toml")
 
     return make
 

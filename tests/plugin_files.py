@@ -64,6 +64,10 @@ seed = 1
 [pruner]
 name = "MedianPruner"
 n_startup_trials = 2
+
+# Off: these tests are about plug-ins, and count the search's trials alone.
+[remeasure]
+repeats = 0
 """
 
 SPACE = """

@@ -33,7 +33,7 @@ from scaling_optuna.storages.artifacts import artifact_location
 from scaling_optuna.storages.artifacts import open_artifact_store
 from scaling_optuna.storages.artifacts import save_state_dict
 from scaling_optuna.errors import StorageError
-from tests.conftest import TINY_DIGITS
+from tests.conftest import digits_spec_text
 from tests.conftest import run_cli
 from tests.conftest import write_spec
 
@@ -286,11 +286,10 @@ def test_the_dashboard_listing_key_is_optunas():
 # --- Only the best keep_models weights per size stay -------------------------------------------
 
 KEEP = 2
-KEEP_SPEC = "keep_models = {keep}\n" + TINY_DIGITS.replace('name = "MedianPruner"\nn_startup_trials = 2', 'name = "NopPruner"')
 
 
 def _keep_spec(folder, name: str, keep: int = KEEP, trials: int = 4, counts=(60, 120)):
-    return write_spec(folder, KEEP_SPEC.format(keep=keep, name=name, trials=trials, counts=list(counts), epochs=2), f"{name}.toml")
+    return write_spec(folder, f"keep_models = {keep}\n" + digits_spec_text(name, trials, counts, 2, whole_epochs=True), f"{name}.toml")
 
 
 def _kept_by_rank(url: str, keep: int = KEEP) -> dict[str, set[str]]:

@@ -28,6 +28,7 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from tests.conftest import admin_connect
+from tests.conftest import digits_spec_text
 from tests.conftest import run_cli
 from tests.conftest import write_spec
 
@@ -38,49 +39,13 @@ HEARTBEAT = ("--heartbeat", "2", "--grace", "20")
 FAST_HEARTBEAT = ("--heartbeat", "1", "--grace", "6")
 SECRET = "Hunter2Secret"
 
-SPEC = """
-name = "{name}"
-seed = 0
-trials_per_size = {trials}
-
-[data]
-dataset = "digits"
-
-[sizes]
-counts = {counts}
-
-[search_space]
-lr = {{ low = 0.005, high = 0.1, log = true }}
-weight_decay = {{ low = 1e-6, high = 1e-4, log = true }}
-momentum = {{ low = 0.5, high = 0.9 }}
-conv1 = {{ low = 4, high = 12 }}
-conv2 = {{ low = 4, high = 12 }}
-fc1 = {{ low = 16, high = 48 }}
-fc2 = {{ low = 16, high = 48 }}
-
-[trainer]
-max_epochs = {epochs}
-patience = {epochs}
-batch_size = 16
-
-[sampler]
-name = "RandomSampler"
-seed = 1
-
-[pruner]
-name = "NopPruner"
-
-[remeasure]
-repeats = 0
-"""
-
 
 @pytest.fixture
 def spec(tmp_path: Path) -> Callable[..., Path]:
     """Write a digits spec without pruning or early stopping, so trials last ``epochs`` epochs."""
 
     def make(name: str = "dist", trials: int = 3, counts=(60, 240), epochs: int = 4) -> Path:
-        return write_spec(tmp_path, SPEC.format(name=name, trials=trials, counts=list(counts), epochs=epochs), f"{name}.toml")
+        return write_spec(tmp_path, digits_spec_text(name, trials, counts, epochs, whole_epochs=True), f"{name}.toml")
 
     return make
 

@@ -30,7 +30,7 @@ from scaling_optuna.storages import Sweep
 from scaling_optuna.storages import open_storage
 from scaling_optuna.worker import _loop
 from scaling_optuna.worker import run_worker
-from tests.conftest import TINY_DIGITS
+from tests.conftest import digits_spec_text
 from tests.conftest import run_cli
 from tests.conftest import store_url
 from tests.conftest import write_spec
@@ -39,8 +39,6 @@ from tests.test_distributed import wait_until
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-# No pruning and no early stop: a trial runs every epoch, long enough to be changed mid-way.
-SPEC = TINY_DIGITS.replace('name = "MedianPruner"\nn_startup_trials = 2', 'name = "NopPruner"').replace("patience = 2", "patience = {epochs}")
 FAST = ("--heartbeat", "1", "--grace", "4")
 
 
@@ -64,7 +62,7 @@ def started(tmp_path):
 
 
 def _spec(folder: Path, name: str, trials: int = 3, counts=(60,), epochs: int = 2) -> Path:
-    return write_spec(folder, SPEC.format(name=name, trials=trials, counts=list(counts), epochs=epochs), f"{name}.toml")
+    return write_spec(folder, digits_spec_text(name, trials, counts, epochs, whole_epochs=True), f"{name}.toml")
 
 
 def _trials(url: str, name: str) -> list[FrozenTrial]:
@@ -97,7 +95,9 @@ def _replacements(trials: list[FrozenTrial], number: int) -> list[FrozenTrial]:
 def _assert_at_budget(trials: list[FrozenTrial], budget: int) -> None:
     states = [t.state for t in trials]
     assert TrialState.RUNNING not in states and TrialState.WAITING not in states, states
-    assert sum(s in (TrialState.COMPLETE, TrialState.PRUNED) for s in states) == budget, states
+    # a trial completed by hand has no measurement: it does not count
+    measured = [t for t in trials if t.state == TrialState.PRUNED or (t.state == TrialState.COMPLETE and "test_error" in t.user_attrs)]
+    assert len(measured) == budget, states
 
 
 def _running_mid_trial(url: str, name: str) -> FrozenTrial | None:
@@ -108,12 +108,13 @@ def _running_mid_trial(url: str, name: str) -> FrozenTrial | None:
 
 
 @pytest.mark.slow
-def test_a_queued_trial_failed_by_hand_is_replaced_once_and_the_worker_finishes(url, tmp_path, started):
+@pytest.mark.parametrize("state", [TrialState.FAIL, TrialState.COMPLETE], ids=["failed", "completed"])
+def test_a_queued_trial_failed_or_completed_by_hand_is_replaced_once_and_the_worker_finishes(url, tmp_path, started, state):
     """The case of the issue: the study used to stay short and the worker to wait until killed."""
     spec = _spec(tmp_path, "byhand")
     scaling_optuna.create_experiment(spec, url)
     baseline = _trials(url, "byhand-n0000060")[0]
-    _set_state(url, "byhand-n0000060", baseline.number, TrialState.FAIL)
+    _set_state(url, "byhand-n0000060", baseline.number, state, [0.001] if state == TrialState.COMPLETE else None)
 
     worker = started("w", "--log-format", "json", "worker", str(spec), "--storage", url, "--threads", "1", *FAST)
     assert worker.wait(180) == 0, worker.output()
@@ -125,7 +126,8 @@ def test_a_queued_trial_failed_by_hand_is_replaced_once_and_the_worker_finishes(
     records = _json(worker.err.read_text())
     (line,) = [r for r in records if r.get("event") == "trial_ended_outside"]
     assert line["trial"] == baseline.number and line["replaced_by"] == replacement.number
-    assert "was failed outside scaling-optuna" in line["message"] and "while queued" in line["message"]
+    how = "failed" if state == TrialState.FAIL else "completed, without a measurement,"
+    assert f"was {how} outside scaling-optuna" in line["message"] and "while queued" in line["message"], line
     assert not any("re-run is queued" in r["message"] for r in records)
     assert "worker done (no trials left): 3 complete" in worker.out.read_text()
 
@@ -194,12 +196,15 @@ def test_a_running_trial_failed_by_hand_stops_and_is_replaced_once(url, tmp_path
 
 
 @pytest.mark.slow
-def test_a_running_trial_completed_by_hand_counts_and_the_report_leaves_it_out(url, tmp_path, started):
+def test_a_running_trial_completed_by_hand_is_replaced_and_the_report_leaves_it_out(url, tmp_path, started):
     worker, victim, trials = _change_mid_run(url, tmp_path, started, "done", TrialState.COMPLETE)
-    # The hand-completed trial holds its place: nothing re-runs it.
-    assert len(trials) == 2 and trials[victim.number].value == 0.001
+    # The hand-completed trial has no measurement: one trial re-runs its parameters, and the budget is whole.
+    assert trials[victim.number].value == 0.001 and "test_error" not in trials[victim.number].user_attrs
+    (replacement,) = _replacements(trials, victim.number)
+    assert replacement.state == TrialState.COMPLETE and replacement.params == victim.params and len(trials) == 3
     (line,) = [r for r in _json(worker.err.read_text()) if r.get("trial") == victim.number and r.get("event") == "trial_taken_over"]
-    assert "completed outside scaling-optuna" in line["message"] and "nothing re-runs it" in line["message"]
+    assert "completed outside scaling-optuna" in line["message"] and f"as trial {replacement.number}" in line["message"], line
+    assert [s.finished for s in scaling_optuna.load_experiment(tmp_path / "done.toml", storage=url).status()] == [2]
     # Its value is the lowest, but it has no test error: the report's ranking (and best_model) skip it.
     exp = scaling_optuna.load_experiment(tmp_path / "done.toml", storage=url)
     assert exp.best_trial(240).trial_number != victim.number and exp.best_model(240) is not None

@@ -37,6 +37,7 @@ import pytest
 
 from tests import hosts
 from tests import store_probe
+from tests.conftest import digits_spec_text
 from tests.store_probe import StoreProbe
 from tests.store_probe import Victim
 from tests.store_probe import audit
@@ -55,51 +56,8 @@ DEADLINE_S = 480
 STOP_WAIT_S = 120
 CLI = (sys.executable, "-m", "scaling_optuna")
 
-SPEC = f"""
-name = "hosts"
-seed = 0
-trials_per_size = {TRIALS}
-
-[data]
-dataset = "digits"
-
-[sizes]
-counts = {list(SIZES)}
-
-[search_space]
-lr = {{ low = 0.05, high = 0.3, log = true }}
-weight_decay = {{ low = 1e-6, high = 1e-4, log = true }}
-momentum = {{ low = 0.8, high = 0.95 }}
-conv1 = {{ low = 4, high = 12 }}
-conv2 = {{ low = 4, high = 12 }}
-fc1 = {{ low = 16, high = 48 }}
-fc2 = {{ low = 16, high = 48 }}
-
-[default_params]
-lr = 0.1
-weight_decay = 1e-6
-momentum = 0.9
-conv1 = 6
-conv2 = 8
-fc1 = 32
-fc2 = 32
-
-# No pruning and no early stop: every trial lasts {EPOCHS} epochs, long enough to be hit mid-way.
-[trainer]
-max_epochs = {EPOCHS}
-patience = {EPOCHS}
-batch_size = 16
-
-[sampler]
-name = "RandomSampler"
-seed = 1
-
-[pruner]
-name = "NopPruner"
-
-[remeasure]
-repeats = 0
-"""
+# No pruning and no early stop: every trial lasts EPOCHS epochs, long enough to be hit mid-way.
+SPEC = digits_spec_text("hosts", TRIALS, SIZES, EPOCHS, whole_epochs=True)
 
 # The best model of every size, loaded on the host this runs on.
 BEST_MODELS = """

@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 from scaling_optuna.data import load_dataset
 from scaling_optuna.model import build_model
 from scaling_optuna.model import count_parameters
+from scaling_optuna.remeasure import is_remeasure
 from scaling_optuna.spec import load_spec
 from tests.conftest import run_cli
 from tests.idx_files import small_fashion_mnist
@@ -87,5 +88,7 @@ def test_fashion_mnist_spec_runs_on_idx_files(tmp_path):
     assert "3 sizes 32..128" in done.stdout
     for size in (32, 64, 128):
         study = optuna.load_study(study_name=f"fashion-mnist-n{size:07d}", storage=url)
-        assert len(study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))) == 2
+        finished = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+        # the search's 2 trials, then the default re-measuring: its 2 best configurations twice more each
+        assert sorted(is_remeasure(t) for t in finished) == [False] * 2 + [True] * 4
         assert study.user_attrs["input_shape"] == [1, 28, 28] and study.user_attrs["dataset"] == "fashion-mnist"

@@ -19,6 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 import scaling_optuna
+from tests.conftest import digits_spec_text
 from tests.conftest import run_cli
 from tests.conftest import write_spec
 
@@ -28,33 +29,7 @@ WORKERS = 3
 KILLS = 8
 DEADLINE_S = 360
 
-SOAK_SPEC = f"""
-name = "soak"
-trials_per_size = {TRIALS}
-[data]
-dataset = "digits"
-[sizes]
-counts = {list(SIZES)}
-[search_space]
-lr = {{ low = 0.05, high = 0.3, log = true }}
-weight_decay = 1e-5
-momentum = 0.9
-conv1 = {{ low = 4, high = 8 }}
-conv2 = {{ low = 4, high = 8 }}
-fc1 = 16
-fc2 = 16
-[trainer]
-max_epochs = 3
-patience = 2
-batch_size = 16
-[sampler]
-name = "RandomSampler"
-[pruner]
-name = "MedianPruner"
-n_startup_trials = 3
-[remeasure]
-repeats = 0
-"""
+SOAK_SPEC = digits_spec_text("soak", TRIALS, SIZES, 3)
 
 
 def _start_worker(spec, url) -> subprocess.Popen:

@@ -18,6 +18,7 @@ import pytest
 
 from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._journal import WholeRecordsBackend
 from tests.conftest import admin_connect
 from tests.conftest import run_cli
 from tests.conftest import tmpfs
@@ -201,6 +202,7 @@ def test_sigterm_right_after_a_full_disk_says_what_stays_running_and_the_next_ru
                 if "· 2 running" in line:
                     break
             subprocess.run(["dd", "if=/dev/zero", f"of={mount / 'fill'}", "bs=4k", "count=1000"], capture_output=True)
+            _fill_last_page(mount / "store.log")
             run.send_signal(signal.SIGTERM)
             _, err = run.communicate(timeout=120)
         finally:
@@ -218,6 +220,22 @@ def test_sigterm_right_after_a_full_disk_says_what_stays_running_and_the_next_ru
         assert len(finished) == 2 and not _running(url)
         rerun = {t.system_attrs.get("scaling_optuna:replaces") for t in finished}
         assert {t.number for t in running} <= rerun | {t.number for t in finished}  # each one re-run (or finished)
+
+
+def _fill_last_page(journal: Path) -> None:
+    """Use up the room left in the journal's last page with the smallest valid records.
+
+    A full tmpfs still takes an append that fits in the file's last page, so a hand-back
+    could land there; after this every record needs a page the disk does not have.
+    """
+    storage = optuna.storages.JournalStorage(WholeRecordsBackend(str(journal)))
+    study_id = storage.get_all_studies()[0]._study_id
+    for _ in range(4096):  # a record is tens of bytes: a page holds fewer than this many
+        try:
+            storage.set_study_user_attr(study_id, "f", 0)
+        except OSError:
+            return
+    raise AssertionError("the journal kept taking records on a full disk")
 
 
 def _running(url: str) -> list[optuna.trial.FrozenTrial]:

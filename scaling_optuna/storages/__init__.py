@@ -58,9 +58,11 @@ from scaling_optuna.storages._recovery import REPLACES_ATTR
 from scaling_optuna.storages._recovery import WITHDRAWN
 from scaling_optuna.storages._recovery import StaleTrials
 from scaling_optuna.storages._recovery import beat_value
+from scaling_optuna.storages._recovery import completed_outside
 from scaling_optuna.storages._recovery import end_trial
 from scaling_optuna.storages._recovery import ended_outside
 from scaling_optuna.storages._recovery import ended_reason
+from scaling_optuna.storages._recovery import holds_place
 from scaling_optuna.storages._recovery import queue_replacement
 from scaling_optuna.storages._recovery import replacement_of
 from scaling_optuna.storages._recovery import short_of_budget
@@ -103,12 +105,14 @@ __all__ = [
     "beat_value",
     "call_with_retries",
     "check_url",
+    "completed_outside",
     "describe_error",
     "end_trial",
     "ended_outside",
     "ended_reason",
     "fatal_reason",
     "checked_grace_period",
+    "holds_place",
     "is_transient",
     "mask_url",
     "open_storage",

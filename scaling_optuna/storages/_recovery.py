@@ -16,8 +16,9 @@ replacement (:func:`queue_replacement`), which looks for an earlier
 replacement first, so a repeated call after a lost reply adds nothing.
 
 A trial can also end without any of this: failed by hand in optuna-dashboard,
-through Optuna's storage API or by another tool. It carries no end mark
-(:func:`ended_outside`), has no owner, and every watching process may notice it
+through Optuna's storage API or by another tool (:func:`ended_outside`: it
+carries no end mark), or completed that way with a value but no measurement
+(:func:`completed_outside`). Such a trial has no owner, and every watching process may notice it
 at the same moment. So a replacement is only queued while the study is short
 of its budget, and when two processes queue one at once, the lower-numbered
 replacement stands and the other is withdrawn (:func:`superseded`), by the
@@ -63,6 +64,8 @@ WITHDRAWN = "withdrawn"
 BUDGET_ATTR = "trials_per_size"
 # Trials that hold a place in a study's budget.
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+# Every trial a worker completes records its test error (a plug-in objective must return one).
+MEASURED_ATTR = "test_error"
 MAX_RETRY = 3
 # A worker writes its first beat right after it claims a trial; a RUNNING trial that never
 # got one lost its worker in between. It is given this many grace periods.
@@ -160,6 +163,24 @@ def ended_outside(trial: FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and not isinstance(trial.system_attrs.get(ENDED_ATTR), dict)
 
 
+def completed_outside(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` was completed without a worker's measurement: by hand, Optuna's API or another tool.
+
+    optuna-dashboard's "complete" sets a value a user typed; the trial has no
+    test error to put on the learning curve and no weights. So it holds no
+    place in the budget, and is replaced like a trial failed by hand.
+    """
+    return trial.state == TrialState.COMPLETE and MEASURED_ATTR not in trial.user_attrs
+
+
+def holds_place(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` holds a place in its study's search budget: queued, running or finished by a worker.
+
+    Re-measure trials (:data:`REMEASURE_ATTR`) hold places of their own beside the search budget.
+    """
+    return trial.state in BUDGET_STATES and REMEASURE_ATTR not in trial.user_attrs and not completed_outside(trial)
+
+
 def reruns_params(trial: FrozenTrial) -> bool:
     """Whether a replacement of the failed ``trial`` re-runs its parameters.
 
@@ -192,13 +213,10 @@ def superseded(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> bool:
 
 
 def short_of_budget(trials: Sequence[FrozenTrial], budget: Any) -> int:
-    """How many search trials ``trials`` (one study's) lack for ``budget``; 0 when whole or without a budget.
-
-    Re-measure trials (:data:`REMEASURE_ATTR`) hold places of their own beside the search budget.
-    """
+    """How many search trials ``trials`` (one study's) lack for ``budget`` (:func:`holds_place`); 0 when whole or without a budget."""
     if not isinstance(budget, int) or isinstance(budget, bool):
         return 0
-    return max(0, budget - sum(t.state in BUDGET_STATES and REMEASURE_ATTR not in t.user_attrs for t in trials))
+    return max(0, budget - sum(map(holds_place, trials)))
 
 
 def queue_replacement(storage: BaseStorage, study_id: int, failed: FrozenTrial, *, who: str) -> int | None:

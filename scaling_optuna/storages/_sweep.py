@@ -7,9 +7,9 @@ processes sweep at the same moment:
   worker: it is ended (:func:`~scaling_optuna.storages._recovery.end_trial`)
   and re-queued with the same parameters;
 - a queued trial that failed *outside* scaling-optuna (by hand in
-  optuna-dashboard, through Optuna's storage API, by another tool) has nobody
-  to replace it: it is replaced at once, while the study is short of its
-  budget;
+  optuna-dashboard, through Optuna's storage API, by another tool), or was
+  completed that way without a measurement, has nobody to replace it: it is
+  replaced at once, while the study is short of its budget;
 - a trial that a process ended but did not live to replace (it died in
   between), or a running one failed from outside whose worker did not notice
   (it died too), is replaced once it has been seen so for the grace period,
@@ -48,6 +48,7 @@ from scaling_optuna.storages._recovery import REMEASURE_ATTR
 from scaling_optuna.storages._recovery import REPLACES_ATTR
 from scaling_optuna.storages._recovery import WITHDRAWN
 from scaling_optuna.storages._recovery import StaleTrials
+from scaling_optuna.storages._recovery import completed_outside
 from scaling_optuna.storages._recovery import end_trial
 from scaling_optuna.storages._recovery import ended_outside
 from scaling_optuna.storages._recovery import ended_reason
@@ -138,7 +139,7 @@ class Sweep:
             waiting[key] = self._unreplaced_since.get(key, now)
             # The process that ended a trial replaces it, and the worker of a running trial failed from
             # outside notices at its next epoch: each is given the grace period to do it.
-            has_owner = not ended_outside(trial) or _ran_by(trial) is not None
+            has_owner = not _outside(trial) or _ran_by(trial) is not None
             if has_owner and now - waiting[key] <= self.grace_s:
                 result.pending += 1
                 continue
@@ -151,9 +152,10 @@ class Sweep:
 
     def _log_replaced(self, name: str, size: Any, trial: FrozenTrial, queued: int) -> None:
         how = "with the same parameters" if reruns_params(trial) else "a fresh trial"
-        if ended_outside(trial):
+        if _outside(trial):
             ran = _ran_by(trial)
-            what = f"was failed outside scaling-optuna ({OUTSIDE}) while " + (f"running on {ran}" if ran else "queued")
+            how_ended = "failed" if trial.state == TrialState.FAIL else "completed, without a measurement,"
+            what = f"was {how_ended} outside scaling-optuna ({OUTSIDE}) while " + (f"running on {ran}" if ran else "queued")
             event = "trial_ended_outside"
         else:
             ended = trial.system_attrs.get(ENDED_ATTR) or {}
@@ -176,9 +178,15 @@ class Sweep:
 
 
 def _unreplaced(trials: list[FrozenTrial]) -> list[FrozenTrial]:
-    """The failed trials of ``trials`` (one study's) that no trial replaces, withdrawn placeholders aside."""
+    """The failed (or completed-outside) trials of ``trials`` (one study's) that no trial replaces, withdrawn placeholders aside."""
     replaced = {t.system_attrs.get(REPLACES_ATTR) for t in trials}
-    return [t for t in trials if t.state == TrialState.FAIL and t.number not in replaced and ended_reason(t) != WITHDRAWN]
+    ended = (t for t in trials if (t.state == TrialState.FAIL and ended_reason(t) != WITHDRAWN) or completed_outside(t))
+    return [t for t in ended if t.number not in replaced]
+
+
+def _outside(trial: FrozenTrial) -> bool:
+    """Whether ``trial`` was ended outside scaling-optuna: failed, or completed without a measurement."""
+    return ended_outside(trial) or completed_outside(trial)
 
 
 def _where(name: str, size: Any, number: int) -> str:

@@ -71,6 +71,7 @@ from scaling_optuna.storages import backoff
 from scaling_optuna.storages import call_with_retries
 from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import end_trial
+from scaling_optuna.storages import completed_outside
 from scaling_optuna.storages import ended_outside
 from scaling_optuna.storages import is_transient
 from scaling_optuna.storages import mask_url
@@ -448,7 +449,7 @@ class Worker:
             # False when it was ended meanwhile, by another process or from outside: it is replaced all the same.
             end_trial(self.storage, entry.study_id, trial.trial.number, HANDED_BACK if outcome.hand_back else f"error: {outcome.error}", self.who)
         final = self.storage.get_trial(trial.trial_id)
-        if final.state == TrialState.FAIL:
+        if final.state == TrialState.FAIL or completed_outside(final):
             # A repeat after a lost reply, or a trial another process replaces too, adds nothing.
             queue_replacement(self.storage, entry.study_id, final, who=self.who)
         return final
@@ -529,13 +530,14 @@ class Worker:
 
     def _why(self, entry: _Size, final: FrozenTrial, kind: str, outcome: Outcome) -> str:
         """Why a trial ended without a result, and what re-runs it, as the store has it."""
-        if final.state != TrialState.FAIL:
-            done = "completed" if final.state == TrialState.COMPLETE else "pruned"
-            return (
-                f"{done} outside scaling-optuna ({OUTSIDE}) while this worker trained it: it counts toward the budget "
-                "and nothing re-runs it; the report leaves it out (it has no test error)"
+        if final.state == TrialState.PRUNED:
+            return f"pruned outside scaling-optuna ({OUTSIDE}) while this worker trained it: it counts toward the budget as a pruned trial"
+        if completed_outside(final):
+            why = (
+                f"completed outside scaling-optuna ({OUTSIDE}) while this worker trained it, without a measurement: "
+                "the report leaves it out (it has no test error)"
             )
-        if kind == "handed_back":
+        elif kind == "handed_back":
             why = str(outcome.hand_back)
         elif kind == "failed":
             why = str(outcome.error)
