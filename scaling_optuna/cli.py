@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 import zlib
-from typing import Sequence
+from typing import Callable, Sequence
 
 from scaling_optuna.errors import UserError
 from scaling_optuna.errors import WorkerError
@@ -47,6 +47,8 @@ RUN_POLL_S = 1.0
 CREATE_PROGRESS_S = 2.0
 # How long a stopped worker waits for a training step before it hands the trial back and exits.
 STOP_DEADLINE_S = 5.0
+# The factory _parser hands each `_add_<command>_parser`: a sub-command's parser with SPEC and --storage added.
+_Command = Callable[..., argparse.ArgumentParser]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -132,12 +134,33 @@ def _parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    # In the order `--help` lists them.
+    _add_run_parser(command)
+    _add_create_parser(command)
+    _add_worker_parser(command)
+    _add_status_parser(command)
+    command("best", _cmd_best, "the best trial of every size")
+    _add_proxy_parser(command)
+    _add_report_parser(command)
+    _add_compare_parser(command)
+    _add_dashboard_parser(command)
+    _add_fit_parser(command)
+    return parser
+
+
+def _add_run_parser(command: _Command) -> None:
     run = command("run", _cmd_run, "create the studies, run local workers with progress, print the best trial per size")
     run.add_argument("--workers", type=_positive_int, default=1, metavar="N", help="local worker processes (default 1)")
     _worker_options(run, threads="torch threads per worker (default: this machine's cores / --workers)")
+
+
+def _add_create_parser(command: _Command) -> None:
     create = command("create", _cmd_create, "create the experiment's studies (idempotent; run it again to finish one that was cut off)")
     create.add_argument("--trials", type=_trials, metavar="N", help="trials per size (overrides the spec; sets the stored budget; at most 10,000)")
     _lower_budget_option(create)
+
+
+def _add_worker_parser(command: _Command) -> None:
     worker = command(
         "worker", _cmd_worker, "pull and train trials until every study has its budget",
         epilog="Start one worker per core (each with the default --threads 1), or fewer with more threads each; "
@@ -147,12 +170,17 @@ def _parser() -> argparse.ArgumentParser:
     # Before --threads existed, --workers N set the threads to cores / N; still accepted, not shown.
     worker.add_argument("--workers", type=_positive_int, help=argparse.SUPPRESS)
     worker.add_argument("--seed-offset", type=int, metavar="N", help="added to a seeded sampler's seed, so that workers do not propose the same parameters (default: from this host's name and process id)")
+
+
+def _add_status_parser(command: _Command) -> None:
     status = command("status", _cmd_status, "trials complete/pruned/failed/handed back/lost/running per size")
     status.add_argument(
         "--watch", nargs="?", const=WATCH_INTERVAL_S, type=_watch_seconds, metavar="SECONDS",
         help=f"refresh every SECONDS (default {WATCH_INTERVAL_S:g}, at least {MIN_WATCH_INTERVAL_S:g}) until every budget is finished; Ctrl-C stops watching",
     )
-    command("best", _cmd_best, "the best trial of every size")
+
+
+def _add_proxy_parser(command: _Command) -> None:
     proxy = command(
         "proxy", _cmd_proxy, "serve the store through Optuna's gRPC storage proxy (workers use grpc://HOST:PORT)", spec=False,
         storage=f"the database behind the proxy (default: ${STORAGE_ENV})",
@@ -164,18 +192,26 @@ def _parser() -> argparse.ArgumentParser:
     # The flag's first name, which read like torch's --threads of run and worker; still accepted, not shown.
     proxy.add_argument("--threads", type=_positive_int, dest="grpc_threads", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     _heartbeat_options(proxy)
+
+
+def _add_report_parser(command: _Command) -> None:
     report = command("report", _cmd_report, "fit the scaling law to the best trial per size; write report.json and report.html")
     report.add_argument("--out", metavar="DIR", help="folder for report.json and report.html (default: report-<experiment>)")
     report.add_argument("--target", type=_target, metavar="VALUE", help="a test error, e.g. 0.02: how much data reaches it")
     report.add_argument("--bootstrap", choices=["points", "trials"], default="points", help="what the intervals resample: the fitted points (default) or the near-best trials of each size")
     report.add_argument("--no-publish", action="store_true", help="do not publish the plots to optuna-dashboard")
-    _compare_command(command)
+
+
+def _add_dashboard_parser(command: _Command) -> None:
     dashboard = command(
         "dashboard", _cmd_dashboard, "run optuna-dashboard on the store", spec=False,
         storage=f"store URL (default: ${STORAGE_ENV}, else {DEFAULT_STORAGE})",
     )
     dashboard.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1, this machine only)")
     dashboard.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free one)")
+
+
+def _add_fit_parser(command: _Command) -> None:
     fit = command("fit", _cmd_fit, "fit a scaling law to a learning curve given as numbers", spec=False, storage=False)
     fit.add_argument("--sizes", required=True, metavar="N,N,...", help="training-set sizes, e.g. 100,200,400,800")
     fit.add_argument("--values", required=True, metavar="V,V,...", help="the metric at each size, e.g. 0.5,0.37,0.28,0.21")
@@ -185,10 +221,9 @@ def _parser() -> argparse.ArgumentParser:
         "--form", choices=["auto", "saturating", "power"], default="auto",
         help="the law's form: saturating, a·n^b + c, levels off at c; power, a·n^b, has no floor; auto (default) predicts from a calibrated ensemble of curve families",
     )
-    return parser
 
 
-def _compare_command(command) -> None:
+def _add_compare_parser(command: _Command) -> None:
     compare = command(
         "compare", _cmd_compare,
         "set experiments on the same data against the first: paired differences, data-equivalent factor, crossing, "

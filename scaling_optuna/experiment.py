@@ -45,6 +45,7 @@ from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
 from scaling_optuna.identity import PLUGINS_ATTR
+from scaling_optuna.identity import Survey
 from scaling_optuna.identity import check_reopen
 from scaling_optuna.identity import commit
 from scaling_optuna.identity import find_sizes
@@ -533,7 +534,24 @@ def create_experiment(
     url = storage or spec.storage
     sizes, attrs = _prepare(spec, url, device=device, workers=workers, artifacts=artifacts)
     store = open_storage(url, create=True)
-    found = survey(spec, store)
+    _check_stored(spec, store, survey(spec, store), sizes, attrs, allow_lower_budget=allow_lower_budget)
+    _create_studies(spec, store, sizes, attrs, log=log, stop=stop, progress=progress)
+    return Experiment(spec, store, url, sorted(set(sizes) | set(find_sizes(spec, store))))
+
+
+def _check_stored(
+    spec: ExperimentSpec,
+    store: RetryingStorage,
+    found: Survey,
+    sizes: list[int],
+    attrs: dict[int, dict[str, Any]],
+    *,
+    allow_lower_budget: bool,
+) -> None:
+    """Refuse, before anything is written, what the store holds that this creation must not change.
+
+    That is a study of another spec, data or plug-in version, or one that finished more trials than the new budget.
+    """
     for size in sizes:
         name = study_name(spec.name, size)
         stored = found.ready.get(name, found.interrupted.get(name, {}))
@@ -542,6 +560,23 @@ def create_experiment(
             check_plugins(name, stored.get(PLUGINS_ATTR), attrs[size].get(PLUGINS_ATTR, {}))
     check_budget(store, [n for n in map(lambda size: study_name(spec.name, size), sizes) if n in found.ready], spec.trials_per_size,
                  allow_lower=allow_lower_budget)
+
+
+def _create_studies(
+    spec: ExperimentSpec,
+    store: RetryingStorage,
+    sizes: list[int],
+    attrs: dict[int, dict[str, Any]],
+    *,
+    log: logging.Logger | None,
+    stop: threading.Event | None,
+    progress: CreationProgress | None,
+) -> None:
+    """Make every size's study whole, in order, telling ``progress`` after each study and each queued trial.
+
+    Raises:
+        CreationStopped: ``stop`` was set before a study (or one of its queued trials).
+    """
     count = {"done": 0, "queued": 0}
 
     def tell(queued: int = 0) -> None:
@@ -558,7 +593,6 @@ def create_experiment(
         tell()
         if log is not None:
             log.info("study %s ready (%d examples, fingerprint %s)", study.study_name, size, attrs[size]["fingerprint"])
-    return Experiment(spec, store, url, sorted(set(sizes) | set(find_sizes(spec, store))))
 
 
 def _prepare(

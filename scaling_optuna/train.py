@@ -107,107 +107,177 @@ def train_model(
     val_error)`` is called after every epoch (epochs count from 1).
 
     Args:
-        seed: seeds the shuffling of every epoch (its own generator; the
-            global torch seed is left alone: seed it before building the
-            model to fix the initial weights).
-        patience: epochs without improvement before stopping; they must also
-            add up to ``patience_steps`` optimiser steps, so that on a small
-            training set, whose epochs are a few steps each, a run gets past its
-            initial plateau before patience can end it.
-        eval_batch_size: the largest batch for validation and test. On the CPU
-            batches stop at ``CPU_EVAL_BATCH`` images, whose activations stay in
-            the cache; larger ones are up to 1.8× slower there.
-        channels_last: train images (4-D inputs) in the channels-last layout.
-            The default, ``None``, does so on the CPU and CUDA: oneDNN's and
-            cuDNN's convolutions and max-pooling are faster in it. Image tensors
-            that are already channels-last are used as they are; others are
-            copied once per call.
-        mixed_precision: run the forward pass under bf16 autocast (weights and
-            the optimiser stay fp32). The default, ``None``, enables it on CUDA
-            only; CPUs without native bf16 would emulate it slowly.
-        standardize_once: a model with a ``Standardize`` module gets its
-            training, validation and test inputs standardised once, in the
-            layout copy above, and trains with the module bypassed; False
-            leaves it to the model, batch by batch. The numbers are the same
-            either way; once costs nothing per step.
+        seed: seeds the shuffling of every epoch (its own generator; the global torch seed is left alone:
+            seed it before building the model to fix the initial weights).
+        patience: epochs without improvement before stopping; they must also add up to ``patience_steps``
+            optimiser steps, so that on a small training set, whose epochs are a few steps each, a run gets
+            past its initial plateau before patience can end it.
+        eval_batch_size: the largest batch for validation and test. On the CPU batches stop at
+            ``CPU_EVAL_BATCH`` images, whose activations stay in the cache; larger ones are up to 1.8×
+            slower there.
+        channels_last: train images (4-D inputs) in the channels-last layout. The default, ``None``, does so
+            on the CPU and CUDA: oneDNN's and cuDNN's convolutions and max-pooling are faster in it. Image
+            tensors that are already channels-last are used as they are; others are copied once per call.
+        mixed_precision: run the forward pass under bf16 autocast (weights and the optimiser stay fp32). The
+            default, ``None``, enables it on CUDA only; CPUs without native bf16 would emulate it slowly.
+        standardize_once: a model with a ``Standardize`` module gets its training, validation and test
+            inputs standardised once, in the layout copy above, and trains with the module bypassed; False
+            leaves it to the model, batch by batch. The numbers are the same either way; once costs nothing
+            per step.
 
     Raises:
         DivergedError: the training or validation loss is not finite.
         StopRequested: ``should_stop()``, asked before every training step, returned true.
     """
     start = time.perf_counter()
-    device = train[0].device
-    layout = _layout(train[0], channels_last)
+    settings = _Settings(
+        lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
+        patience=patience, patience_steps=patience_steps, eval_batch_size=eval_batch_size, seed=seed,
+        mixed_precision=mixed_precision, on_epoch=on_epoch, should_stop=should_stop,
+    )
+    standardize, (train, val, test) = _prepared_data(model, (train, val, test), channels_last, standardize_once)
+    # Inputs standardised above: the model's own standardisation is skipped, and restored after.
+    with standardize.bypassed() if standardize is not None else contextlib.nullcontext():
+        return _train_and_test(model, train, val, test, settings, start)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """What :func:`train_model`'s loop reads of its arguments (the layout ones go to the data's preparation)."""
+
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    max_epochs: int
+    patience: int
+    patience_steps: int
+    eval_batch_size: int
+    seed: int
+    mixed_precision: bool | None
+    on_epoch: Callable[[int, float, float], None] | None
+    should_stop: Callable[[], bool] | None
+
+
+@dataclasses.dataclass
+class _Best:
+    """The best validation epoch so far, and the epochs since it: early stopping's state."""
+
+    loss: float = math.inf
+    error: float = 1.0
+    epoch: int = 0
+    state: dict[str, torch.Tensor] = dataclasses.field(default_factory=dict)
+    stale: int = 0
+
+    def update(self, model: nn.Module, epoch: int, val_loss: float, val_error: float) -> None:
+        """Keep ``model``'s weights if ``val_loss`` is the lowest yet, else count one more stale epoch."""
+        if val_loss < self.loss:
+            self.loss, self.error, self.epoch, self.stale = val_loss, val_error, epoch, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            self.stale += 1
+
+
+def _prepared_data(
+    model: nn.Module, data: tuple[Tensors, Tensors, Tensors], channels_last: bool | None, standardize_once: bool
+) -> tuple[Standardize | None, tuple[Tensors, Tensors, Tensors]]:
+    """The model in the training layout, and its inputs in it (standardised, if the model's module is skipped).
+
+    Returns the ``Standardize`` module the inputs were standardised by (None: they were not) with the
+    training, validation and test tensors.
+    """
+    layout = _layout(data[0][0], channels_last)
     if layout is torch.channels_last:
         model.to(memory_format=layout)
     standardize = _standardize_module(model) if standardize_once else None
     # One copy here (a no-op for data already in the layout, when nothing is standardised);
-    # the per-batch gathers below then keep the layout without a copy per step.
-    (x_train, y_train), val, test = ((_prepared(x, layout, standardize), y) for x, y in (train, val, test))
-    # Inputs standardised above: the model's own standardisation is skipped, and restored after.
-    with standardize.bypassed() if standardize is not None else contextlib.nullcontext():
-        amp_dtype = _amp_dtype(device, mixed_precision)
-        generator = torch.Generator().manual_seed(seed)
-        optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay, **_sgd_kernel(device)
-        )
-        n = len(y_train)
-        steps_per_epoch = math.ceil(n / batch_size)
+    # the per-batch gathers then keep the layout without a copy per step.
+    train, val, test = ((_prepared(x, layout, standardize), y) for x, y in data)
+    return standardize, (train, val, test)
 
-        best_loss, best_error, best_epoch = math.inf, 1.0, 0
-        best_state: dict[str, torch.Tensor] = {}
-        epochs_run, stale, reason = 0, 0, "max_epochs"
-        for epoch in range(1, max_epochs + 1):
-            model.train()
-            order = torch.randperm(n, generator=generator).to(device)
-            # Summed on the device: reading the loss every step would wait for the accelerator.
-            loss_sum = torch.zeros((), device=device)
-            for i in range(0, n, batch_size):
-                if should_stop is not None and should_stop():
-                    # Every step, not only every epoch: an epoch of a wide model on a large size takes minutes.
-                    raise StopRequested(f"stop requested in epoch {epoch}")
-                idx = order[i : i + batch_size]
-                with _autocast(device, amp_dtype):
-                    loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                loss_sum.add_(loss.detach(), alpha=len(idx))
-            epochs_run = epoch
-            train_loss = float(loss_sum) / n
-            if not math.isfinite(train_loss):
-                raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
 
-            val_loss, val_error = evaluate(model, val, eval_batch_size, mixed_precision=mixed_precision)
-            if not math.isfinite(val_loss):
-                raise DivergedError(f"validation loss became {val_loss} in epoch {epoch}")
-            if val_loss < best_loss:
-                best_loss, best_error, best_epoch, stale = val_loss, val_error, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-            if on_epoch is not None:
-                on_epoch(epoch, val_loss, val_error)
-            # Small training sets have epochs of a dozen steps: three of them stopped the seed's
-            # own settings on their initial plateau, at chance, on digits' smallest sizes
-            # (BENCHMARKS.md). Patience therefore also spans a number of steps.
-            if stale >= patience and stale * steps_per_epoch >= patience_steps:
-                reason = f"early_stopped: no improvement for {stale} epochs"
-                break
+def _train_and_test(
+    model: nn.Module, train: Tensors, val: Tensors, test: Tensors, settings: _Settings, start: float
+) -> TrainResult:
+    """Epochs until early stopping or ``max_epochs``, then the test of the best epoch's weights.
 
-        model.load_state_dict(best_state)
-        test_loss, test_error = evaluate(model, test, eval_batch_size, mixed_precision=mixed_precision)
-        return TrainResult(
-            val_loss=best_loss,
-            val_error=best_error,
-            test_loss=test_loss,
-            test_error=test_error,
-            best_epoch=best_epoch,
-            epochs_run=epochs_run,
-            stopped_reason=reason,
-            wall_time_s=time.perf_counter() - start,
-            state_dict={k: v.cpu() for k, v in best_state.items()},
-        )
+    This is :func:`train_model` on tensors already prepared; ``start`` is when that call began.
+    """
+    device = train[0].device
+    amp_dtype = _amp_dtype(device, settings.mixed_precision)
+    generator = torch.Generator().manual_seed(settings.seed)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=settings.lr, momentum=settings.momentum, weight_decay=settings.weight_decay,
+        **_sgd_kernel(device),
+    )
+    steps_per_epoch = math.ceil(len(train[1]) / settings.batch_size)
+    best = _Best()
+    epochs_run, reason = 0, "max_epochs"
+    for epoch in range(1, settings.max_epochs + 1):
+        model.train()
+        order = torch.randperm(len(train[1]), generator=generator).to(device)
+        train_loss = _train_epoch(model, optimizer, train, order, settings, amp_dtype, epoch)
+        epochs_run = epoch
+        if not math.isfinite(train_loss):
+            raise DivergedError(f"training loss became {train_loss} in epoch {epoch}")
+
+        val_loss, val_error = evaluate(model, val, settings.eval_batch_size, mixed_precision=settings.mixed_precision)
+        if not math.isfinite(val_loss):
+            raise DivergedError(f"validation loss became {val_loss} in epoch {epoch}")
+        best.update(model, epoch, val_loss, val_error)
+        if settings.on_epoch is not None:
+            settings.on_epoch(epoch, val_loss, val_error)
+        # Small training sets have epochs of a dozen steps: three of them stopped the seed's
+        # own settings on their initial plateau, at chance, on digits' smallest sizes
+        # (BENCHMARKS.md). Patience therefore also spans a number of steps.
+        if best.stale >= settings.patience and best.stale * steps_per_epoch >= settings.patience_steps:
+            reason = f"early_stopped: no improvement for {best.stale} epochs"
+            break
+
+    model.load_state_dict(best.state)
+    test_loss, test_error = evaluate(model, test, settings.eval_batch_size, mixed_precision=settings.mixed_precision)
+    return TrainResult(
+        val_loss=best.loss,
+        val_error=best.error,
+        test_loss=test_loss,
+        test_error=test_error,
+        best_epoch=best.epoch,
+        epochs_run=epochs_run,
+        stopped_reason=reason,
+        wall_time_s=time.perf_counter() - start,
+        state_dict={k: v.cpu() for k, v in best.state.items()},
+    )
+
+
+def _train_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train: Tensors,
+    order: torch.Tensor,
+    settings: _Settings,
+    amp_dtype: torch.dtype | None,
+    epoch: int,
+) -> float:
+    """One pass over ``train`` in ``order``; its mean training loss.
+
+    The loop is plain tensor work on locals: the loss is summed on the device and read once, at
+    the end (reading it every step would wait for the accelerator).
+    """
+    x_train, y_train = train
+    batch_size, should_stop, device = settings.batch_size, settings.should_stop, x_train.device
+    loss_sum = torch.zeros((), device=device)
+    for i in range(0, len(y_train), batch_size):
+        if should_stop is not None and should_stop():
+            # Every step, not only every epoch: an epoch of a wide model on a large size takes minutes.
+            raise StopRequested(f"stop requested in epoch {epoch}")
+        idx = order[i : i + batch_size]
+        with _autocast(device, amp_dtype):
+            loss = F.cross_entropy(model(x_train[idx]), y_train[idx])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum.add_(loss.detach(), alpha=len(idx))
+    return float(loss_sum) / len(y_train)
 
 
 def evaluate(

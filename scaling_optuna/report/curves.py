@@ -94,15 +94,10 @@ def fit_curve(
     noise_test_size = test_size if metric == "test_error" else None
     value_sd = None if metric == "n_params" else _point_sds(rows, metric, sizes, noise_test_size)
     fit, message = _try_fit(sizes, values, groups, value_sd=value_sd, **options)
-    if fit is not None and metric != "n_params" and fit.beta > 0:
-        warnings.append(
-            f"{LABELS[metric]} grows with the training-set size (β={fit.beta:.3g}): more data should not hurt, "
-            "so check the runs (too few trials per size? a trainer setting?) before trusting any extrapolation"
-        )
-    baseline_sizes, baseline_values, baseline_fit, baseline_message = (
-        ((), (), None, "") if metric == "n_params" else _baseline(rows, metric, options, noise_test_size)
+    _warn_if_rising(fit, metric, warnings)
+    baseline_sizes, baseline_values, baseline_fit, baseline_message, baseline_sd = _baseline_with_sds(
+        rows, metric, options, noise_test_size
     )
-    baseline_sd = _point_sds(rows, metric, baseline_sizes, noise_test_size, baseline=True) if baseline_sizes else []
     has_backtests = fit is not None and metric != "n_params"
     backtests = _backtests(sizes, values, groups, value_sd, options, noise_test_size) if has_backtests else ()
     return Curve(
@@ -123,6 +118,29 @@ def fit_curve(
         value_sd=tuple(value_sd or ()),
         baseline_value_sd=tuple(baseline_sd),
     )
+
+
+def _warn_if_rising(fit: ScalingLawFit | None, metric: str, warnings: list[str]) -> None:
+    """Add a warning for a fitted error or loss that grows with data: its runs are suspect, not the law."""
+    if fit is not None and metric != "n_params" and fit.beta > 0:
+        warnings.append(
+            f"{LABELS[metric]} grows with the training-set size (β={fit.beta:.3g}): more data should not hurt, "
+            "so check the runs (too few trials per size? a trainer setting?) before trusting any extrapolation"
+        )
+
+
+def _baseline_with_sds(
+    rows: Sequence[SizeRow], metric: str, options: dict[str, Any], test_size: int | None
+) -> tuple[tuple[int, ...], tuple[float, ...], ScalingLawFit | None, str, list[float]]:
+    """:func:`_baseline`'s sizes, values, fit and message, and its points' standard errors.
+
+    Empty for the parameter count, which the report fits for the tuned models only.
+    """
+    if metric == "n_params":
+        return (), (), None, "", []
+    sizes, values, fit, message = _baseline(rows, metric, options, test_size)
+    sds = _point_sds(rows, metric, sizes, test_size, baseline=True) if sizes else []
+    return sizes, values, fit, message, sds
 
 
 def measurement_band_text(metric: str, test_size: int | None) -> str:

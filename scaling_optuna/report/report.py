@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import logging
 from pathlib import Path
+from typing import Any
 
 import plotly.graph_objects as go
 
@@ -35,7 +36,10 @@ from scaling_optuna.report.curves import target_answer
 from scaling_optuna.report.curves import validate_target
 from scaling_optuna.report.figures import render_figure
 from scaling_optuna.report.page import render_html
+from scaling_optuna.report.records import Curve
 from scaling_optuna.report.records import ReportData
+from scaling_optuna.report.records import SizeRow
+from scaling_optuna.report.records import TargetAnswer
 from scaling_optuna.report.rows import DEFAULT_TOP_K
 from scaling_optuna.report.rows import majority_error
 from scaling_optuna.report.rows import size_rows
@@ -117,32 +121,14 @@ def build_report(
     """
     target_value = validate_target(target)
     _check_options(top_k=top_k, n_bootstrap=n_bootstrap, bootstrap=bootstrap)
-    if not isinstance(experiment, Experiment):
-        experiment = load_experiment(experiment, storage)
-    rows = size_rows(experiment, top_k)
+    experiment, rows = _opened_rows(experiment, storage, top_k)
     warnings = skipped_sizes(rows)
     attrs = study_attrs(experiment)
     majority = majority_error(attrs)
     target_value = validate_target(target_value, majority_error=majority)
-    n_test = recorded_test_size(attrs)
-    if n_test is None:
-        warnings.append(
-            "the studies do not record the test-set size (a store created by an older version): the backtest's band "
-            "for a measured test error leaves out the test set's binomial noise; run 'scaling-optuna create' on the "
-            "spec and store once to record it"
-        )
-    options = dict(warnings=warnings, n_bootstrap=n_bootstrap, seed=seed, bootstrap=bootstrap)
-    curves = {
-        "test_error": fit_curve(rows, "test_error", plateau=majority, test_size=n_test, **options),
-        "test_loss": fit_curve(rows, "test_loss", plateau=None, **options),
-        "n_params": fit_curve(rows, "n_params", plateau=None, **options),
-    }
-    answer = None if target_value is None else target_answer(curves["test_error"], target_value)
-    if answer is not None and answer.tuned is not None and answer.tuned.already:
-        warnings.append(
-            f"the target test error {target_value:g} is already met at the smallest size fitted: {answer.tuned.message}; "
-            "a target below the measured errors asks how much data an improvement needs"
-        )
+    n_test = _test_size(attrs, warnings)
+    curves = _fit_curves(rows, majority, n_test, warnings, n_bootstrap=n_bootstrap, seed=seed, bootstrap=bootstrap)
+    answer = _answer(curves["test_error"], target_value, warnings)
     warnings += budget_warnings(experiment, rows)
     for message in warnings:
         _log.warning(message)
@@ -159,6 +145,49 @@ def build_report(
         target=answer,
         warnings=warnings,
     )
+
+
+def _opened_rows(
+    experiment: Experiment | ExperimentSpec | str | Path, storage: str | None, top_k: int
+) -> tuple[Experiment, list[SizeRow]]:
+    """The experiment (opened from ``storage`` when given as a spec) and its row of every size."""
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment, storage)
+    return experiment, size_rows(experiment, top_k)
+
+
+def _test_size(attrs: dict[str, Any], warnings: list[str]) -> int | None:
+    """The recorded test-set size; without it, a warning that the backtest's band lacks the test set's noise."""
+    n_test = recorded_test_size(attrs)
+    if n_test is None:
+        warnings.append(
+            "the studies do not record the test-set size (a store created by an older version): the backtest's band "
+            "for a measured test error leaves out the test set's binomial noise; run 'scaling-optuna create' on the "
+            "spec and store once to record it"
+        )
+    return n_test
+
+
+def _fit_curves(
+    rows: list[SizeRow], majority: float | None, n_test: int | None, warnings: list[str], **options: Any
+) -> dict[str, Curve]:
+    """The curve of every metric the report fits; only the test error has a plateau and a test set's noise."""
+    return {
+        "test_error": fit_curve(rows, "test_error", plateau=majority, test_size=n_test, warnings=warnings, **options),
+        "test_loss": fit_curve(rows, "test_loss", plateau=None, warnings=warnings, **options),
+        "n_params": fit_curve(rows, "n_params", plateau=None, warnings=warnings, **options),
+    }
+
+
+def _answer(curve: Curve, target: float | None, warnings: list[str]) -> TargetAnswer | None:
+    """How much data reaches ``target`` (None without one), warning of a target the data already meets."""
+    answer = None if target is None else target_answer(curve, target)
+    if answer is not None and answer.tuned is not None and answer.tuned.already:
+        warnings.append(
+            f"the target test error {target:g} is already met at the smallest size fitted: {answer.tuned.message}; "
+            "a target below the measured errors asks how much data an improvement needs"
+        )
+    return answer
 
 
 def _check_options(*, top_k: object, n_bootstrap: object, bootstrap: object) -> None:

@@ -122,11 +122,44 @@ def run_worker(
     """
     spec = spec if isinstance(spec, ExperimentSpec) else load_spec(spec)
     url = storage or spec.storage
+    grace = _checked_numbers(heartbeat_interval, grace_period, trials)
+    data, target = _prepare(spec, url, threads, device, artifacts)
+    worker = _ready_worker(
+        spec, url, data, target, stop or threading.Event(), trials=trials, allow_lower_budget=allow_lower_budget,
+        artifacts=artifacts, heartbeat_interval=heartbeat_interval, grace_s=grace, outage_limit_s=outage_limit_s,
+        seed_offset=seed_offset, stop_deadline_s=stop_deadline_s,
+    )
+    return _run_logged(worker, max_trials, target, url, heartbeat_interval, grace)
+
+
+def _checked_numbers(heartbeat_interval: int, grace_period: int | None, trials: int | None) -> int:
+    """The grace period, with it and ``trials`` checked first: a bad number fails before any data loads."""
     grace = checked_grace_period(heartbeat_interval, grace_period)
     if trials is not None:
         check_trials(trials, "trials")
-    data, target = _prepare(spec, url, threads, device, artifacts)
-    stop = stop or threading.Event()
+    return grace
+
+
+def _ready_worker(
+    spec: ExperimentSpec,
+    url: str,
+    data: Any,
+    target: Any,
+    stop: threading.Event,
+    *,
+    trials: int | None,
+    allow_lower_budget: bool,
+    artifacts: str | None,
+    heartbeat_interval: int,
+    grace_s: int,
+    outage_limit_s: float,
+    seed_offset: int,
+    stop_deadline_s: float | None,
+) -> Worker:
+    """A worker on the opened store, its data and plug-ins checked against the studies', with ``trials`` as budget.
+
+    A budget below what a study finished is refused before the worker opens its studies.
+    """
     store = open_storage(url, stop=stop)
     if trials is not None:
         names = [study_name(spec.name, size) for size in find_sizes(spec, store)]
@@ -135,13 +168,20 @@ def run_worker(
     who = f"{socket.gethostname()}:{os.getpid()}"
     runner = TrialRunner(spec, DeviceData.on(data, target), stop, who, weights)
     worker = Worker(
-        spec, store, url, runner, stop=stop, heartbeat_interval=heartbeat_interval, grace_s=grace,
+        spec, store, url, runner, stop=stop, heartbeat_interval=heartbeat_interval, grace_s=grace_s,
         outage_limit_s=outage_limit_s, seed_offset=seed_offset, who=who, pruner=pruner, stop_deadline_s=stop_deadline_s,
     )
     _check_same_data_and_code(worker, spec, data)
     if trials is not None:
         check_queued_trials(len(worker.sizes), trials, "trials")
         worker.set_budget(trials)
+    return worker
+
+
+def _run_logged(
+    worker: Worker, max_trials: int | None, target: Any, url: str, heartbeat_interval: int, grace: int
+) -> WorkerSummary:
+    """``worker.run``, between the log lines that say what the worker runs on and how it ended."""
     _log.info(
         "worker %s: %d sizes on %s with %d torch thread(s); store %s; heartbeat %d s, grace %d s",
         worker.who, len(worker.sizes), target, torch.get_num_threads(), mask_url(url), heartbeat_interval, grace,
