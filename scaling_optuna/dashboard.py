@@ -27,9 +27,9 @@ from wsgiref.simple_server import make_server
 
 from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
-from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import describe_error
 
 if TYPE_CHECKING:
     from scaling_optuna.compare import Comparison

@@ -63,20 +63,20 @@ from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import RemeasureSpec
 from scaling_optuna.spec import check_queued_trials
 from scaling_optuna.spec import load_spec
-from scaling_optuna.storages import BUDGET_ATTR
-from scaling_optuna.storages import BUDGET_STATES
-from scaling_optuna.storages import HANDED_BACK
-from scaling_optuna.storages import HEARTBEAT_ATTR
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import REPLACES_ATTR
-from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import check_url
-from scaling_optuna.storages import end_trial
-from scaling_optuna.storages import ended_reason
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
-from scaling_optuna.storages import withdraw
+from scaling_optuna.storages._shared import BUDGET_ATTR
+from scaling_optuna.storages._shared import BUDGET_STATES
+from scaling_optuna.storages._shared import HANDED_BACK
+from scaling_optuna.storages._shared import HEARTBEAT_ATTR
+from scaling_optuna.storages._shared import LOST
+from scaling_optuna.storages._shared import REPLACES_ATTR
+from scaling_optuna.storages._shared import WITHDRAWN
+from scaling_optuna.storages._shared import end_trial
+from scaling_optuna.storages._shared import ended_reason
+from scaling_optuna.storages._shared import withdraw
 
 if TYPE_CHECKING:
     import torch

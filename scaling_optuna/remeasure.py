@@ -42,8 +42,8 @@ from optuna.trial import TrialState
 
 from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.spec import RemeasureSpec
-from scaling_optuna.storages import REMEASURE_ATTR
-from scaling_optuna.storages import withdraw
+from scaling_optuna.storages._shared import REMEASURE_ATTR
+from scaling_optuna.storages._shared import withdraw
 
 __all__ = [
     "NEAR_BEST",

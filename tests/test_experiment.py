@@ -13,10 +13,10 @@ from scaling_optuna.experiment import create_experiment
 from scaling_optuna.experiment import load_experiment
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.experiment import trial_kind
-from scaling_optuna.storages import HANDED_BACK
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import HANDED_BACK
+from scaling_optuna.storages._shared import LOST
+from scaling_optuna.storages._shared import end_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -23,20 +23,20 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 import scaling_optuna
+from scaling_optuna import spec as spec_module
 from scaling_optuna.experiment import create_experiment
 from scaling_optuna.experiment import load_experiment
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.remeasure import NEAR_BEST
 from scaling_optuna.remeasure import stored_setting
 from scaling_optuna.report.rows import size_rows
-from scaling_optuna import spec as spec_module
 from scaling_optuna.spec import RemeasureSpec
 from scaling_optuna.spec import parse_spec
-from scaling_optuna.storages import REPLACES_ATTR
-from scaling_optuna.storages import WITHDRAWN
-from scaling_optuna.storages import ended_reason
 from scaling_optuna.storages import open_storage
-from scaling_optuna.storages import queue_replacement
+from scaling_optuna.storages._shared import REPLACES_ATTR
+from scaling_optuna.storages._shared import WITHDRAWN
+from scaling_optuna.storages._shared import ended_reason
+from scaling_optuna.storages._shared import queue_replacement
 from scaling_optuna.worker import run_worker
 from tests.conftest import run_cli
 from tests.test_distributed import all_trials

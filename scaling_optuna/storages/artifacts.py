@@ -50,8 +50,8 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import StorageError
-from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import mask_url
+from scaling_optuna.storages._shared import describe_error
 
 if TYPE_CHECKING:
     from scaling_optuna._optuna import ArtifactStore
