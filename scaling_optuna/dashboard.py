@@ -59,6 +59,8 @@ def publish_report(experiment: Experiment, report: Report) -> dict[str, Any]:
 
     Example::
 
+        from scaling_optuna import build_report
+
         info = publish_report(exp, build_report(exp))
         print(info["study"], info["graph_object_ids"])
     """
@@ -104,6 +106,8 @@ def publish_comparison(experiments: list[Experiment], comparison: Comparison) ->
     Returns what was done for each experiment, as :func:`publish_report` does.
 
     Example::
+
+        from scaling_optuna import compare_experiments
 
         infos = publish_comparison([exp_cnn, exp_mlp], compare_experiments([exp_cnn, exp_mlp]))
         [info["study"] for info in infos]

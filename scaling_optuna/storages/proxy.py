@@ -95,7 +95,7 @@ def start(
 
     Example::
 
-        proxy = start("sqlite:///exp.db", port=0)
+        proxy = start("sqlite:///scaling-optuna.db", port=0)
         storage = open_storage(f"grpc://127.0.0.1:{proxy.port}")
         ...
         proxy.close()
