@@ -22,6 +22,7 @@ from scaling_optuna.errors import DeviceError
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
+from scaling_optuna.errors import UnknownSizeError
 from scaling_optuna.errors import UserError
 from scaling_optuna.errors import WorkerError
 
@@ -100,6 +101,7 @@ __all__ = sorted(
         "ExperimentMismatchError",
         "SpecError",
         "StorageError",
+        "UnknownSizeError",
         "UserError",
         "WorkerError",
         *_LAZY,

@@ -32,8 +32,9 @@ name here                       what it assumes of Optuna
 Example::
 
     from scaling_optuna._optuna import is_heartbeat_enabled
+    from scaling_optuna.storages import open_storage
 
-    is_heartbeat_enabled(open_storage("sqlite:///exp.db"))   # False: the project beats on its own
+    assert not is_heartbeat_enabled(open_storage("sqlite:///scaling-optuna.db"))   # the project beats on its own
 """
 
 from __future__ import annotations

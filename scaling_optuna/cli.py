@@ -256,7 +256,7 @@ def _worker_options(p: argparse.ArgumentParser, *, threads: str) -> None:
 
 
 def _heartbeat_options(p: argparse.ArgumentParser) -> None:
-    from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
+    from scaling_optuna.storages._shared import HEARTBEAT_INTERVAL_S
 
     p.add_argument("--heartbeat", type=_positive_int, default=HEARTBEAT_INTERVAL_S, metavar="SECONDS", help=f"heartbeat interval of running trials (default {HEARTBEAT_INTERVAL_S})")
     p.add_argument("--grace", type=_positive_int, metavar="SECONDS", help="a trial without heartbeat this long is failed and retried (default 3 × --heartbeat)")
@@ -522,9 +522,9 @@ def _stopped(exp, group, args: argparse.Namespace) -> str:
     """
     from optuna.trial import TrialState
 
-    from scaling_optuna.storages import HEARTBEAT_ATTR
-    from scaling_optuna.storages import checked_grace_period
-    from scaling_optuna.storages import describe_error
+    from scaling_optuna.storages._shared import HEARTBEAT_ATTR
+    from scaling_optuna.storages._shared import checked_grace_period
+    from scaling_optuna.storages._shared import describe_error
 
     def owner(trial) -> str | None:
         beat = trial.system_attrs.get(HEARTBEAT_ATTR)

@@ -27,9 +27,9 @@ from wsgiref.simple_server import make_server
 
 from scaling_optuna.errors import UserError
 from scaling_optuna.experiment import Experiment
-from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import describe_error
 
 if TYPE_CHECKING:
     from scaling_optuna.compare import Comparison
@@ -58,6 +58,8 @@ def publish_report(experiment: Experiment, report: Report) -> dict[str, Any]:
     since the report is worth writing all the same.
 
     Example::
+
+        from scaling_optuna import build_report
 
         info = publish_report(exp, build_report(exp))
         print(info["study"], info["graph_object_ids"])
@@ -104,6 +106,8 @@ def publish_comparison(experiments: list[Experiment], comparison: Comparison) ->
     Returns what was done for each experiment, as :func:`publish_report` does.
 
     Example::
+
+        from scaling_optuna import compare_experiments
 
         infos = publish_comparison([exp_cnn, exp_mlp], compare_experiments([exp_cnn, exp_mlp]))
         [info["study"] for info in infos]

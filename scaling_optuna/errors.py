@@ -28,6 +28,10 @@ class ExperimentMismatchError(UserError):
     """The store holds an experiment of the same name created from an incompatible spec."""
 
 
+class UnknownSizeError(UserError):
+    """A training-set size asked of an experiment that is not one of its sizes (``exp.records(123)``)."""
+
+
 class WorkerError(RuntimeError):
     """A worker cannot go on for a reason that is not bad input (e.g. every trial fails); the CLI exits 1."""
 

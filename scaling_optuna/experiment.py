@@ -44,6 +44,7 @@ from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.errors import SpecError
 from scaling_optuna.errors import StorageError
+from scaling_optuna.errors import UnknownSizeError
 from scaling_optuna.identity import PLUGINS_ATTR
 from scaling_optuna.identity import Survey
 from scaling_optuna.identity import check_reopen
@@ -64,22 +65,22 @@ from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import RemeasureSpec
 from scaling_optuna.spec import check_queued_trials
 from scaling_optuna.spec import load_spec
-from scaling_optuna.storages import BUDGET_ATTR
-from scaling_optuna.storages import BUDGET_STATES
-from scaling_optuna.storages import completed_outside
-from scaling_optuna.storages import holds_place
-from scaling_optuna.storages import HANDED_BACK
-from scaling_optuna.storages import HEARTBEAT_ATTR
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import REPLACES_ATTR
-from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
 from scaling_optuna.storages import check_url
-from scaling_optuna.storages import end_trial
-from scaling_optuna.storages import ended_reason
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
-from scaling_optuna.storages import withdraw
+from scaling_optuna.storages._shared import BUDGET_ATTR
+from scaling_optuna.storages._shared import BUDGET_STATES
+from scaling_optuna.storages._shared import HANDED_BACK
+from scaling_optuna.storages._shared import HEARTBEAT_ATTR
+from scaling_optuna.storages._shared import LOST
+from scaling_optuna.storages._shared import REPLACES_ATTR
+from scaling_optuna.storages._shared import WITHDRAWN
+from scaling_optuna.storages._shared import completed_outside
+from scaling_optuna.storages._shared import end_trial
+from scaling_optuna.storages._shared import ended_reason
+from scaling_optuna.storages._shared import holds_place
+from scaling_optuna.storages._shared import withdraw
 
 if TYPE_CHECKING:
     import torch
@@ -267,23 +268,39 @@ def _mean_sd(values: Iterable[Any]) -> tuple[float | None, float | None]:
 
 
 class Experiment:
-    """The studies of one experiment in one store. Open it with :func:`load_experiment`."""
+    """The studies of one experiment in one store. Open it with :func:`load_experiment`.
+
+    Every method taking a size, and ``studies[size]``, raises
+    :class:`~scaling_optuna.errors.UnknownSizeError` for a size that is not
+    one of :attr:`sizes`.
+    """
 
     def __init__(self, spec: ExperimentSpec, storage: RetryingStorage, storage_url: str, sizes: Iterable[int]) -> None:
         self.spec = spec
         self.storage = storage
         self.storage_url = storage_url
         self.sizes: list[int] = sorted(sizes)
-        self.studies: dict[int, optuna.Study] = {
-            size: optuna.load_study(study_name=study_name(spec.name, size), storage=storage) for size in self.sizes
-        }
+        self.studies: dict[int, optuna.Study] = _Studies(
+            (size, optuna.load_study(study_name=study_name(spec.name, size), storage=storage)) for size in self.sizes
+        )
 
     def __repr__(self) -> str:
         return f"Experiment({self.spec.name!r}, sizes={self.sizes}, storage={mask_url(self.storage_url)!r})"
 
+    def _study(self, size: int) -> optuna.Study:
+        """The size's study: every method taking a size asks here, so a wrong one reads the same everywhere.
+
+        Raises:
+            UnknownSizeError: ``size`` is not one of the experiment's sizes.
+        """
+        try:
+            return dict.__getitem__(self.studies, size)
+        except (KeyError, TypeError):  # TypeError: unhashable, a list of sizes say
+            raise _unknown_size(size, self.sizes) from None
+
     def budget(self, size: int) -> int:
         """The size's trial budget as the store has it (set by ``create``, ``run`` or ``worker --trials``)."""
-        value = self.studies[size].user_attrs.get(ATTR_BUDGET)
+        value = self._study(size).user_attrs.get(ATTR_BUDGET)
         return int(value) if isinstance(value, int) else self.spec.trials_per_size
 
     def status(self) -> list[SizeStatus]:
@@ -300,7 +317,7 @@ class Experiment:
         return rows
 
     def _status(self, size: int) -> SizeStatus:
-        trials = self.studies[size].get_trials(deepcopy=False)
+        trials = self._study(size).get_trials(deepcopy=False)
         budget, setting = self.budget(size), self.remeasure_setting(size)
         return SizeStatus(
             size=size, study_name=study_name(self.spec.name, size), budget=budget, **vars(TrialCounts.of(trials)),
@@ -310,11 +327,11 @@ class Experiment:
 
     def remeasure_setting(self, size: int) -> RemeasureSpec:
         """How the size's best configurations are re-measured, as the store has it (``repeats`` 0: not at all)."""
-        return stored_setting(self.studies[size].user_attrs)
+        return stored_setting(self._study(size).user_attrs)
 
     def records(self, size: int) -> list[TrialRecord]:
         """Every complete trial of ``size`` (re-runs included), best (lowest validation loss) first."""
-        study = self.studies[size]
+        study = self._study(size)
         return [_record(size, study.study_name, t) for t in rank_trials(study.get_trials(deepcopy=False))]
 
     def configurations(self, size: int) -> list[Configuration]:
@@ -325,7 +342,7 @@ class Experiment:
         the best single run. The re-measured follow by mean validation loss,
         then the others by theirs.
         """
-        study = self.studies[size]
+        study = self._study(size)
         # the measured trials only (rank_trials): one completed by hand has no test error to show
         groups = configuration_groups(rank_trials(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))))
         configs = [
@@ -348,7 +365,7 @@ class Experiment:
 
     def trials(self, size: int, states: tuple[TrialState, ...] = (TrialState.COMPLETE,)) -> list[FrozenTrial]:
         """The size's trials in the given states."""
-        return self.studies[size].get_trials(deepcopy=False, states=states)
+        return self._study(size).get_trials(deepcopy=False, states=states)
 
     def best_model(self, size: int, artifacts: str | None = None) -> "torch.nn.Module":
         """The chosen configuration's trained model for ``size``, in eval mode on the CPU.
@@ -361,6 +378,7 @@ class Experiment:
         network being its ``net``.
 
         Raises:
+            UnknownSizeError: ``size`` is not one of the experiment's sizes.
             StorageError: no complete trial yet, or its weights are not in the store.
         """
         from optuna.artifacts.exceptions import ArtifactNotFound
@@ -372,12 +390,10 @@ class Experiment:
         from scaling_optuna.model import build_model
         from scaling_optuna.plugins import load_plugin
 
-        if size not in self.studies:
-            raise StorageError(f"size {size} is not one of this experiment's sizes {self.sizes}")
+        study = self._study(size)
         configs = self.configurations(size)
         if not configs:
             raise StorageError(f"size {size} has no complete trial yet; run a worker first")
-        study = self.studies[size]
         best, trial = _run_with_weights(study, configs[0], ATTR_ARTIFACT)
         artifact_id = trial.user_attrs.get(ATTR_ARTIFACT)
         if artifact_id is None:
@@ -398,6 +414,24 @@ class Experiment:
         model = build_model(self.spec.model, shape, int(study.user_attrs["num_classes"]), best.params, builder=builder)
         model.load_state_dict(state)
         return model.eval()
+
+
+class _Studies(dict[int, optuna.Study]):
+    """An experiment's studies by size: a plain dict, except that a size not among them is named as such.
+
+    ``exp.studies[123]`` then raises the same :class:`UnknownSizeError` as
+    ``exp.records(123)`` and every other method taking a size.
+    """
+
+    def __getitem__(self, size: Any) -> optuna.Study:
+        try:
+            return super().__getitem__(size)
+        except (KeyError, TypeError):  # TypeError: unhashable, a list of sizes say
+            raise _unknown_size(size, sorted(self)) from None
+
+
+def _unknown_size(size: Any, sizes: list[int]) -> UnknownSizeError:
+    return UnknownSizeError(f"size {size!r} is not one of this experiment's sizes {sizes}")
 
 
 def rank_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:

@@ -35,12 +35,12 @@ from optuna.trial import TrialState
 
 from scaling_optuna.errors import ExperimentMismatchError
 from scaling_optuna.spec import ExperimentSpec
-from scaling_optuna.storages import BUDGET_ATTR
-from scaling_optuna.storages import EXPERIMENT_ATTR
-from scaling_optuna.storages import HEARTBEAT_ATTR
-from scaling_optuna.storages import WITHDRAWN
 from scaling_optuna.storages import RetryingStorage
-from scaling_optuna.storages import ended_reason
+from scaling_optuna.storages._shared import BUDGET_ATTR
+from scaling_optuna.storages._shared import EXPERIMENT_ATTR
+from scaling_optuna.storages._shared import HEARTBEAT_ATTR
+from scaling_optuna.storages._shared import WITHDRAWN
+from scaling_optuna.storages._shared import ended_reason
 
 if TYPE_CHECKING:
     from optuna.study._frozen import FrozenStudy

@@ -213,6 +213,9 @@ def training_memory(spec: ExperimentSpec, data: Dataset, params: Mapping[str, An
 
     Example::
 
+        from scaling_optuna.data import load_dataset
+        from scaling_optuna.spec import load_spec
+
         spec = load_spec("studies/digits.toml")
         print(training_memory(spec, load_dataset(spec), spec.default_params) / 2**20, "MiB")
     """

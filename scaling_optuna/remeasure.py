@@ -42,9 +42,9 @@ from optuna.trial import TrialState
 
 from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna.spec import RemeasureSpec
-from scaling_optuna.storages import REMEASURE_ATTR
-from scaling_optuna.storages import completed_outside
-from scaling_optuna.storages import withdraw
+from scaling_optuna.storages._shared import REMEASURE_ATTR
+from scaling_optuna.storages._shared import completed_outside
+from scaling_optuna.storages._shared import withdraw
 
 __all__ = [
     "NEAR_BEST",

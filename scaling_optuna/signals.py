@@ -12,8 +12,9 @@ Example::
 
     stop = threading.Event()
     with StopOnSignals(stop, lambda name: print(f"received {name}: stopping")) as signals:
+        signal.raise_signal(signal.SIGTERM)    # as `kill` would; Ctrl-C sends SIGINT
         while not stop.is_set():
-            do_one_step()
+            stop.wait(0.1)                     # one step of the work
     if signals.received:
         print("stopped by", signals.received)
 """

@@ -368,7 +368,8 @@ def suggest_params(trial: optuna.Trial, space: Mapping[str, BaseDistribution]) -
 
     Example::
 
-        study.optimize(lambda trial: objective(**suggest_params(trial, spec.search_space)), n_trials=1)
+        trial = optuna.create_study().ask()
+        params = suggest_params(trial, spec.search_space)   # {"lr": 0.1, "momentum": 0.9, ...}
     """
     params: dict[str, Any] = {}
     with warnings.catch_warnings():

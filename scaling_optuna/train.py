@@ -24,7 +24,8 @@ called once when a worker starts.
 Example::
 
     configure_process(torch.device("cpu"))
-    result = train_model(net, (x, y), (x_val, y_val), (x_test, y_test),
+    x, y = data.train_subset(240)
+    result = train_model(net, (x, y), (data.x_val, data.y_val), (data.x_test, data.y_test),
                          lr=0.01, momentum=0.9, weight_decay=1e-5, batch_size=64,
                          max_epochs=15, patience=3)
     print(result.val_loss, result.test_error)

@@ -236,15 +236,3 @@ def test_two_identical_experiments_trained_apart_do_not_differ(tiny_digits, tmp_
 
 def _number(value) -> float:
     return math.inf if value == "inf" else float(value)
-
-
-def test_docstring_examples_run():
-    import doctest
-
-    from scaling_optuna import dashboard
-    from scaling_optuna.compare import costs
-    from scaling_optuna.compare import text
-
-    for module in (costs, text, dashboard):
-        result = doctest.testmod(module)
-        assert result.attempted and result.failed == 0, module.__name__

@@ -32,9 +32,9 @@ from scaling_optuna.experiment import load_experiment
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.identity import survey
 from scaling_optuna.spec import load_spec
-from scaling_optuna.storages import WITHDRAWN
-from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import WITHDRAWN
+from scaling_optuna.storages._shared import end_trial
 from tests.conftest import run_cli
 from tests.test_distributed import wait_until
 from tests.test_proxy import _free_port

@@ -23,11 +23,11 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 import scaling_optuna
-from scaling_optuna.storages import ENDED_ATTR
-from scaling_optuna.storages import REPLACES_ATTR
-from scaling_optuna.storages import WITHDRAWN
-from scaling_optuna.storages import Sweep
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import ENDED_ATTR
+from scaling_optuna.storages._shared import REPLACES_ATTR
+from scaling_optuna.storages._shared import WITHDRAWN
+from scaling_optuna.storages._shared import Sweep
 from scaling_optuna.worker import _loop
 from scaling_optuna.worker import run_worker
 from tests.conftest import digits_spec_text

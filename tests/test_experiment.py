@@ -13,10 +13,10 @@ from scaling_optuna.experiment import create_experiment
 from scaling_optuna.experiment import load_experiment
 from scaling_optuna.experiment import set_budget
 from scaling_optuna.experiment import trial_kind
-from scaling_optuna.storages import HANDED_BACK
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import HANDED_BACK
+from scaling_optuna.storages._shared import LOST
+from scaling_optuna.storages._shared import end_trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -137,3 +137,25 @@ def test_a_budget_below_what_is_finished_is_refused_unless_confirmed(store, tiny
     again = load_experiment(path, url)
     assert again.budget(60) == 1 and [t.state for t in again.trials(60, tuple(TrialState))].count(TrialState.WAITING) == 0
     assert len(rank_trials(again.trials(60))) == 2  # finished trials stay
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        pytest.param(lambda exp, size: exp.budget(size), id="budget"),
+        pytest.param(lambda exp, size: exp.remeasure_setting(size), id="remeasure_setting"),
+        pytest.param(lambda exp, size: exp.records(size), id="records"),
+        pytest.param(lambda exp, size: exp.configurations(size), id="configurations"),
+        pytest.param(lambda exp, size: exp.best_trial(size), id="best_trial"),
+        pytest.param(lambda exp, size: exp.trials(size), id="trials"),
+        pytest.param(lambda exp, size: exp.best_model(size), id="best_model"),
+        pytest.param(lambda exp, size: exp.studies[size], id="studies"),
+    ],
+)
+@pytest.mark.parametrize("size", [90, "60", [60]], ids=["absent", "text", "list"])
+def test_a_size_the_experiment_lacks_is_one_error_with_one_message_everywhere(tiny_digits, tmp_path, ask, size):
+    exp = create_experiment(tiny_digits(trials=1, counts=(60, 120)), f"sqlite:///{tmp_path / 'store.db'}")
+    with pytest.raises(scaling_optuna.UnknownSizeError) as caught:
+        ask(exp, size)
+    assert str(caught.value) == f"size {size!r} is not one of this experiment's sizes [60, 120]"
+    assert isinstance(caught.value, scaling_optuna.UserError) and not isinstance(caught.value, KeyError)

@@ -44,14 +44,6 @@ def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
-def test_the_example_in_the_docstring_holds(restore_logging):
-    import doctest
-
-    from scaling_optuna import logs
-
-    assert doctest.testmod(logs).failed == 0
-
-
 def test_json_lines_hold_the_message_and_every_extra_field(restore_logging):
     out = io.StringIO()
     configure_logging("info", "json", stream=out)

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import doctest
-
 import pytest
 
-from scaling_optuna import progress
 from scaling_optuna.experiment import SizeStatus
 from scaling_optuna.progress import Tally
 from scaling_optuna.progress import clock
@@ -20,10 +17,6 @@ from scaling_optuna.progress import trials_per_minute
 
 def _row(size: int, budget: int, **counts) -> SizeStatus:
     return SizeStatus(size=size, study_name=f"x-n{size:07d}", budget=budget, **counts)
-
-
-def test_the_examples_in_the_docstrings_hold():
-    assert doctest.testmod(progress).failed == 0
 
 
 def test_tally_counts_a_size_over_its_budget_as_its_budget():

@@ -22,8 +22,8 @@ from optuna.trial import TrialState
 
 from scaling_optuna.experiment import create_experiment
 from scaling_optuna.signals import StopOnSignals
-from scaling_optuna.storages import ENDED_ATTR
-from scaling_optuna.storages import REPLACES_ATTR
+from scaling_optuna.storages._shared import ENDED_ATTR
+from scaling_optuna.storages._shared import REPLACES_ATTR
 from tests.test_distributed import all_trials
 from tests.test_distributed import wait_until
 from tests.test_distributed import worker_args

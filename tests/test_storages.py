@@ -21,16 +21,11 @@ from optuna.storages import BaseStorage
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import StorageError
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import StaleTrials
 from scaling_optuna.storages import check_url
-from scaling_optuna.storages import describe_error
-from scaling_optuna.storages import end_trial
-from scaling_optuna.storages import fatal_reason
-from scaling_optuna.storages import is_transient
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
-from scaling_optuna.storages import queue_replacement
+from scaling_optuna.storages._errors import fatal_reason
+from scaling_optuna.storages._recovery import StaleTrials
 from scaling_optuna.storages._recovery import ENDED_ATTR
 from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
 from scaling_optuna.storages._recovery import REPLACES_ATTR
@@ -38,6 +33,11 @@ from scaling_optuna.storages._retry import ONCE_ONLY_WRITES
 from scaling_optuna.storages._retry import READS
 from scaling_optuna.storages._retry import REPEATABLE_WRITES
 from scaling_optuna.storages._retry import RetryingStorage
+from scaling_optuna.storages._shared import LOST
+from scaling_optuna.storages._shared import describe_error
+from scaling_optuna.storages._shared import end_trial
+from scaling_optuna.storages._shared import is_transient
+from scaling_optuna.storages._shared import queue_replacement
 from tests.conftest import store_url
 from tests.conftest import tmpfs
 
@@ -354,7 +354,7 @@ def test_a_grpc_error_is_described_by_its_details():
     import grpc
     from concurrent.futures import ThreadPoolExecutor
 
-    from scaling_optuna.storages import describe_error
+    from scaling_optuna.storages._shared import describe_error
 
     server = grpc.server(ThreadPoolExecutor(max_workers=1))
     port = server.add_insecure_port("127.0.0.1:0")

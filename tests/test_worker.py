@@ -13,11 +13,11 @@ from optuna.trial import TrialState
 from scaling_optuna.data import load_dataset
 from scaling_optuna.experiment import create_experiment
 from scaling_optuna.spec import load_spec
-from scaling_optuna.storages import ENDED_ATTR
-from scaling_optuna.storages import LOST
-from scaling_optuna.storages import REPLACES_ATTR
-from scaling_optuna.storages import end_trial
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import ENDED_ATTR
+from scaling_optuna.storages._shared import LOST
+from scaling_optuna.storages._shared import REPLACES_ATTR
+from scaling_optuna.storages._shared import end_trial
 from scaling_optuna.worker import Outcome
 from scaling_optuna.worker import Worker
 from scaling_optuna.worker._objective import DeviceData

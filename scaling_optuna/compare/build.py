@@ -69,7 +69,7 @@ class Comparison(ComparisonData):
     Example::
 
         comparison.to_dict()["pairs"][0]["factors"][-1]["k"]
-        comparison.figure().show()
+        comparison.figure().write_html("compare.html")   # or .show()
     """
 
     def to_text(self) -> str:

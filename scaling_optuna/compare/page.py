@@ -2,6 +2,7 @@
 
 Example::
 
+    from pathlib import Path
     from scaling_optuna.compare.page import render_html
 
     Path("compare.html").write_text(render_html(comparison), encoding="utf-8")   # comparison.to_html()

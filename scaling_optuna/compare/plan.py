@@ -23,7 +23,8 @@ Example::
     from scaling_optuna.compare.plan import collection_plan
 
     plan = collection_plan(member, 0.02, member.fit.data_needed(0.02))
-    print(plan.collect, plan.message)
+    if plan is not None:                 # None: the experiment never reaches 0.02
+        print(plan.collect, plan.message)
 """
 
 from __future__ import annotations

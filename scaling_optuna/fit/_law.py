@@ -10,8 +10,8 @@ Example::
     import numpy as np
     from scaling_optuna.fit._law import fit_law
 
-    law = fit_law(np.array([100.0, 200, 400, 800, 1600]), np.array([0.5, 0.36, 0.27, 0.2, 0.15]),
-                  form="power", n_bootstrap=200, rng=np.random.default_rng(0))
+    law, scores = fit_law(np.array([100.0, 200, 400, 800, 1600]), np.array([0.5, 0.36, 0.27, 0.2, 0.15]),
+                          form="power", n_bootstrap=200, rng=np.random.default_rng(0))
     law.alpha, law.beta, law.intervals["beta"], law.text()
 """
 

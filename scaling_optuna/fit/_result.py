@@ -12,6 +12,8 @@ predictor alone: a level the predictor flattens at above the target means
 
 Example::
 
+    from scaling_optuna.fit import fit_scaling_law
+
     fit = fit_scaling_law([100, 200, 400, 800, 1600, 3200], [0.52, 0.38, 0.30, 0.245, 0.21, 0.19])
     print(fit)                     # the law, and what predicts
     p = fit.predict([25600])
@@ -123,6 +125,8 @@ class ScalingLawFit:
     when the caller gave it (``value_sd``): it widens every band.
 
     Example::
+
+        from scaling_optuna.fit import fit_scaling_law
 
         fit = fit_scaling_law([100, 200, 400, 800, 1600], [0.5, 0.36, 0.27, 0.2, 0.15])
         fit.beta, fit.intervals["beta"], str(fit), fit.family_weights

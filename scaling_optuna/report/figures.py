@@ -10,7 +10,7 @@ Example::
     from scaling_optuna.report.figures import render_figure
 
     fig = render_figure(report, report.curves["test_error"])   # report.figure("test_error")
-    fig.show()
+    fig.write_html("test_error.html")   # or fig.show()
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ def stage_files(out_dir: str | Path, contents: Mapping[str, str]) -> StagedFiles
 
     Example::
 
-        with stage_files("compare-digits", {"compare.json": text, "compare.html": page}) as staged:
+        with stage_files("compare-digits", {"compare.json": "{}", "compare.html": "<html></html>"}) as staged:
             ...                     # everything is written: now publish elsewhere
             staged.commit()
     """

@@ -5,6 +5,7 @@ metric with its law, the best trial per size and the backtest.
 
 Example::
 
+    from pathlib import Path
     from scaling_optuna.report.page import render_html
 
     Path("report.html").write_text(render_html(report), encoding="utf-8")   # report.to_html()

@@ -64,7 +64,7 @@ class Report(ReportData):
 
         report = build_report(exp)
         report.to_dict()["fits"]["test_error"]["tuned"]["beta"]
-        report.figure("test_error").show()
+        report.figure("test_error").write_html("test_error.html")   # or .show()
     """
 
     def to_text(self) -> str:

@@ -17,6 +17,8 @@ worker and the gRPC proxy run over an experiment's studies
 (:mod:`scaling_optuna.storages._sweep`). Processes that open a fresh
 database together build its tables once (:mod:`scaling_optuna.storages._first_open`);
 a journal file takes whole records only (:mod:`scaling_optuna.storages._journal`).
+What the package's other parts share of all this (trial marks, recovery,
+retries, the sweep) is in :mod:`scaling_optuna.storages._shared`, no user API.
 
 Example::
 
@@ -42,92 +44,25 @@ from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import _sqlite
 from scaling_optuna.storages._errors import describe_error
 from scaling_optuna.storages._errors import fatal_reason
-from scaling_optuna.storages._errors import is_transient
-from scaling_optuna.storages._recovery import BUDGET_ATTR
-from scaling_optuna.storages._recovery import BUDGET_STATES
 from scaling_optuna.storages._first_open import one_opener_at_a_time
 from scaling_optuna.storages._journal import WholeRecordsBackend
 from scaling_optuna.storages._journal import damaged_line
-from scaling_optuna.storages._recovery import ENDED_ATTR
-from scaling_optuna.storages._recovery import HANDED_BACK
-from scaling_optuna.storages._recovery import HEARTBEAT_ATTR
-from scaling_optuna.storages._recovery import LOST
-from scaling_optuna.storages._recovery import QUEUED_BY_ATTR
-from scaling_optuna.storages._recovery import REMEASURE_ATTR
-from scaling_optuna.storages._recovery import REPLACES_ATTR
-from scaling_optuna.storages._recovery import WITHDRAWN
-from scaling_optuna.storages._recovery import StaleTrials
-from scaling_optuna.storages._recovery import beat_value
-from scaling_optuna.storages._recovery import completed_outside
-from scaling_optuna.storages._recovery import end_trial
-from scaling_optuna.storages._recovery import ended_outside
-from scaling_optuna.storages._recovery import ended_reason
-from scaling_optuna.storages._recovery import holds_place
-from scaling_optuna.storages._recovery import queue_replacement
-from scaling_optuna.storages._recovery import replacement_of
-from scaling_optuna.storages._recovery import short_of_budget
-from scaling_optuna.storages._recovery import superseded
-from scaling_optuna.storages._recovery import withdraw
-from scaling_optuna.storages._retry import RETRY_DEADLINE_S
 from scaling_optuna.storages._retry import RetryingStorage
-from scaling_optuna.storages._retry import backoff
-from scaling_optuna.storages._retry import call_with_retries
-from scaling_optuna.storages._sweep import OUTSIDE
-from scaling_optuna.storages._sweep import Sweep
-from scaling_optuna.storages._sweep import SweepResult
 from scaling_optuna.storages._url import check_url
 from scaling_optuna.storages._url import grpc_address
 from scaling_optuna.storages._url import mask_url
 from scaling_optuna.storages._url import scheme
 from scaling_optuna.storages._url import sqlite_path
 
+# What a user calls. The names the package's other rooms share (trial marks, recovery,
+# retries, the sweep) are in scaling_optuna.storages._shared, which is no user API.
 __all__ = [
-    "BUDGET_ATTR",
-    "BUDGET_STATES",
-    "ENDED_ATTR",
-    "EXPERIMENT_ATTR",
-    "GRACE_FACTOR",
-    "HANDED_BACK",
-    "HEARTBEAT_ATTR",
-    "HEARTBEAT_INTERVAL_S",
-    "LOST",
-    "OUTSIDE",
-    "QUEUED_BY_ATTR",
-    "REMEASURE_ATTR",
-    "REPLACES_ATTR",
-    "RETRY_DEADLINE_S",
     "RetryingStorage",
-    "StaleTrials",
-    "Sweep",
-    "SweepResult",
-    "WITHDRAWN",
-    "backoff",
-    "beat_value",
-    "call_with_retries",
+    "StorageError",
     "check_url",
-    "completed_outside",
-    "describe_error",
-    "end_trial",
-    "ended_outside",
-    "ended_reason",
-    "fatal_reason",
-    "checked_grace_period",
-    "holds_place",
-    "is_transient",
     "mask_url",
     "open_storage",
-    "queue_replacement",
-    "replacement_of",
-    "short_of_budget",
-    "superseded",
-    "withdraw",
 ]
-
-HEARTBEAT_INTERVAL_S = 10
-GRACE_FACTOR = 3
-# The study user attribute naming the experiment a study belongs to: stale-trial sweeps
-# (workers, the proxy) touch only such studies, never other studies in the same store.
-EXPERIMENT_ATTR = "experiment"
 
 
 def open_storage(
@@ -160,23 +95,6 @@ def open_storage(
         backend = _open_database(url, create=create, read_only=read_only, pool_size=pool_size)
     local = kind.startswith("sqlite")
     return RetryingStorage(backend, local=local, stop=stop, write_scope=_sqlite.writing if local else contextlib.nullcontext)
-
-
-def checked_grace_period(heartbeat_s: int, grace_s: int | None) -> int:
-    """The grace period for ``heartbeat_s`` (default three intervals), checked.
-
-    Raises:
-        StorageError: not positive, or not longer than the interval (live trials would be failed).
-    """
-    if int(heartbeat_s) <= 0 or (grace_s is not None and int(grace_s) <= 0):
-        raise StorageError(f"heartbeat interval {heartbeat_s} and grace period {grace_s} must be positive whole seconds")
-    grace = int(grace_s) if grace_s is not None else GRACE_FACTOR * int(heartbeat_s)
-    if grace <= int(heartbeat_s):
-        raise StorageError(
-            f"grace period {grace} s must be longer than the heartbeat interval {heartbeat_s} s "
-            f"(use about {GRACE_FACTOR}×), or live trials would be failed"
-        )
-    return grace
 
 
 def _open_database(url: str, *, create: bool, read_only: bool, pool_size: int | None) -> BaseStorage:

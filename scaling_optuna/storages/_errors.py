@@ -9,8 +9,9 @@ for minutes.
 
 Example::
 
+    trial = study.ask()
     try:
-        study.tell(trial, value)
+        study.tell(trial, 0.25)
     except Exception as e:
         if not is_transient(e):
             raise

@@ -15,7 +15,7 @@ the file fails on that line. Here:
 
 Example::
 
-    backend = WholeRecordsBackend("/shared/exp.log")
+    backend = WholeRecordsBackend("exp.log")   # on a file system every machine shares
     storage = optuna.storages.JournalStorage(backend)
 """
 

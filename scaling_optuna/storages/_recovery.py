@@ -48,7 +48,14 @@ from optuna.trial import TrialState
 from scaling_optuna._optuna import FAILED_TRIAL_ATTR
 from scaling_optuna._optuna import FIXED_PARAMS_ATTR
 from scaling_optuna._optuna import RETRY_HISTORY_ATTR
+from scaling_optuna.errors import StorageError
 
+HEARTBEAT_INTERVAL_S = 10
+# The grace period, in heartbeat intervals, unless one is given.
+GRACE_FACTOR = 3
+# The study user attribute naming the experiment a study belongs to: stale-trial sweeps
+# (workers, the proxy) touch only such studies, never other studies in the same store.
+EXPERIMENT_ATTR = "experiment"
 HEARTBEAT_ATTR = "scaling_optuna:heartbeat"
 ENDED_ATTR = "scaling_optuna:ended"
 REPLACES_ATTR = "scaling_optuna:replaces"
@@ -72,6 +79,23 @@ MAX_RETRY = 3
 SILENT_GRACE_FACTOR = 2
 
 _log = logging.getLogger("scaling_optuna.recovery")
+
+
+def checked_grace_period(heartbeat_s: int, grace_s: int | None) -> int:
+    """The grace period for ``heartbeat_s`` (default three intervals), checked.
+
+    Raises:
+        StorageError: not positive, or not longer than the interval (live trials would be failed).
+    """
+    if int(heartbeat_s) <= 0 or (grace_s is not None and int(grace_s) <= 0):
+        raise StorageError(f"heartbeat interval {heartbeat_s} and grace period {grace_s} must be positive whole seconds")
+    grace = int(grace_s) if grace_s is not None else GRACE_FACTOR * int(heartbeat_s)
+    if grace <= int(heartbeat_s):
+        raise StorageError(
+            f"grace period {grace} s must be longer than the heartbeat interval {heartbeat_s} s "
+            f"(use about {GRACE_FACTOR}×), or live trials would be failed"
+        )
+    return grace
 
 
 def beat_value(interval_s: float, who: str) -> list[Any]:

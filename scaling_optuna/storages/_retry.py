@@ -24,9 +24,9 @@ told to stop does not sit out an outage first.
 
 Example::
 
-    backend = optuna.storages.RDBStorage("sqlite:///exp.db")
+    backend = optuna.storages.RDBStorage("sqlite:///scaling-optuna.db")
     storage = RetryingStorage(backend, local=True)
-    optuna.load_study(study_name="exp-n0000100", storage=storage)
+    optuna.load_study(study_name="digits-n0000060", storage=storage)
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ bytes after each. When SQLite cannot grow the log or map its index it says
 
 Example::
 
-    url, kwargs = engine_options("sqlite:///exp.db", create=True, read_only=False)
+    url, kwargs = engine_options("sqlite:///scaling-optuna.db", create=False, read_only=False)
 """
 
 from __future__ import annotations

@@ -50,8 +50,8 @@ from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
 from scaling_optuna.errors import StorageError
-from scaling_optuna.storages import describe_error
 from scaling_optuna.storages import mask_url
+from scaling_optuna.storages._shared import describe_error
 
 if TYPE_CHECKING:
     from scaling_optuna._optuna import ArtifactStore
@@ -271,7 +271,7 @@ class PrefixedArtifactStore:
 
     Example::
 
-        store = PrefixedArtifactStore(Boto3ArtifactStore("bucket"), "runs/a")
+        store = PrefixedArtifactStore(FolderArtifactStore("weights"), "runs/a")   # or Boto3ArtifactStore("bucket")
     """
 
     def __init__(self, store: "ArtifactStore", prefix: str) -> None:
@@ -301,7 +301,7 @@ class DatabaseArtifactStore:
 
     Example::
 
-        store = DatabaseArtifactStore("postgresql://me@db/exp")
+        store = DatabaseArtifactStore("sqlite:///scaling-optuna.db")   # or postgresql://me@db/exp: a table of the store
         store.write("a1", io.BytesIO(b"..."))
         data = store.open_reader("a1").read()
     """
@@ -482,7 +482,10 @@ class WeightPruner:
 
     Example::
 
-        pruner = WeightPruner(lambda: store, keep=3, rank=rank_trials)
+        from scaling_optuna.experiment import rank_trials
+
+    store = open_artifact_store(artifact_location(None, "sqlite:///scaling-optuna.db"))
+    pruner = WeightPruner(lambda: store, keep=3, rank=rank_trials)
         pruner.prune(study.get_trials(deepcopy=False))
     """
 

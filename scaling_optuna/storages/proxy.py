@@ -32,15 +32,15 @@ import optuna
 
 from scaling_optuna._optuna import add_proxy_service
 from scaling_optuna.errors import StorageError
-from scaling_optuna.storages import EXPERIMENT_ATTR
-from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
-from scaling_optuna.storages import OUTSIDE
-from scaling_optuna.storages import Sweep
-from scaling_optuna.storages import checked_grace_period
-from scaling_optuna.storages import describe_error
-from scaling_optuna.storages import is_transient
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import EXPERIMENT_ATTR
+from scaling_optuna.storages._shared import HEARTBEAT_INTERVAL_S
+from scaling_optuna.storages._shared import OUTSIDE
+from scaling_optuna.storages._shared import Sweep
+from scaling_optuna.storages._shared import checked_grace_period
+from scaling_optuna.storages._shared import describe_error
+from scaling_optuna.storages._shared import is_transient
 
 if TYPE_CHECKING:
     import grpc
@@ -95,7 +95,7 @@ def start(
 
     Example::
 
-        proxy = start("sqlite:///exp.db", port=0)
+        proxy = start("sqlite:///scaling-optuna.db", port=0)
         storage = open_storage(f"grpc://127.0.0.1:{proxy.port}")
         ...
         proxy.close()

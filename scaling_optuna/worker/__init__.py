@@ -39,11 +39,11 @@ from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import check_queued_trials
 from scaling_optuna.spec import check_trials
 from scaling_optuna.spec import load_spec
-from scaling_optuna.storages import HEARTBEAT_INTERVAL_S
 from scaling_optuna.storages import check_url
-from scaling_optuna.storages import checked_grace_period
 from scaling_optuna.storages import mask_url
 from scaling_optuna.storages import open_storage
+from scaling_optuna.storages._shared import HEARTBEAT_INTERVAL_S
+from scaling_optuna.storages._shared import checked_grace_period
 from scaling_optuna.storages.artifacts import WeightPruner
 from scaling_optuna.worker._loop import OUTAGE_LIMIT_S
 from scaling_optuna.worker._loop import Worker

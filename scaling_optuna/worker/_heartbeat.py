@@ -30,12 +30,12 @@ from typing import Any, Callable, Mapping
 
 import optuna
 
-from scaling_optuna.storages import HEARTBEAT_ATTR
 from scaling_optuna.storages import RetryingStorage
-from scaling_optuna.storages import Sweep
-from scaling_optuna.storages import SweepResult
-from scaling_optuna.storages import beat_value
-from scaling_optuna.storages import describe_error
+from scaling_optuna.storages._shared import HEARTBEAT_ATTR
+from scaling_optuna.storages._shared import Sweep
+from scaling_optuna.storages._shared import SweepResult
+from scaling_optuna.storages._shared import beat_value
+from scaling_optuna.storages._shared import describe_error
 
 _log = logging.getLogger("scaling_optuna.worker")
 

@@ -42,8 +42,8 @@ from scaling_optuna.objective import run_objective
 from scaling_optuna.plugins import load_plugins
 from scaling_optuna.spec import ExperimentSpec
 from scaling_optuna.spec import suggest_params
-from scaling_optuna.storages import describe_error
-from scaling_optuna.storages import is_transient
+from scaling_optuna.storages._shared import describe_error
+from scaling_optuna.storages._shared import is_transient
 from scaling_optuna.train import DivergedError
 from scaling_optuna.train import StopRequested
 from scaling_optuna.train import train_model

@@ -17,7 +17,7 @@ Example::
 
     check = PruneCheck(study)
     check.start()                       # at the start of a trial
-    check.report(trial, val_loss, epoch)
+    check.report(trial, 0.42, 1)        # the validation loss of epoch 1
     if check.should_prune(trial):
         raise optuna.TrialPruned()
 """
