@@ -262,6 +262,7 @@ def test_a_waiting_worker_says_so_every_interval_and_leaves_when_the_trials_end(
         waiter.start()
         wait_until(lambda: sum(getattr(r, "event", None) == "waiting" for r in caplog.records) >= 3, 30, "three notes")
         assert not left.is_set()  # a trial still runs elsewhere
+        claimed.trial.set_user_attr("test_error", 0.1)  # as the trainer records it: a measured trial
         busy._settle(entry, claimed, Outcome(TrialState.COMPLETE, value=0.5))
         busy.heartbeat.close()
         waiter.join(30)
