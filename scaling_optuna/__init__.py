@@ -13,9 +13,9 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
-from typing import Any
+
+from scaling_optuna._lazy import lazy_names
 
 from scaling_optuna.errors import DataError
 from scaling_optuna.errors import DeviceError
@@ -82,16 +82,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'scaling_optuna' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"scaling_optuna.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("scaling_optuna", _LAZY, globals())
 
 
 __all__ = sorted(

@@ -21,6 +21,7 @@ LAYERS = {
     "signals": 0,
     "_json": 0,
     "_optuna": 0,
+    "_lazy": 0,  # names a package imports on first use
     "_checks": 0.5,  # checks of what users pass, shared by every room; imports errors only
     "spec": 1,
     "storages": 1,
@@ -51,7 +52,7 @@ LAYERS = {
 
 
 # Private modules every part may use: JSON-safe values, the checks of what users pass, and the one home of Optuna's private names.
-SHARED_PRIVATE = {"_json", "_checks", "_optuna"}
+SHARED_PRIVATE = {"_json", "_checks", "_optuna", "_lazy"}
 # Private modules inside a part that the part declares for the others to share (no user API): the
 # store's trial marks, recovery, retries and sweep. Only these, not the part's other private modules.
 DECLARED_INTERNAL = {"storages._shared"}

@@ -40,9 +40,9 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
-from typing import Any
+
+from scaling_optuna._lazy import lazy_names
 
 if TYPE_CHECKING:
     from scaling_optuna.compare.build import Comparison
@@ -63,13 +63,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'scaling_optuna.compare' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"scaling_optuna.compare.{_LAZY[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("scaling_optuna.compare", _LAZY, globals())

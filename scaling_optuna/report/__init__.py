@@ -41,9 +41,9 @@ Example::
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
-from typing import Any
+
+from scaling_optuna._lazy import lazy_names
 
 if TYPE_CHECKING:
     from scaling_optuna.report._format import band
@@ -100,13 +100,4 @@ _LAZY = {
 __all__ = sorted(_LAZY)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'scaling_optuna.report' has no attribute {name!r}")
-    found = getattr(importlib.import_module(f"scaling_optuna.report.{_LAZY[name]}"), name)
-    globals()[name] = found
-    return found
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_names("scaling_optuna.report", _LAZY, globals())
