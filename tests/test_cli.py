@@ -338,7 +338,8 @@ def _created_and_watched(spec, url: str):
 
 @pytest.mark.slow
 def test_status_watch_follows_workers_started_elsewhere_until_the_budget_is_finished(tiny_digits, tmp_path):
-    spec = tiny_digits(trials=3, counts=(60, 120), epochs=2)
+    # every trial runs all its epochs: the worker outlasts several refreshes of the watch, also on a busy machine
+    spec = tiny_digits(trials=3, counts=(60, 120), epochs=12, whole_epochs=True)
     url = f"sqlite:///{tmp_path / 'store.db'}"
     watch = _created_and_watched(spec, url)
     try:

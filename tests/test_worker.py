@@ -137,6 +137,7 @@ def test_a_trial_ended_without_its_replacement_gets_one_before_the_worker_leaves
             if claimed.trial.number == 1 and entry.size == 60:
                 end_trial(worker.storage, entry.study_id, 1, LOST, "a process that died at once")
             else:
+                claimed.trial.set_user_attr("test_error", 0.1)  # as the trainer records it: a measured trial
                 worker._settle(entry, claimed, Outcome(TrialState.COMPLETE, value=1.0))
             worker.heartbeat.watch(None)
     entry, claimed = worker._claim_next()
