@@ -227,6 +227,7 @@ def test_status_of_a_missing_store_writes_nothing(tiny_digits, tmp_path):
         scaling_optuna.load_experiment(spec, storage=f"sqlite:///{store}")
 
 
+@pytest.mark.slow
 def test_studies_keep_wal_mode_for_concurrent_readers(tiny_digits, tmp_path):
     spec = tiny_digits()
     store = tmp_path / "store.db"

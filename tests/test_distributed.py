@@ -289,6 +289,7 @@ def test_sigterm_exits_zero_hands_the_trial_back_and_another_worker_reruns_it(sp
     assert_budgets({name: trials}, 2, sizes=1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_to_run_hands_back_every_running_trial_and_leaves_no_worker(spec, tmp_path, workers, sig):
     path = spec("owned", trials=3, counts=(400,), epochs=200)
@@ -315,6 +316,7 @@ def test_a_signal_to_run_hands_back_every_running_trial_and_leaves_no_worker(spe
     assert_budgets(all_trials(url), 3, sizes=1)
 
 
+@pytest.mark.slow
 def test_run_killed_outright_still_stops_its_workers(spec, tmp_path, workers):
     # Trials far too long to finish on their own: the workers can only leave because they are told to.
     path = spec("orphan", trials=2, counts=(400,), epochs=100_000)

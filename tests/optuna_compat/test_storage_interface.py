@@ -23,6 +23,8 @@ from tests.optuna_compat._stores import inner
 from tests.optuna_compat._stores import modes
 from tests.optuna_compat._stores import supply
 
+# Each case is quick, but its ~700 cases over every store take minutes: the full suite runs them, the inner loop does not.
+pytestmark = pytest.mark.slow
 
 class TestStorage(StorageTestCase):
     @pytest.fixture(params=modes(STORAGE_MODES))
