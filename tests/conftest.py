@@ -76,6 +76,25 @@ def _forget_passwords():
         _url._secrets.update(before)
 
 
+@pytest.fixture
+def restore_logging():
+    """``configure_logging`` changes process-wide state: put it back for the tests that follow."""
+    import logging
+
+    import optuna
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+    optuna.logging.enable_default_handler()
+    optuna.logging.disable_propagation()
+    logging.captureWarnings(False)
+
+
 def write_spec(folder: Path, text: str, name: str = "spec.toml") -> Path:
     path = folder / name
     path.write_text(textwrap.dedent(text))

@@ -42,22 +42,8 @@ NOT_RUN = {
 
 
 @pytest.fixture(autouse=True)
-def _restore_logging():
-    """The logs module's example configures logging process-wide: put it back for the tests that follow."""
-    import logging
-
-    import optuna
-
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    optuna.logging.enable_default_handler()
-    optuna.logging.disable_propagation()
-    logging.captureWarnings(False)
+def _restore_logging(restore_logging):
+    """The logs module's example configures logging process-wide (conftest's ``restore_logging`` puts it back)."""
 
 
 @dataclasses.dataclass(frozen=True)

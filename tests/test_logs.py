@@ -25,20 +25,6 @@ from tests.conftest import write_spec
 TRIAL_FIELDS = {"study", "size", "trial", "state", "val_loss", "test_error", "epochs", "seconds", "worker"}
 
 
-@pytest.fixture
-def restore_logging():
-    """configure_logging changes process-wide state: put it back for the tests that follow."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    optuna.logging.enable_default_handler()
-    optuna.logging.disable_propagation()
-    logging.captureWarnings(False)
-
 
 def _json_lines(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
