@@ -186,7 +186,8 @@ def test_the_write_ahead_log_stays_small_during_a_run(tiny_digits, tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_right_after_a_full_disk_says_what_stays_running_and_the_next_run_recovers_it(tiny_digits, tmp_path):
-    spec = str(tiny_digits("term", trials=2, counts=(240,), epochs=30))
+    # every trial runs all its epochs: none can end between the full disk and the signal
+    spec = str(tiny_digits("term", trials=2, counts=(240,), epochs=100, whole_epochs=True))
     mount = tmp_path / "small"
     mount.mkdir()
     with tmpfs(mount, "3m"):

@@ -266,12 +266,21 @@ class Worker:
             if any(queued.values()) or swept.queued:
                 continue  # other workers claimed those first, or the sweep just queued some: look again
             if idle and not swept.pending:
-                if self._top_up():
-                    continue  # a cut-off create or --trials left some of a budget unqueued: now it is
+                if self._top_up() or self._anything_left():
+                    continue  # a cut-off create or --trials left some of a budget unqueued, or a sweep queued one
                 return None
             note.say(running, swept.pending)
             self.stop.wait(WAIT_POLL_S)
         return None
+
+    def _anything_left(self) -> bool:
+        """Whether a trial is queued or running now.
+
+        The heartbeat thread sweeps too: a replacement it queued between this
+        loop's counts and its own sweep is in neither, and must not be left behind.
+        """
+        queued, running = self._counts()
+        return any(queued.values()) or any(running.values())
 
     def _counts(self) -> tuple[dict[int, int], dict[int, int]]:
         """Claimable queued trials and running trials per size (placeholders count once their search is done)."""
