@@ -453,7 +453,7 @@ def rank_trials(trials: Iterable[FrozenTrial]) -> list[FrozenTrial]:
         >>> [t.number for t in rank_trials(trials)]
         [1, 0, 2]
     """
-    measured = (t for t in trials if t.state == TrialState.COMPLETE and "test_error" in t.user_attrs)
+    measured = (t for t in trials if t.state == TrialState.COMPLETE and not completed_outside(t))
     return sorted(measured, key=lambda t: (t.value, t.number))
 
 
