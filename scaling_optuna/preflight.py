@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import warnings
 from pathlib import Path
@@ -54,6 +55,9 @@ from scaling_optuna.spec import suggest_params
 from scaling_optuna.train import CPU_EVAL_BATCH
 from scaling_optuna.train import DivergedError
 
+# A model this small, on inputs this small, is measured on the CPU (a few MB for a batch of two).
+_CPU_PROBE_PARAMS = 4_000_000
+_CPU_PROBE_INPUT = 3 * 64 * 64
 # Trials the sampler proposes, and epochs the pruner judges, in the trial run.
 _TRIAL_RUN_TRIALS = 4
 _TRIAL_RUN_STEPS = 3
@@ -232,8 +236,17 @@ def training_memory(spec: ExperimentSpec, data: Dataset, params: Mapping[str, An
 
 
 def _saved_for_backward(spec: ExperimentSpec, data: Dataset, params: Mapping[str, Any], batch: int) -> tuple[int, int, int]:
-    """(parameters, bytes saved for the backward pass, the largest saved tensor) of one ``batch`` on the meta device."""
+    """(parameters, bytes saved for the backward pass, the largest saved tensor) of one ``batch``.
+
+    The model is built on the meta device, which allocates nothing. A small one
+    then runs on the CPU instead: the bytes are the same, and PyTorch's meta
+    kernels import its compiler on first use, seconds of every ``create``.
+    """
     with torch.device("meta"):
+        model = build_model(spec.model, data.input_shape, data.num_classes, params)
+    device = "meta"
+    if sum(p.numel() for p in model.parameters()) <= _CPU_PROBE_PARAMS and math.prod(data.input_shape) <= _CPU_PROBE_INPUT:
+        device = "cpu"
         model = build_model(spec.model, data.input_shape, data.num_classes, params)
     sizes: dict[int, int] = {}
 
@@ -241,8 +254,8 @@ def _saved_for_backward(spec: ExperimentSpec, data: Dataset, params: Mapping[str
         sizes[id(tensor)] = tensor.numel() * tensor.element_size()
         return tensor
 
-    x = torch.empty((batch, *data.input_shape), device="meta")
-    y = torch.zeros(batch, dtype=torch.long, device="meta")
+    x = torch.zeros((batch, *data.input_shape), device=device)
+    y = torch.zeros(batch, dtype=torch.long, device=device)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         F.cross_entropy(model(x), y)
     return sum(p.numel() for p in model.parameters()), sum(sizes.values()), max(sizes.values(), default=0)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import forked_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 
 TINY_DIGITS = """
@@ -128,8 +130,14 @@ def tiny_digits(tmp_path: Path):
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``scaling-optuna ARGS`` as a user would, in a fresh process."""
+    """Run ``scaling-optuna ARGS`` as a user would, in a process of its own.
+
+    The process is forked from one that has imported the package already (:mod:`tests.forked_cli`),
+    unless ``env`` changes what a fresh interpreter would read as it starts.
+    """
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    if not forked_cli.needs_fresh_interpreter(full_env):
+        return forked_cli.run(list(args), cwd=cwd, env=full_env, timeout=timeout)
     return subprocess.run(
         [sys.executable, "-m", "scaling_optuna", *args],
         cwd=cwd,

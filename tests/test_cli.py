@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 import scaling_optuna
+from tests import forked_cli
 from tests.conftest import run_cli
 from tests.conftest import write_spec
 
@@ -327,14 +328,9 @@ def test_fit_takes_any_positive_target_for_a_curve_that_is_not_an_error_rate(cap
 
 def _created_and_watched(spec, url: str):
     """Create the experiment in ``url``, then start ``status --watch 1`` on it."""
-    import subprocess
-    import sys
 
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
-    return subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "status", str(spec), "--storage", url, "--watch", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    return forked_cli.start(["status", str(spec), "--storage", url, "--watch", "1"])
 
 
 @pytest.mark.slow

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 import signal
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -35,6 +33,7 @@ from scaling_optuna.spec import load_spec
 from scaling_optuna.storages import open_storage
 from scaling_optuna.storages._shared import WITHDRAWN
 from scaling_optuna.storages._shared import end_trial
+from tests import forked_cli
 from tests.conftest import run_cli
 from tests.test_distributed import wait_until
 from tests.test_proxy import _free_port
@@ -206,11 +205,8 @@ def test_a_spare_baseline_being_withdrawn_elsewhere_does_not_shift_the_budget(ti
     assert audit(url, "spare") == {"spare-n0000060": (1, 2, True)}
 
 
-def _create_process(path: Path, url: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "create", str(path), "--storage", url],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+def _create_process(path: Path, url: str):
+    return forked_cli.start(["create", str(path), "--storage", url])
 
 
 def _whole(url: str, path: Path) -> int:

@@ -27,6 +27,7 @@ import yaml
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState
 
+from tests import forked_cli
 from tests.conftest import admin_connect
 from tests.conftest import digits_spec_text
 from tests.conftest import run_cli
@@ -57,13 +58,7 @@ class Worker:
         self.out = folder / f"{label}.out"
         self.err = folder / f"{label}.err"
         with open(self.out, "w") as out, open(self.err, "w") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "scaling_optuna", *args],
-                stdout=out,
-                stderr=err,
-                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                cwd=folder,
-            )
+            self.proc = forked_cli.start(list(args), stdout=out, stderr=err, env=env, cwd=folder)
 
     @property
     def pid(self) -> int:
@@ -225,10 +220,8 @@ def test_grace_not_longer_than_heartbeat_is_a_usage_error(spec):
 
 
 def test_proxy_in_front_of_a_proxy_is_a_usage_error():
-    done = subprocess.run(
-        [sys.executable, "-m", "scaling_optuna", "proxy", "--storage", "grpc://127.0.0.1:13000"],
-        capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "SCALING_OPTUNA_STORAGE"},
-    )
+    os.environ.pop("SCALING_OPTUNA_STORAGE", None)  # (pytest's monkeypatch would put a value back; none is set here)
+    done = run_cli("proxy", "--storage", "grpc://127.0.0.1:13000", timeout=60)
     assert done.returncode == 2
     assert done.stderr.startswith("error: the proxy serves a database, not another proxy") and done.stderr.count("\n") == 1
 

@@ -8,7 +8,6 @@ import logging
 import re
 import signal
 import subprocess
-import sys
 import time
 import warnings
 
@@ -18,6 +17,7 @@ from optuna.trial import TrialState
 
 import scaling_optuna
 from scaling_optuna.logs import configure_logging
+from tests import forked_cli
 from tests.conftest import TINY_DIGITS
 from tests.conftest import run_cli
 from tests.conftest import write_spec
@@ -119,10 +119,7 @@ def test_a_trial_handed_back_on_sigterm_gets_its_own_line_and_no_failure(fmt, tm
     spec = write_spec(tmp_path, TINY_DIGITS.format(name="tiny", trials=2, counts=[960], epochs=10_000).replace("patience = 2", "patience = 10000"))
     url = f"sqlite:///{tmp_path / 'store.db'}"
     assert run_cli("create", str(spec), "--storage", url).returncode == 0
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "worker", str(spec), "--storage", url, "--threads", "1", "--log-format", fmt],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
+    worker = forked_cli.start(["worker", str(spec), "--storage", url, "--threads", "1", "--log-format", fmt])
     try:
         _wait_for_a_running_trial(url, "tiny-n0000960", worker)
         worker.send_signal(signal.SIGTERM)

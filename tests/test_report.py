@@ -11,13 +11,11 @@ from __future__ import annotations
 import ast
 import json
 import math
-import os
 import re
 import select
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -34,6 +32,7 @@ from scaling_optuna.dashboard import publish_report
 from scaling_optuna.report import build_report
 from scaling_optuna.report import write_report
 from scaling_optuna.spec import suggest_params as suggest
+from tests import forked_cli
 from tests.browser import render
 from tests.conftest import TINY_DIGITS
 from tests.conftest import run_cli
@@ -578,13 +577,7 @@ class _dashboard:
         self.url = url
 
     def __enter__(self) -> str:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "scaling_optuna", "dashboard", "--storage", self.url, "--port", "0"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+        self.proc = forked_cli.start(["dashboard", "--storage", self.url, "--port", "0"])
         ready, _, _ = select.select([self.proc.stdout], [], [], 60)
         line = self.proc.stdout.readline() if ready else ""
         match = re.search(r"http://127\.0\.0\.1:(\d+)/", line)

@@ -7,16 +7,14 @@ as SQLAlchemy reads it.
 
 from __future__ import annotations
 
-import os
 import random
 import string
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
+from tests import forked_cli
 from tests.conftest import admin_connect
 from tests.conftest import run_cli
 
@@ -117,11 +115,7 @@ def _raw_forms(how: str) -> set[str]:
 
 def _dashboard_banner(spec: str, url: str, cwd: Path) -> str:
     """The line ``dashboard`` prints when it listens, and what it wrote besides."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    dashboard = subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "dashboard", "--storage", url, "--port", "0"],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
+    dashboard = forked_cli.start(["dashboard", "--storage", url, "--port", "0"], cwd=cwd)
     try:
         banner = dashboard.stdout.readline()
     finally:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import sys
 import time
 
-import optuna
 import pytest
 from optuna.trial import TrialState
 
 import scaling_optuna
+from tests import forked_cli
 from tests.conftest import digits_spec_text
 from tests.conftest import run_cli
 from tests.conftest import write_spec
@@ -32,13 +31,10 @@ DEADLINE_S = 360
 SOAK_SPEC = digits_spec_text("soak", TRIALS, SIZES, 3)
 
 
-def _start_worker(spec, url) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "--log-level", "warning", "worker", str(spec), "--storage", url,
-         "--threads", "1", "--heartbeat", "1", "--grace", "3"],
+def _start_worker(spec, url):
+    return forked_cli.start(
+        ["--log-level", "warning", "worker", str(spec), "--storage", url, "--threads", "1", "--heartbeat", "1", "--grace", "3"],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
     )
 
 

@@ -8,7 +8,6 @@ import json
 import logging
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from scaling_optuna.errors import StorageError
 from scaling_optuna.storages import open_storage
 from scaling_optuna.storages._journal import WholeRecordsBackend
+from tests import forked_cli
 from tests.conftest import admin_connect
 from tests.conftest import run_cli
 from tests.conftest import tmpfs
@@ -169,10 +169,7 @@ def test_the_write_ahead_log_stays_small_during_a_run(tiny_digits, tmp_path):
 
     spec = str(tiny_digits("wal", trials=4, counts=(60, 120, 240), epochs=8))
     store = tmp_path / "store.db"
-    run = subprocess.Popen(
-        [sys.executable, "-m", "scaling_optuna", "run", spec, "--storage", f"sqlite:///{store}", "--workers", "2"],
-        cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
+    run = forked_cli.start(["run", spec, "--storage", f"sqlite:///{store}", "--workers", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL)
     largest = 0
     wal = tmp_path / "store.db-wal"
     while run.poll() is None:
@@ -194,10 +191,7 @@ def test_sigterm_right_after_a_full_disk_says_what_stays_running_and_the_next_ru
         # A journal grows with every write, so a full disk stops the hand-back for sure.
         url = f"journal:///{mount / 'store.log'}"
         heartbeat = ("--heartbeat", "1", "--grace", "4")
-        run = subprocess.Popen(
-            [sys.executable, "-m", "scaling_optuna", "run", spec, "--storage", url, "--workers", "2", *heartbeat],
-            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
+        run = forked_cli.start(["run", spec, "--storage", url, "--workers", "2", *heartbeat], cwd=tmp_path)
         try:
             for line in run.stdout:
                 if "· 2 running" in line:
