@@ -10,9 +10,14 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import pytest
+# One torch thread per test process, and per process a test starts (a command sets its own with
+# --threads): the suite runs a process per core, and OpenMP threads beyond the cores spin at their
+# barriers against each other and against whatever else shares the machine.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from tests import forked_cli
+import pytest  # noqa: E402
+
+from tests import forked_cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,8 +3,8 @@
 Every fenced ``bash`` block runs, in order, as one bash script each, and then
 every ``python`` block, in a scratch folder laid out like a checkout whose
 ``studies/digits.toml``, ``studies/digits-mlp.toml`` and ``examples/fashion-resnet.toml`` are the
-shipped specs with a budget of 2 trials per size (digits with one re-run of its best configuration;
-the example's ResNet trains 4 epochs at most). A block that shows a file of the checkout
+shipped specs with a budget of 2 trials per size (digits with one re-run of its best configuration
+and 15 epochs at most; the example's ResNet trains 4 epochs at most). A block that shows a file of the checkout
 (after ``<!-- file: PATH -->``) must be that file, as it is.
 Three things are not run as written, each for a reason:
 
@@ -44,11 +44,19 @@ SAMPLE_MARK = "<!-- sample output"
 # A block showing a file of the checkout is preceded by this comment and the file's path.
 FILE_MARK = re.compile(r"<!-- file: (\S+) -->")
 TINY_BUDGET = 2
+# Epochs at most for the digits specs: enough to train, and the README's run stays quick.
+TINY_EPOCHS = 15
 # Specs whose budget the README run shrinks: lines replaced, each found once.
 SHRUNK_SPECS = {
     # one re-run of the best configuration per size: the run shows re-measuring at little cost
-    "studies/digits.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"top = \d+\nrepeats = \d+": "top = 1\nrepeats = 1"},
-    "studies/digits-mlp.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"top = \d+\nrepeats = \d+": "top = 1\nrepeats = 1"},
+    "studies/digits.toml": {
+        r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"top = \d+\nrepeats = \d+": "top = 1\nrepeats = 1",
+        r"max_epochs = \d+": f"max_epochs = {TINY_EPOCHS}",
+    },
+    "studies/digits-mlp.toml": {
+        r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"top = \d+\nrepeats = \d+": "top = 1\nrepeats = 1",
+        r"max_epochs = \d+": f"max_epochs = {TINY_EPOCHS}",
+    },
     "examples/fashion-resnet.toml": {r"trials_per_size = \d+": f"trials_per_size = {TINY_BUDGET}", r"max_epochs = \d+": "max_epochs = 4"},
 }
 SERVERS = ("optuna-dashboard", "scaling-optuna dashboard", "scaling-optuna proxy")
