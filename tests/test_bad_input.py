@@ -8,6 +8,7 @@ workers: each case goes through ``create``, ``run`` and ``worker``.
 
 from __future__ import annotations
 
+import functools
 import pickle
 from pathlib import Path
 from typing import Callable
@@ -111,10 +112,17 @@ SPEC_CASES = [
 ]
 
 
+@functools.cache
+def _storage(url: str) -> optuna.storages.RDBStorage:
+    # Opening a store checks its schema (a tenth of a second): once per store, not per read.
+    return optuna.storages.RDBStorage(url)
+
+
 def _snapshot(url: str) -> list:
     rows = []
-    for summary in sorted(optuna.get_all_study_summaries(url), key=lambda s: s.study_name):
-        study = optuna.load_study(study_name=summary.study_name, storage=url)
+    storage = _storage(url)
+    for summary in sorted(optuna.get_all_study_summaries(storage), key=lambda s: s.study_name):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
         trials = [(t.number, t.state, t.params, t.user_attrs) for t in study.get_trials(deepcopy=False)]
         rows.append((summary.study_name, study.user_attrs, trials))
     return rows
