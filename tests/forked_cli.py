@@ -7,8 +7,9 @@ SQLAlchemy, scipy: 2-3 CPU-seconds) was most of the suite's time. A server, one 
 process, imports those modules once and forks a child per call. Nothing but imports has
 run in it (no torch thread pool, no store, no logging set up), so a child starts as a fresh
 ``python -m scaling_optuna`` would, less the imports: it runs the package's own
-``__main__`` and ends the way that interpreter would, finalizing. A call whose environment changes what Python or torch read as they import
-(``PYTHONPATH``, thread counts) starts a fresh interpreter instead.
+``__main__`` and ends the way that interpreter would, finalizing. A call whose environment
+changes what Python or torch read as they import (``PYTHONPATH``, thread counts) starts a
+fresh interpreter instead.
 
 The server listens on a Unix socket; a request is one datagram (JSON: argv, cwd, env) with
 the child's stdin, stdout and stderr as file descriptors, and the answer is the child's pid,
@@ -17,11 +18,13 @@ then its exit status (``-N`` for signal N, as :mod:`subprocess` says it).
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import io
 import json
 import os
 import runpy
+import shutil
 import signal
 import socket
 import subprocess
@@ -148,6 +151,7 @@ class _Server:
         with self._lock:
             if self._proc is None or self._proc.poll() is not None:
                 folder = tempfile.mkdtemp(prefix="so-cli-")
+                atexit.register(shutil.rmtree, folder, ignore_errors=True)
                 self._path = os.path.join(folder, "socket")
                 self._proc = subprocess.Popen(
                     [sys.executable, "-c", f"from tests.forked_cli import serve; serve({self._path!r})"],
