@@ -226,8 +226,10 @@ def training_memory(spec: ExperimentSpec, data: Dataset, params: Mapping[str, An
     size = max(spec.sizes.resolve(data.pool_size))
     batch = spec.batch_size_for(size, params)
     eval_batch = min(spec.trainer.eval_batch_size, CPU_EVAL_BATCH) if eval_on_cpu else spec.trainer.eval_batch_size
-    n_params, saved_1, largest_1 = _saved_for_backward(spec, data, params, 1)
-    _, saved_2, largest_2 = _saved_for_backward(spec, data, params, 2)
+    model, device = _probe_model(spec, data, params)
+    n_params = sum(p.numel() for p in model.parameters())
+    saved_1, largest_1 = _saved_for_backward(model, data.input_shape, 1, device)
+    saved_2, largest_2 = _saved_for_backward(model, data.input_shape, 2, device)
     # Per example: the difference of two batch sizes leaves out what does not grow with the batch.
     per_example, largest = saved_2 - saved_1, largest_2 - largest_1
     activations = max(per_example * batch + 2 * largest * batch, 2 * largest * eval_batch)
@@ -235,30 +237,33 @@ def training_memory(spec: ExperimentSpec, data: Dataset, params: Mapping[str, An
     return 20 * n_params + activations + 2 * inputs
 
 
-def _saved_for_backward(spec: ExperimentSpec, data: Dataset, params: Mapping[str, Any], batch: int) -> tuple[int, int, int]:
-    """(parameters, bytes saved for the backward pass, the largest saved tensor) of one ``batch``.
+def _probe_model(spec: ExperimentSpec, data: Dataset, params: Mapping[str, Any]) -> tuple[torch.nn.Module, str]:
+    """The model with ``params``, and the device its memory is measured on.
 
-    The model is built on the meta device, which allocates nothing. A small one
-    then runs on the CPU instead: the bytes are the same, and PyTorch's meta
-    kernels import its compiler on first use, seconds of every ``create``.
+    It is built on the meta device, which allocates nothing. A small one is
+    built again on the CPU: the bytes saved for backward are the same there, and
+    PyTorch's meta kernels import its compiler on first use, seconds of every ``create``.
     """
     with torch.device("meta"):
         model = build_model(spec.model, data.input_shape, data.num_classes, params)
-    device = "meta"
     if sum(p.numel() for p in model.parameters()) <= _CPU_PROBE_PARAMS and math.prod(data.input_shape) <= _CPU_PROBE_INPUT:
-        device = "cpu"
-        model = build_model(spec.model, data.input_shape, data.num_classes, params)
+        return build_model(spec.model, data.input_shape, data.num_classes, params), "cpu"
+    return model, "meta"
+
+
+def _saved_for_backward(model: torch.nn.Module, input_shape: tuple[int, ...], batch: int, device: str) -> tuple[int, int]:
+    """(bytes saved for the backward pass, the largest saved tensor) of one ``batch`` through ``model`` on ``device``."""
     sizes: dict[int, int] = {}
 
     def pack(tensor: torch.Tensor) -> torch.Tensor:
         sizes[id(tensor)] = tensor.numel() * tensor.element_size()
         return tensor
 
-    x = torch.zeros((batch, *data.input_shape), device=device)
+    x = torch.zeros((batch, *input_shape), device=device)
     y = torch.zeros(batch, dtype=torch.long, device=device)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         F.cross_entropy(model(x), y)
-    return sum(p.numel() for p in model.parameters()), sum(sizes.values()), max(sizes.values(), default=0)
+    return sum(sizes.values()), max(sizes.values(), default=0)
 
 
 def worker_memory(device: torch.device, workers: int = 1) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import textwrap
 import uuid
 from pathlib import Path
@@ -135,22 +134,8 @@ def tiny_digits(tmp_path: Path):
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run ``scaling-optuna ARGS`` as a user would, in a process of its own.
-
-    The process is forked from one that has imported the package already (:mod:`tests.forked_cli`),
-    unless ``env`` changes what a fresh interpreter would read as it starts.
-    """
-    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    if not forked_cli.needs_fresh_interpreter(full_env):
-        return forked_cli.run(list(args), cwd=cwd, env=full_env, timeout=timeout)
-    return subprocess.run(
-        [sys.executable, "-m", "scaling_optuna", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
+    """Run ``scaling-optuna ARGS`` as a user would, in a process of its own (:func:`tests.forked_cli.run`)."""
+    return forked_cli.run(list(args), cwd=cwd, env=env, timeout=timeout)
 
 
 def admin_connect():

@@ -257,32 +257,11 @@ class ForkedProcess:
         with getattr(self, name) as pipe:
             self._read[name] = pipe.read()
 
-    def __enter__(self) -> "ForkedProcess":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for pipe in (self.stdout, self.stderr):
-            if pipe is not None and not self._readers:
-                pipe.close()
-        self.wait()
-
 
 def needs_fresh_interpreter(env: dict[str, str]) -> bool:
     """Whether ``env`` sets something the server's interpreter read differently as it imported."""
     keys = {key for key in {*env, *os.environ} if key.startswith(_READ_AT_IMPORT)}
     return any(env.get(key) != os.environ.get(key) for key in keys if key != "PYTHONUNBUFFERED")
-
-
-def run(args: list[str], *, cwd: Path | str | None, env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    """``subprocess.run([python, -m, scaling_optuna, *args], capture_output=True, text=True)``, forked."""
-    process = ForkedProcess(args, cwd=cwd, env=env)
-    try:
-        out, err = process.communicate(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        raise
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def start(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
@@ -293,3 +272,16 @@ def start(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str]
         return subprocess.Popen([sys.executable, "-m", "scaling_optuna", *args], cwd=cwd, env=full_env,
                                 stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL, text=True)
     return ForkedProcess(args, cwd=cwd, env=full_env, stdout=stdout, stderr=stderr)
+
+
+def run(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
+        timeout: float | None = None) -> subprocess.CompletedProcess:
+    """``subprocess.run([python, -m, scaling_optuna, *args], capture_output=True, text=True, ...)``, forked where it can be."""
+    process = start(args, cwd=cwd, env=env)
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)

@@ -219,8 +219,8 @@ def test_grace_not_longer_than_heartbeat_is_a_usage_error(spec):
     assert "grace period 5 s must be longer than the heartbeat interval 5 s" in done.stderr
 
 
-def test_proxy_in_front_of_a_proxy_is_a_usage_error():
-    os.environ.pop("SCALING_OPTUNA_STORAGE", None)  # (pytest's monkeypatch would put a value back; none is set here)
+def test_proxy_in_front_of_a_proxy_is_a_usage_error(monkeypatch):
+    monkeypatch.delenv("SCALING_OPTUNA_STORAGE", raising=False)
     done = run_cli("proxy", "--storage", "grpc://127.0.0.1:13000", timeout=60)
     assert done.returncode == 2
     assert done.stderr.startswith("error: the proxy serves a database, not another proxy") and done.stderr.count("\n") == 1
