@@ -69,6 +69,28 @@ repeats = 0
 NO_REMEASURE = "[remeasure]\nrepeats = 0\n"
 
 
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto``: two test processes per core. Most tests spend much of their time waiting (for a
+    worker process, a heartbeat, a grace period, a database), so a second process per core keeps
+    the cores busy meanwhile."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return 2 * cores
+
+
+# The longest tests first, so that none is left to start near the end, with the other test
+# processes idle; the rest keep the order they were collected in.
+LONGEST_FIRST = ("tests/test_readme.py", "tests/test_multihost.py")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    def rank(item) -> int:
+        if item.nodeid.startswith(LONGEST_FIRST) and item.get_closest_marker("slow"):
+            return 0
+        return 1 if item.get_closest_marker("slow") else 2
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(autouse=True)
 def _forget_passwords():
     """Each test starts with the passwords remembered before it: one that tried a password such as

@@ -7,7 +7,8 @@ SQLAlchemy, scipy: 2-3 CPU-seconds) was most of the suite's time. A server, one 
 process, imports those modules once and forks a child per call. Nothing but imports has
 run in it (no torch thread pool, no store, no logging set up), so a child starts as a fresh
 ``python -m scaling_optuna`` would, less the imports: it runs the package's own
-``__main__`` and ends the way that interpreter would, finalizing. A call whose environment
+``__main__`` and ends as that interpreter would, as far as anything outside the process can
+tell (:func:`_finalize`). A call whose environment
 changes what Python or torch read as they import (``PYTHONPATH``, thread counts) starts a
 fresh interpreter instead.
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import gc
 import io
 import json
 import os
@@ -60,6 +62,10 @@ def serve(path: str) -> None:
 
     for name in _PRELOAD:
         importlib.import_module(name)
+    # What the imports made stays out of the collector's sight from here on: a child's collections,
+    # the last one as it exits above all, would otherwise visit (and so copy, page by page, from
+    # this process) the whole heap of torch and the other modules: over a CPU-second a command.
+    gc.freeze()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     listener.bind(path)
     listener.listen(16)
@@ -92,9 +98,7 @@ def _report_exit(conn: socket.socket, pid: int) -> None:
 def _child(request: dict, fds: list[int]) -> None:
     """Become ``python -m scaling_optuna ARGV`` in ``cwd`` with ``env``; never returns.
 
-    The child ends as the command's own interpreter would: ``SystemExit`` leaves the
-    server's frames and the interpreter finalizes (threads joined, ``atexit``, objects
-    such as database connections closed: SQLite folds its write-ahead log back then).
+    The child ends as the command's own interpreter would (:func:`_finalize`).
     """
     try:
         for target, fd in zip((0, 1, 2), fds):
@@ -115,7 +119,36 @@ def _child(request: dict, fds: list[int]) -> None:
     except BaseException:
         traceback.print_exc()
         os._exit(1)
-    raise SystemExit(_run_main())
+    _finalize(_run_main())
+
+
+def _finalize(code: int) -> None:
+    """End the child as its interpreter's finalization would, as far as anyone can observe: the
+    command's threads joined, ``atexit`` run, what it made freed (database connections closed:
+    SQLite folds its write-ahead log back then), the streams flushed.
+
+    The rest of finalization, tearing down every module, is left out: it changes nothing outside
+    the process, and it writes to every object the imports made, so that the kernel copies most of
+    the server's memory into the child first (a third of a CPU-second a command). What the command
+    left in the package's own caches (an engine per database) is freed as teardown would free it.
+    """
+    try:
+        threading._shutdown()
+        import atexit
+
+        atexit._run_exitfuncs()
+        for name, module in list(sys.modules.items()):
+            if name.startswith("scaling_optuna"):
+                for value in list(vars(module).values()):
+                    if callable(getattr(value, "cache_clear", None)):
+                        value.cache_clear()
+        gc.collect()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+    except BaseException:
+        traceback.print_exc()
+        code = code or 1
+    os._exit(code)
 
 
 def _text_stream(fd: int, errors: str) -> io.TextIOWrapper:
