@@ -10,8 +10,8 @@ import uuid
 from pathlib import Path
 
 # One torch thread per test process, and per process a test starts (a command sets its own with
-# --threads): the suite runs a process per core, and OpenMP threads beyond the cores spin at their
-# barriers against each other and against whatever else shares the machine.
+# --threads): the suite runs two processes per core, and OpenMP threads beyond the cores spin at
+# their barriers against each other and against whatever else shares the machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
@@ -69,16 +69,20 @@ repeats = 0
 NO_REMEASURE = "[remeasure]\nrepeats = 0\n"
 
 
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config) -> int:
-    """``-n auto``: two test processes per core. Most tests spend much of their time waiting (for a
-    worker process, a heartbeat, a grace period, a database), so a second process per core keeps
-    the cores busy meanwhile."""
+    """``-n auto``: two test processes per core (``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides
+    where set). Most tests spend much of their time waiting (for a worker process, a heartbeat, a
+    grace period, a database), so a second process per core keeps the cores busy meanwhile."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "").isdigit():
+        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return 2 * cores
 
 
-# The longest tests first, so that none is left to start near the end, with the other test
-# processes idle; the rest keep the order they were collected in.
+# The longest tests first (the README run, the multi-host test, then the other slow ones), so that
+# none is left to start near the end with the other test processes idle; within each group the
+# tests keep the order they were collected in.
 LONGEST_FIRST = ("tests/test_readme.py", "tests/test_multihost.py")
 
 
