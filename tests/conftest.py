@@ -88,9 +88,9 @@ LONGEST_FIRST = ("tests/test_readme.py", "tests/test_multihost.py")
 
 def pytest_collection_modifyitems(config, items) -> None:
     def rank(item) -> int:
-        if item.nodeid.startswith(LONGEST_FIRST) and item.get_closest_marker("slow"):
-            return 0
-        return 1 if item.get_closest_marker("slow") else 2
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 0 if item.nodeid.startswith(LONGEST_FIRST) else 1
 
     items.sort(key=rank)
 

@@ -134,8 +134,6 @@ def _finalize(code: int) -> None:
     Each step runs whatever the one before it raised (a signal during the join, say), and the exit
     status stays the command's, as the interpreter's "Exception ignored" does.
     """
-    import atexit
-
     for step in (threading._shutdown, atexit._run_exitfuncs, _clear_package_caches, gc.collect,
                  sys.stdout.flush, sys.stderr.flush):
         try:
